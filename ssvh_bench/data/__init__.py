@@ -1,0 +1,6 @@
+"""Data containers shared by every dataset plugin and method."""
+
+from .features import ArrayFeatures, VideoFeatures, as_video_features
+from .splits import DatasetSplits
+
+__all__ = ["ArrayFeatures", "DatasetSplits", "VideoFeatures", "as_video_features"]

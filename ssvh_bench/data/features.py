@@ -1,0 +1,82 @@
+"""VideoFeatures: the one way methods see videos (N videos x T frames x D features, float32).
+
+Methods never open files: they read batches through this interface, so the same method code works on an
+in-memory synthetic array and on an out-of-core HDF5 file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import DataError
+
+
+class VideoFeatures(ABC):
+    """A read-only collection of frame-feature sequences of equal length."""
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, int, int]:
+        """(n_videos, n_frames, feature_dim)."""
+
+    @abstractmethod
+    def read(self, indices: np.ndarray | slice) -> np.ndarray:
+        """Features of the given videos as float32 [n, T, D], in the order asked for."""
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[1]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.shape[2]
+
+    def iter_batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (indices, features[n, T, D]) batches; shuffled order is a function of ``seed``."""
+        n = len(self)
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            index = order[start : start + batch_size]
+            yield index, self.read(index)
+
+    def pooled(self, batch_size: int = 1024) -> np.ndarray:
+        """Frame-mean features [N, D] (float32), computed a batch at a time."""
+        out = np.empty((len(self), self.feature_dim), dtype=np.float32)
+        for start in range(0, len(self), batch_size):
+            out[start : start + batch_size] = self.read(slice(start, start + batch_size)).mean(axis=1)
+        return out
+
+
+class ArrayFeatures(VideoFeatures):
+    """Features held in memory as a float32 array [N, T, D]."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        array = np.asarray(array)
+        if array.ndim != 3:
+            raise DataError(f"video features must be 3-D [videos, frames, dim], got shape {array.shape}")
+        self.array = np.ascontiguousarray(array, dtype=np.float32)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    def read(self, indices: np.ndarray | slice) -> np.ndarray:
+        return self.array[indices]
+
+
+def as_video_features(videos: VideoFeatures | np.ndarray) -> VideoFeatures:
+    return videos if isinstance(videos, VideoFeatures) else ArrayFeatures(videos)

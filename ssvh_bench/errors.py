@@ -1,0 +1,20 @@
+"""User-facing errors: the CLI prints these as one line and exits non-zero, without a traceback."""
+
+
+class SsvhBenchError(Exception):
+    """Base class for every error caused by the user's input rather than by a bug."""
+
+
+class UnknownNameError(SsvhBenchError, KeyError):
+    """A method or dataset name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigError(SsvhBenchError, ValueError):
+    """A parameter out of range or of the wrong type."""
+
+
+class DataError(SsvhBenchError, ValueError):
+    """Features, labels or codes that cannot be used (missing, mismatched, NaN...)."""

@@ -1,0 +1,74 @@
+"""The method contract every hashing method implements (sklearn-like).
+
+``__init__`` stores hyper-parameters only (their defaults are what ``ssvh-bench list`` shows and what the
+run id hashes); ``fit`` learns from unlabelled training videos and returns self; ``encode`` maps videos to
+int8 codes in {-1, 0, +1} of shape [N, bits] (the engine packs them, see ``ssvh_bench.codes``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .codes import check_bits
+from .data import VideoFeatures, as_video_features
+from .registry import signature_defaults
+
+
+class HashingMethod(ABC):
+    family: ClassVar[str]
+
+    bits: int
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters with their current values (feeds the run id)."""
+        return {name: getattr(self, name) for name in signature_defaults(type(self))}
+
+    @abstractmethod
+    def fit(
+        self,
+        train: VideoFeatures,
+        *,
+        bits: int,
+        seed: int,
+        device: str = "cpu",
+        progress: bool = False,
+    ) -> "HashingMethod":
+        """Learn from the training videos (labels are never given)."""
+
+    @abstractmethod
+    def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
+        """int8 codes in {-1, 0, +1}, shape [N, bits]."""
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of learned scalars (0 for data-independent methods)."""
+        return 0
+
+
+class ShallowMethod(HashingMethod):
+    """A method that hashes frame-mean ("pooled") features with a closed-form or few-iteration model.
+
+    Subclasses implement ``_fit_pooled`` (learn from [N, D] features) and ``_project`` (real-valued
+    projections [N, bits], thresholded at 0 here). A projection of exactly 0 maps to +1: shallow codes
+    are purely binary.
+    """
+
+    family = "shallow"
+
+    def fit(self, train, *, bits, seed, device="cpu", progress=False):
+        self.bits = check_bits(bits)
+        self._fit_pooled(train.pooled().astype(np.float64), bits, np.random.default_rng(seed))
+        return self
+
+    def encode(self, videos):
+        projections = self._project(as_video_features(videos).pooled().astype(np.float64))
+        return np.where(projections >= 0, np.int8(1), np.int8(-1))
+
+    @abstractmethod
+    def _fit_pooled(self, pooled: np.ndarray, bits: int, rng: np.random.Generator) -> None: ...
+
+    @abstractmethod
+    def _project(self, pooled: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,1 @@
+"""Shared neural building blocks: transformer blocks, binarisers, contrastive losses."""
