@@ -1,7 +1,7 @@
 """ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
 
 from .codes import PackedCodes, pack_codes, strict_codes
-from .data import ArrayFeatures, DatasetSplits, VideoFeatures
+from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
 from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
 from .registry import dataset_registry, method_registry, register_dataset, register_method
@@ -12,6 +12,7 @@ __all__ = [
     "ArrayFeatures",
     "ConfigError",
     "DataError",
+    "Dataset",
     "DatasetSplits",
     "HashingMethod",
     "PackedCodes",

@@ -1,0 +1,27 @@
+"""The dataset plugin contract."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..registry import signature_defaults
+from .splits import DatasetSplits
+
+
+class Dataset(ABC):
+    """A dataset plugin: ``__init__`` stores parameters only, ``load`` builds the splits.
+
+    ``needs_data_root`` is True for datasets read from user-supplied files (``--data-root``); the embedded
+    synthetic dataset generates its splits and ignores the root.
+    """
+
+    needs_data_root: ClassVar[bool] = False
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in signature_defaults(type(self))}
+
+    @abstractmethod
+    def load(self, data_root: Path | None = None) -> DatasetSplits:
+        """Return the training, database and (optional) query splits with labels."""
