@@ -8,6 +8,7 @@ int8 codes in {-1, 0, +1} of shape [N, bits] (the engine packs them, see ``ssvh_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,8 +36,13 @@ class HashingMethod(ABC):
         seed: int,
         device: str = "cpu",
         progress: bool = False,
+        workdir: Path | None = None,
     ) -> "HashingMethod":
-        """Learn from the training videos (labels are never given)."""
+        """Learn from the training videos (labels are never given).
+
+        ``workdir`` is the run folder: methods that train for long keep checkpoints and history there so an
+        interrupted run can resume.
+        """
 
     @abstractmethod
     def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
@@ -58,7 +64,7 @@ class ShallowMethod(HashingMethod):
 
     family = "shallow"
 
-    def fit(self, train, *, bits, seed, device="cpu", progress=False):
+    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None):
         self.bits = check_bits(bits)
         self._fit_pooled(train.pooled().astype(np.float64), bits, np.random.default_rng(seed))
         return self

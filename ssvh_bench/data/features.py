@@ -53,6 +53,14 @@ class VideoFeatures(ABC):
             index = order[start : start + batch_size]
             yield index, self.read(index)
 
+    def check_finite(self, what: str, batch_size: int = 1024) -> None:
+        """Raise DataError if any feature is NaN or infinite (file-backed splits may check a sample)."""
+        for start in range(0, len(self), batch_size):
+            block = self.read(slice(start, start + batch_size))
+            if not np.isfinite(block).all():
+                bad = start + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0])
+                raise DataError(f"{what} contain NaN or inf (first at video {bad})")
+
     def pooled(self, batch_size: int = 1024) -> np.ndarray:
         """Frame-mean features [N, D] (float32), computed a batch at a time."""
         out = np.empty((len(self), self.feature_dim), dtype=np.float32)

@@ -1,0 +1,187 @@
+"""The ``ssvh-bench`` command line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import results
+from .config import make_specs, parse_assignments, parse_list
+from .errors import SsvhBenchError
+from .metrics import DEFAULT_KS, evaluate
+from .registry import Registry, dataset_registry, method_registry
+from .runner import DatasetCache, execute_run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark self-supervised video hashing methods under the published protocol.")
+console = Console()
+errors = Console(stderr=True)
+
+TABLE_KS = (5, 20, 40, 100)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Report input errors as one line and exit 2; genuine bugs still show their traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SsvhBenchError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+ResultsDir = typer.Option(None, "--results-dir", help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
+
+
+@app.command("list")
+@user_errors
+def list_command(
+    what: str = typer.Argument("all", help="methods, datasets or all"),
+    pattern: str = typer.Option("*", "--pattern", "-p", help="Shell-style name filter, e.g. 'i*'."),
+) -> None:
+    """List registered methods and datasets with their family, description and defaults."""
+    kinds = {"methods": [method_registry], "datasets": [dataset_registry], "all": [method_registry, dataset_registry]}
+    if what not in kinds:
+        raise SsvhBenchError(f"list takes methods, datasets or all, not {what!r}")
+    for registry in kinds[what]:
+        console.print(_registry_table(registry, pattern))
+
+
+def _registry_table(registry: Registry, pattern: str) -> Table:
+    table = Table(title=f"{registry.kind}s", title_justify="left")
+    for column in ("name", "family", "description", "defaults"):
+        table.add_column(column, overflow="fold")
+    for entry in registry.list(pattern):
+        defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
+        table.add_row(entry.name, entry.family or "", entry.description, defaults)
+    return table
+
+
+@app.command()
+@user_errors
+def run(
+    method: str = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
+    bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
+    seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
+    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each)."),
+    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    results_dir: Optional[Path] = ResultsDir,
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
+    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+) -> None:
+    """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
+    dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
+    specs = make_specs(
+        [m.strip() for m in method.split(",") if m.strip()],
+        dataset,
+        parse_list(bits, option="--bits"),
+        parse_list(seed, option="--seed"),
+        parse_assignments(set_),
+        dataset_overrides,
+    )
+    execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
+                device=device, force=force)
+
+
+def execute_all(specs: list, *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
+    cache = DatasetCache(data_root)
+    done = skipped = 0
+    for number, spec in enumerate(specs, 1):
+        label = f"[{number}/{len(specs)}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+        if spec.overrides:
+            label += f" ({results.format_overrides(spec.overrides)})"
+        console.print(label, highlight=False)
+        outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, force=force,
+                              progress=sys.stderr.isatty())
+        summary = "  ".join(f"map@{k}={outcome.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
+        if outcome.skipped:
+            skipped += 1
+            console.print(f"    finished before, skipped (--force redoes it): {summary}", highlight=False)
+        else:
+            done += 1
+            console.print(f"    {summary}  train {outcome.metrics['train_seconds']:.1f}s", highlight=False)
+    console.print(f"{done} run(s) done, {skipped} skipped; run folders under {Path(results_dir) / 'runs'}",
+                  highlight=False)
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    codes: Path = typer.Argument(..., help="A run folder or a codes.npz written by a run."),
+    ks: str = typer.Option(",".join(map(str, DEFAULT_KS)), "--k", help="Cut-offs, comma-separated."),
+    normalizer: str = typer.Option("k", "--normalizer", help="AP@K divisor: k (reference) or hits."),
+    strict: bool = typer.Option(False, "--strict", help="Map code 0 to +1 (purely binary codes)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the metrics as JSON here."),
+) -> None:
+    """Recompute the protocol's metrics from saved codes, without retraining."""
+    saved = results.load_codes(codes)
+    query_shared = saved["query"] is None
+    metrics = evaluate(
+        saved["database"] if query_shared else saved["query"],
+        saved["database"],
+        saved["database_labels"] if query_shared else saved["query_labels"],
+        saved["database_labels"],
+        ks=parse_list(ks, option="--k"),
+        normalizer=normalizer,
+        strict=strict,
+    )
+    table = Table("metric", "value")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    if output is not None:
+        results.write_json(output, metrics)
+        console.print(f"metrics written to {output}", highlight=False)
+
+
+@app.command()
+@user_errors
+def leaderboard(
+    results_dir: Optional[Path] = ResultsDir,
+    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the printed table."),
+) -> None:
+    """Write leaderboard.csv (one row per finished run) and print mean ± std over seeds."""
+    results_dir = results_dir or results.default_results_dir()
+    frame = results.leaderboard_frame(results_dir)
+    if frame.empty:
+        raise SsvhBenchError(f"no finished runs under {Path(results_dir) / 'runs'}; start one with ssvh-bench run")
+    path = Path(results_dir) / results.LEADERBOARD_FILE
+    with results.atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    columns = [f"map@{k}" for k in parse_list(ks, option="--k")]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SsvhBenchError(f"the runs have no {', '.join(missing)}; available: {[c for c in frame if c.startswith('map@')]}")
+    table = Table(title="mAP@K, mean ± std over seeds", title_justify="left")
+    for column in ("dataset", "method", "bits", "overrides", "seeds", *columns):
+        table.add_column(column)
+    for row in results.aggregate(frame, columns).to_dict("records"):
+        cells = [_mean_std(row[f"{c}_mean"], row[f"{c}_std"]) for c in columns]
+        table.add_row(row["dataset"], row["method"], str(row["bits"]), row["overrides"], str(row["n_seeds"]), *cells)
+    console.print(table)
+    console.print(f"{len(frame)} run(s) written to {path}", highlight=False)
+
+
+def _mean_std(mean: float, std: float) -> str:
+    return f"{mean:.4f}" if std != std else f"{mean:.4f} ± {std:.4f}"  # std is NaN for one seed
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

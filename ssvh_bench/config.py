@@ -1,0 +1,155 @@
+"""Run specifications: what a run is, resolved to concrete values, and the stable id derived from it."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .codes import check_bits
+from .errors import ConfigError
+from .registry import Entry, dataset_registry, method_registry
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a method with resolved hyper-parameters on a dataset, at one code length and seed.
+
+    ``overrides`` keeps what the user changed from the defaults (shown in leaderboards); the run id hashes
+    the fully resolved parameters, so passing a default explicitly yields the same run.
+    """
+
+    method: str
+    dataset: str
+    bits: int
+    seed: int
+    method_params: dict[str, Any] = field(default_factory=dict)
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        identity = {
+            "method": self.method,
+            "dataset": self.dataset,
+            "bits": self.bits,
+            "seed": self.seed,
+            "method_params": self.method_params,
+            "dataset_params": self.dataset_params,
+        }
+        digest = hashlib.sha1(canonical_json(identity).encode()).hexdigest()
+        return f"seed{self.seed}-{digest[:10]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "dataset": self.dataset,
+            "bits": self.bits,
+            "seed": self.seed,
+            "method_params": self.method_params,
+            "dataset_params": self.dataset_params,
+            "overrides": self.overrides,
+            "run_id": self.run_id,
+        }
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def parse_value(text: str) -> Any:
+    """Parse one command-line value: numbers, booleans, None and quoted strings; anything else is a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text.strip()
+
+
+def parse_assignments(items: Iterable[str], *, option: str = "--set") -> dict[str, list[Any]]:
+    """Parse ``key=v1,v2`` strings into ``{key: [v1, v2]}`` (a single value is a one-item list)."""
+    parsed: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{option} expects key=value, got {item!r}")
+        parsed[key.strip()] = [parse_value(v) for v in value.split(",")]
+    return parsed
+
+
+def parse_list(text: str, *, option: str, cast: type = int) -> list[Any]:
+    try:
+        return [cast(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{option} expects a comma-separated list, got {text!r}") from None
+
+
+def expand_grid(choices: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product of ``{key: [values]}`` as a list of ``{key: value}`` (one empty dict if none)."""
+    keys = list(choices)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(choices[k] for k in keys))]
+
+
+def resolve_params(entry: Entry, overrides: Mapping[str, Any], *, dataset: str | None = None) -> dict[str, Any]:
+    """Signature defaults, then the plugin's per-dataset defaults, then the user's overrides (type-checked)."""
+    defaults = entry.defaults
+    per_dataset = getattr(entry.factory, "dataset_defaults", {}).get(dataset, {}) if dataset else {}
+    resolved = {**defaults, **per_dataset}
+    for key, value in overrides.items():
+        if key not in defaults:
+            raise ConfigError(f"{entry.name} has no parameter {key!r}; known: {', '.join(sorted(defaults))}")
+        resolved[key] = _coerce(entry.name, key, value, defaults[key])
+    return resolved
+
+
+def _coerce(owner: str, key: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    expected = type(default)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    elif expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    elif expected in (str, tuple, list) and isinstance(value, expected):
+        return value
+    elif expected not in (bool, int, float, str, tuple, list):
+        return value
+    raise ConfigError(f"{owner}: {key} expects {expected.__name__}, got {value!r}")
+
+
+def make_specs(
+    methods: Iterable[str],
+    dataset: str,
+    bits: Iterable[int],
+    seeds: Iterable[int],
+    method_overrides: Mapping[str, list[Any]] | None = None,
+    dataset_overrides: Mapping[str, Any] | None = None,
+) -> list[RunSpec]:
+    """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params)."""
+    dataset_entry = dataset_registry.get(dataset)
+    dataset_overrides = dict(dataset_overrides or {})
+    dataset_params = resolve_params(dataset_entry, dataset_overrides)
+    bits = [check_bits(b) for b in bits]
+    seeds = list(seeds)
+    specs = []
+    for method in methods:
+        entry = method_registry.get(method)
+        for overrides in expand_grid(dict(method_overrides or {})):
+            params = resolve_params(entry, overrides, dataset=dataset)
+            for b, seed in itertools.product(bits, seeds):
+                specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
+                                     {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}}))
+    return specs

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssvh_bench import pack_codes, results
+from ssvh_bench.config import RunSpec
+
+
+def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    results.write_json(target, {"map@5": 0.5})
+    with pytest.raises(RuntimeError):
+        with results.atomic_path(target) as tmp:
+            tmp.write_text("{half")
+            raise RuntimeError("crash mid-write")
+    assert results.read_json(target) == {"map@5": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_codes_round_trip_with_zeros_and_shared_query(tmp_path):
+    rng = np.random.default_rng(0)
+    database = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(7, 24))
+    labels = rng.random((7, 5)) > 0.5
+    results.save_codes(tmp_path / "codes.npz", pack_codes(database), labels)
+    loaded = results.load_codes(tmp_path)
+    assert loaded["query"] is None and loaded["query_labels"] is None
+    np.testing.assert_array_equal(loaded["database"].unpack(), database)
+    np.testing.assert_array_equal(loaded["database_labels"], labels)
+
+
+def test_codes_round_trip_binary_with_query(tmp_path):
+    rng = np.random.default_rng(1)
+    database = rng.choice(np.array([-1, 1], dtype=np.int8), size=(6, 16))
+    query = rng.choice(np.array([-1, 1], dtype=np.int8), size=(3, 16))
+    results.save_codes(tmp_path / "c.npz", pack_codes(database), np.eye(6)[:, :4], pack_codes(query), np.eye(3, 4))
+    loaded = results.load_codes(tmp_path / "c.npz")
+    assert loaded["database"].nonzero is None
+    np.testing.assert_array_equal(loaded["query"].unpack(), query)
+    np.testing.assert_array_equal(loaded["query_labels"], np.eye(3, 4, dtype=bool))
+
+
+def write_run(root, method, seed, value, bits=16):
+    spec = RunSpec(method, "synthetic", bits, seed)
+    folder = results.run_dir(root, spec)
+    results.write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
+    results.write_json(folder / results.METRICS_FILE, {"map@5": value, "map@10": value / 2, "p@5": value,
+                                                       "train_seconds": 1.0, "encode_ms_per_video": 0.1,
+                                                       "n_params": 3, "pr_curve": {"radius": [0]}})
+    return folder
+
+
+def test_leaderboard_rows_columns_and_aggregate(tmp_path):
+    write_run(tmp_path, "itq", 0, 0.6)
+    write_run(tmp_path, "itq", 1, 0.8)
+    write_run(tmp_path, "lsh", 0, 0.4)
+    unfinished = results.run_dir(tmp_path, RunSpec("sh", "synthetic", 16, 0))
+    results.write_json(unfinished / results.CONFIG_FILE, {})
+    frame = results.leaderboard_frame(tmp_path)
+    assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
+                                   "train_seconds", "encode_ms_per_video", "n_params", "device", "run_id"]
+    assert sorted(frame["method"]) == ["itq", "itq", "lsh"]
+    table = results.aggregate(frame, ["map@5"]).set_index("method")
+    assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)
+    assert table.loc["itq", "map@5_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
+    assert table.loc["itq", "n_seeds"] == 2 and table.loc["lsh", "n_seeds"] == 1
