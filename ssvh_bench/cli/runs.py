@@ -1,46 +1,23 @@
-"""The ``ssvh-bench`` command line."""
+"""Commands about runs: list plugins, run, evaluate saved codes, leaderboard."""
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from . import results
-from .config import make_specs, parse_assignments, parse_list
-from .errors import SsvhBenchError
-from .metrics import DEFAULT_KS, evaluate
-from .registry import Registry, dataset_registry, method_registry
-from .runner import DatasetCache, execute_run
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Benchmark self-supervised video hashing methods under the published protocol.")
-console = Console()
-errors = Console(stderr=True)
+from .. import results
+from ..config import make_specs, parse_assignments, parse_list
+from ..errors import SsvhBenchError
+from ..metrics import DEFAULT_KS, evaluate
+from ..registry import Registry, dataset_registry, method_registry
+from ..runner import DatasetCache, execute_run
+from .app import ResultsDir, app, console, user_errors
 
 TABLE_KS = (5, 20, 40, 100)
-
-
-def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Report input errors as one line and exit 2; genuine bugs still show their traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except SsvhBenchError as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-ResultsDir = typer.Option(None, "--results-dir", help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
 
 
 @app.command("list")
@@ -177,11 +154,3 @@ def leaderboard(
 
 def _mean_std(mean: float, std: float) -> str:
     return f"{mean:.4f}" if std != std else f"{mean:.4f} ± {std:.4f}"  # std is NaN for one seed
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -1,0 +1,34 @@
+"""The typer application shared by every command module, and how commands report input errors."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from ..errors import SsvhBenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark self-supervised video hashing methods under the published protocol.")
+console = Console()
+errors = Console(stderr=True)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Report input errors as one line and exit 2; genuine bugs still show their traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except SsvhBenchError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+ResultsDir = typer.Option(None, "--results-dir",
+                          help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
