@@ -37,11 +37,13 @@ class HashingMethod(ABC):
         device: str = "cpu",
         progress: bool = False,
         workdir: Path | None = None,
+        cache_dir: Path | None = None,
     ) -> "HashingMethod":
         """Learn from the training videos (labels are never given).
 
         ``workdir`` is the run folder: methods that train for long keep checkpoints and history there so an
-        interrupted run can resume.
+        interrupted run can resume. ``cache_dir`` holds artefacts shared between runs (two-stage methods
+        keep their stage-1 pseudo-neighbourhoods there, keyed by their inputs).
         """
 
     @abstractmethod
@@ -64,7 +66,7 @@ class ShallowMethod(HashingMethod):
 
     family = "shallow"
 
-    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None):
+    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None):
         self.bits = check_bits(bits)
         self._fit_pooled(train.pooled().astype(np.float64), bits, np.random.default_rng(seed))
         return self

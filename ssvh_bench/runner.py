@@ -78,7 +78,8 @@ def execute_run(
 
     method = method_registry.create(spec.method, **spec.method_params)
     started = time.perf_counter()
-    method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder)
+    method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
+               cache_dir=Path(results_dir) / "cache")
     train_seconds = time.perf_counter() - started
 
     started = time.perf_counter()

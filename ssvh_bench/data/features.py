@@ -6,6 +6,7 @@ in-memory synthetic array and on an out-of-core HDF5 file.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
@@ -52,6 +53,13 @@ class VideoFeatures(ABC):
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
             yield index, self.read(index)
+
+    def fingerprint(self, n_samples: int = 16) -> str:
+        """A short content hash (shape plus evenly spaced videos), so cached artefacts follow their inputs."""
+        digest = hashlib.sha1(repr(self.shape).encode())
+        for index in np.unique(np.linspace(0, len(self) - 1, num=min(n_samples, len(self)), dtype=np.int64)):
+            digest.update(np.ascontiguousarray(self.read(np.array([index])), dtype=np.float32).tobytes())
+        return digest.hexdigest()[:16]
 
     def check_finite(self, what: str, batch_size: int = 1024) -> None:
         """Raise DataError if any feature is NaN or infinite (file-backed splits may check a sample)."""
