@@ -4,6 +4,7 @@ from .codes import PackedCodes, pack_codes, strict_codes
 from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
 from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
+from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 
 __version__ = "0.1.0"
@@ -21,6 +22,7 @@ __all__ = [
     "UnknownNameError",
     "VideoFeatures",
     "dataset_registry",
+    "fit_pca",
     "method_registry",
     "pack_codes",
     "register_dataset",
