@@ -1,8 +1,9 @@
 """The embedded ``synthetic`` dataset: videos with real temporal structure, generated from a seed in seconds.
 
 Each latent class is a family of smooth closed paths through a low-dimensional content space (a class centre
-plus a few Fourier harmonics; every class owns ``PATHS_PER_CLASS`` related paths). A video follows one path of
-its class for part of a period, with its own phase, speed and jittered harmonics (its "direction"). Frames
+plus a few Fourier harmonics; every class owns ``PATHS_PER_CLASS`` related paths; content directions have
+decaying scales so that, as with CNN features, the feature spectrum falls off gradually). A video follows one
+path of its class for part of a period, with its own phase, speed and jittered harmonics (its "direction"). Frames
 are rendered to ``feature_dim`` non-negative features by one fixed random map, ``relu(z @ W + b)``, where z
 joins the content point with a class-irrelevant style (one of ``N_STYLES`` styles shared by all classes, plus
 a per-video offset). ``difficulty`` scales every nuisance: style strength, harmonic jitter, per-frame noise
