@@ -3,8 +3,8 @@
 Each latent class is a family of smooth closed paths through a low-dimensional content space (a class centre
 plus a few Fourier harmonics; every class owns ``PATHS_PER_CLASS`` related paths; content directions have
 decaying scales so that, as with CNN features, the feature spectrum falls off gradually). A video follows one
-path of its class for part of a period, with its own phase, speed and jittered harmonics (its "direction"). Frames
-are rendered to ``feature_dim`` non-negative features by one fixed random map, ``relu(z @ W + b)``, where z
+path of its class for part of a period, with its own phase, speed and jittered harmonics (its "direction").
+Frames are rendered to ``feature_dim`` non-negative features by one fixed random map, ``relu(z @ W + b)``, where z
 joins the content point with a class-irrelevant style (one of ``N_STYLES`` styles shared by all classes, plus
 a per-video offset). ``difficulty`` scales every nuisance: style strength, harmonic jitter, per-frame noise
 and the rate of frame shuffles and duplications. With probability ``label_overlap`` a video blends in a
@@ -39,6 +39,8 @@ REORDER_RATE = 0.05  # per-frame probability of an adjacent swap, and of a dupli
 RENDER_BLOCK = 512  # videos rendered at once: bounds the temporary memory to a few [512, T, D] arrays
 
 _WORLD, _TRAIN, _DATABASE, _QUERY = range(4)
+# Higher harmonics get smaller amplitudes (and smaller jitter) so the paths stay smooth; shape [H, 1, 1].
+_HARMONIC_DECAY = 1.0 / np.arange(1, HARMONICS + 1)[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class SyntheticVideos(Dataset):
                 raise ConfigError(f"synthetic: {name} must be an integer >= {minimum}, got {value!r}")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"synthetic: seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("label_overlap", "difficulty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                raise ConfigError(f"synthetic: {name} must be a number, got {value!r}")
         if not 0.0 <= self.label_overlap <= 1.0:
             raise ConfigError(f"synthetic: label_overlap must be in [0, 1], got {self.label_overlap!r}")
         if not 0.0 <= self.difficulty < float("inf"):
@@ -109,15 +115,14 @@ class SyntheticVideos(Dataset):
         return np.random.default_rng([int(self.seed), stream])
 
     def _make_world(self, rng: np.random.Generator) -> _World:
-        # Higher harmonics get smaller amplitudes so the paths are smooth.
-        decay = 1.0 / np.arange(1, HARMONICS + 1)[:, None, None]
         centres = rng.normal(scale=CENTRE_SCALE, size=(self.n_classes, CONTENT_DIM))
-        class_harmonics = rng.normal(size=(self.n_classes, 1, HARMONICS, 2, CONTENT_DIM)) * decay
-        path_offsets = rng.normal(scale=PATH_SPREAD, size=(self.n_classes, PATHS_PER_CLASS, HARMONICS, 2, CONTENT_DIM))
+        class_harmonics = rng.normal(size=(self.n_classes, 1, HARMONICS, 2, CONTENT_DIM))
+        path_offsets = rng.normal(scale=PATH_SPREAD,
+                                  size=(self.n_classes, PATHS_PER_CLASS, HARMONICS, 2, CONTENT_DIM))
         latent = CONTENT_DIM + STYLE_DIM
         return _World(
             centres=centres,
-            path_harmonics=class_harmonics + path_offsets * decay,
+            path_harmonics=(class_harmonics + path_offsets) * _HARMONIC_DECAY,
             content_scale=1.0 / np.sqrt(1.0 + np.arange(CONTENT_DIM) / 4.0),
             styles=rng.normal(size=(N_STYLES, STYLE_DIM)),
             weights=rng.normal(scale=1.0 / np.sqrt(latent), size=(latent, self.feature_dim)),
@@ -131,12 +136,13 @@ class SyntheticVideos(Dataset):
         phase = rng.uniform(size=n)
         speed = rng.uniform(0.5, 1.0, size=n)  # fraction of the class period a clip covers
         harmonics = world.path_harmonics[classes, paths]  # [n, H, 2, L]
-        decay = 1.0 / np.arange(1, HARMONICS + 1)[:, None, None]
-        harmonics = harmonics + HARMONIC_JITTER * self.difficulty * decay * rng.normal(size=harmonics.shape)
+        jitter = HARMONIC_JITTER * self.difficulty * _HARMONIC_DECAY * rng.normal(size=harmonics.shape)
+        harmonics = harmonics + jitter
         time = phase[:, None] + speed[:, None] * np.linspace(0.0, 1.0, self.n_frames)  # [n, T]
         angle = 2 * np.pi * time[:, :, None] * np.arange(1, HARMONICS + 1)  # [n, T, H]
         basis = np.stack([np.cos(angle), np.sin(angle)], axis=-1)  # [n, T, H, 2]
-        return world.centres[classes][:, None, :] + np.einsum("nthj,nhjl->ntl", basis, harmonics) * world.content_scale
+        motion = np.einsum("nthj,nhjl->ntl", basis, harmonics) * world.content_scale
+        return world.centres[classes][:, None, :] + motion
 
     def _generate(self, world: _World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Features [n, T, D] (float32) and multi-hot labels [n, n_classes] (uint8) of one split."""

@@ -115,7 +115,9 @@ def test_generates_many_full_width_videos():
         ({"n_classes": 1}, "n_classes must be an integer >= 2"),
         ({"feature_dim": 2.5}, "feature_dim must be an integer >= 1"),
         ({"label_overlap": 1.5}, r"label_overlap must be in \[0, 1\]"),
+        ({"label_overlap": "high"}, "label_overlap must be a number"),
         ({"difficulty": -0.1}, "difficulty must be a finite number >= 0"),
+        ({"difficulty": float("nan")}, "difficulty must be a finite number >= 0"),
         ({"seed": -3}, "seed must be a non-negative integer"),
     ],
 )
