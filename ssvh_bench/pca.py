@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from .errors import ConfigError
+
+# Below this many multiply-adds (N * D * min(N, D)) the fit runs on one BLAS thread: thread synchronisation
+# then costs more than it saves, and on busy shared cores far more (5,000 x 512: 4 s threaded, 0.08 s not).
+SINGLE_THREAD_FLOPS = 2e9
 
 
 def fit_pca(pooled: np.ndarray, n_components: int, *, owner: str) -> PCA:
@@ -23,4 +28,6 @@ def fit_pca(pooled: np.ndarray, n_components: int, *, owner: str) -> PCA:
             f"min(videos, feature dim) = min({n}, {dim}) = {limit}; use at most {limit} bits"
         )
     solver = "covariance_eigh" if n >= dim else "full"
-    return PCA(n_components=n_components, svd_solver=solver).fit(pooled)
+    threads = 1 if n * dim * limit < SINGLE_THREAD_FLOPS else None
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return PCA(n_components=n_components, svd_solver=solver).fit(pooled)
