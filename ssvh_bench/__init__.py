@@ -4,6 +4,7 @@ from .codes import PackedCodes, pack_codes, strict_codes
 from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
 from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
+from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 
 __version__ = "0.1.0"
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ArrayFeatures",
     "ConfigError",
+    "DEFAULT_KS",
     "DataError",
     "Dataset",
     "DatasetSplits",
@@ -21,6 +23,7 @@ __all__ = [
     "UnknownNameError",
     "VideoFeatures",
     "dataset_registry",
+    "evaluate",
     "method_registry",
     "pack_codes",
     "register_dataset",

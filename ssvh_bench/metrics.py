@@ -62,7 +62,7 @@ def evaluate(
     query = _code_words(query_codes, "query", strict)
     database = _code_words(database_codes, "database", strict)
     if query.bits != database.bits:
-        raise DataError(f"query codes have {query.bits} bits, database codes {database.bits}")
+        raise DataError(f"query codes have {query.bits} bits but database codes have {database.bits}")
     query_labels = _check_labels(query_labels, len(query), "query")
     database_labels = _check_labels(database_labels, len(database), "database")
     if query_labels.shape[1] != database_labels.shape[1]:
@@ -140,10 +140,13 @@ class _Totals:
         padded[:, :top_relevant.shape[1]] = top_relevant
         hits = np.cumsum(padded, axis=1)
         precision_sums = np.cumsum(padded * hits / np.arange(1, self.k_max + 1), axis=1)
+        # distance groups that start after the first k_max items never matter to tie-aware AP@K
+        needed = int((np.cumsum(counts, axis=1) < self.k_max).sum(axis=1).max()) + 1
+        ranked, ranked_relevant = counts[:, :needed], relevant_counts[:, :needed]
         for i, k in enumerate(self.ks):
             hits_k = hits[:, k - 1]
             self.sums["map"][i] += self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
-            self.sums["map_tie_aware"][i] += self._tie_aware_ap(counts, relevant_counts, k).sum()
+            self.sums["map_tie_aware"][i] += self._tie_aware_ap(ranked, ranked_relevant, k).sum()
             self.sums["p"][i] += hits_k.sum() / k
             self.sums["r"][i] += _ratio(hits_k, n_relevant).sum()
         within = slice(0, 2 * self.bits + 1, 2)  # radius r keeps doubled distances <= 2r
