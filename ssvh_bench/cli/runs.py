@@ -104,24 +104,36 @@ def evaluate_command(
 ) -> None:
     """Recompute the protocol's metrics from saved codes, without retraining."""
     saved = results.load_codes(codes)
-    query_shared = saved["query"] is None
+    query_is_database = saved["query"] is None
+    cutoffs = parse_list(ks, option="--k")
     metrics = evaluate(
-        saved["database"] if query_shared else saved["query"],
+        saved["database"] if query_is_database else saved["query"],
         saved["database"],
-        saved["database_labels"] if query_shared else saved["query_labels"],
+        saved["database_labels"] if query_is_database else saved["query_labels"],
         saved["database_labels"],
-        ks=parse_list(ks, option="--k"),
+        ks=cutoffs,
         normalizer=normalizer,
         strict=strict,
+        query_is_database=query_is_database,
+        progress=sys.stderr.isatty(),
     )
-    table = Table("metric", "value")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-    console.print(table)
+    console.print(f"{metrics['n_queries']} queries x {metrics['n_database']} database, {metrics['bits']} bits, "
+                  f"AP divided by {metrics['normalizer']}{', strict' if metrics['strict'] else ''}", highlight=False)
+    console.print(metrics_table(metrics, cutoffs))
     if output is not None:
         results.write_json(output, metrics)
         console.print(f"metrics written to {output}", highlight=False)
+
+
+METRIC_COLUMNS = ("map", "map_tie_aware", "p", "r")
+
+
+def metrics_table(metrics: dict, ks: list[int]) -> Table:
+    """One row per cut-off K, one column per metric family of ``evaluate``'s result."""
+    table = Table("K", *(f"{name}@K" for name in METRIC_COLUMNS))
+    for k in sorted(set(ks)):
+        table.add_row(str(k), *(f"{metrics[f'{name}@{k}']:.4f}" for name in METRIC_COLUMNS))
+    return table
 
 
 @app.command()
