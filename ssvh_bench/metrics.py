@@ -35,7 +35,7 @@ from .hamming import CodeWords, distance_bins, distance_histograms, doubled_dist
 
 DEFAULT_KS = (5, 10, 20, 40, 60, 80, 100)
 NORMALIZERS = ("k", "hits")
-BLOCK_PAIRS = 1 << 23  # default (query, database) pairs per block: about 70 MB of transient arrays
+BLOCK_PAIRS = 1 << 23  # default (query, database) pairs per block: tens of MB of transient arrays
 
 
 def evaluate(
