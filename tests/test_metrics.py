@@ -8,6 +8,7 @@ import pytest
 
 import ssvh_bench
 from ssvh_bench import ConfigError, DataError, evaluate, pack_codes
+from ssvh_bench import metrics as metrics_module
 
 P, M = 1, -1
 
@@ -194,8 +195,11 @@ def random_case(rng, zeros: bool):
     return query, database, query_labels, database_labels
 
 
+@pytest.mark.parametrize("relevance_path", ["sparse pairs", "dense mask"])
 @pytest.mark.parametrize("normalizer", ["k", "hits"])
-def test_matches_the_dense_reference_on_random_inputs(normalizer):
+def test_matches_the_dense_reference_on_random_inputs(normalizer, relevance_path, monkeypatch):
+    # the relevance switch compares the share of relevant pairs with DENSE_FROM: force each path
+    monkeypatch.setattr(metrics_module._Relevance, "DENSE_FROM", 1.0 if relevance_path == "sparse pairs" else -1.0)
     rng = np.random.default_rng(7)
     ks = (1, 2, 5, 20, 50)
     for trial in range(60):
