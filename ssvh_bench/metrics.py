@@ -115,8 +115,9 @@ class _Relevance:
         self.database_by_class = sparse.csr_matrix(database_labels.T, dtype=np.int32)
         self.query_packed = np.packbits(query_labels, axis=1)
         self.database_packed = np.packbits(database_labels, axis=1)
-        sample = self._pairs(0, min(len(query_labels), self.SAMPLE_QUERIES))[0]
-        self.dense = len(sample) > self.DENSE_FROM * min(len(query_labels), self.SAMPLE_QUERIES) * len(database_labels)
+        n_sample = min(len(query_labels), self.SAMPLE_QUERIES)
+        n_sample_relevant = len(self._pairs(0, n_sample)[0])
+        self.dense = n_sample_relevant > self.DENSE_FROM * n_sample * len(database_labels)
         if self.dense:
             distinct, label_row = np.unique(database_labels, axis=0, return_inverse=True)
             self.database_label_row = label_row.reshape(-1)

@@ -175,8 +175,9 @@ def dense_reference(query, database, query_labels, database_labels, ks, normaliz
     precision, recall = [], []
     for radius in range(bits + 1):
         retrieved = distances <= radius
+        n_retrieved = retrieved.sum(axis=1)
         relevant_retrieved = (retrieved & relevant).sum(axis=1)
-        precision.append(np.where(retrieved.sum(1) > 0, relevant_retrieved / np.maximum(retrieved.sum(1), 1), 0).mean())
+        precision.append(np.where(n_retrieved > 0, relevant_retrieved / np.maximum(n_retrieved, 1), 0).mean())
         recall.append(np.where(n_relevant > 0, relevant_retrieved / np.maximum(n_relevant, 1), 0).mean())
     return out, precision, recall
 
