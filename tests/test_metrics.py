@@ -188,9 +188,9 @@ def random_case(rng, zeros: bool):
     probabilities = [0.4, 0.2, 0.4] if zeros else [0.5, 0.0, 0.5]
     query = rng.choice([-1, 0, 1], size=(n_query, bits), p=probabilities)
     database = rng.choice([-1, 0, 1], size=(n_database, bits), p=probabilities)
-    # few distinct codes -> many ties
-    database[:, 3:] = 1
-    query[:, 3:] = 1
+    if rng.random() < 0.5:  # few distinct codes -> many ties
+        database[:, 3:] = 1
+        query[:, 3:] = 1
     query_labels = rng.random((n_query, n_classes)) < 0.4
     database_labels = rng.random((n_database, n_classes)) < 0.4
     return query, database, query_labels, database_labels
