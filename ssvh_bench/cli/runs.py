@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .. import results
-from ..config import make_specs, parse_assignments, parse_list
+from ..config import load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
@@ -51,7 +51,8 @@ def run(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
     bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
     seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
-    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each)."),
+    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters ([dataset] table for the dataset's); --set wins."),
     dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
     results_dir: Optional[Path] = ResultsDir,
@@ -59,13 +60,15 @@ def run(
     force: bool = typer.Option(False, "--force", help="Redo finished runs."),
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
-    dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
+    method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
+    method_choices = merge_choices(method_choices, parse_assignments(set_))
+    dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
     specs = make_specs(
         [m.strip() for m in method.split(",") if m.strip()],
         dataset,
         parse_list(bits, option="--bits"),
         parse_list(seed, option="--seed"),
-        parse_assignments(set_),
+        method_choices,
         dataset_overrides,
     )
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
