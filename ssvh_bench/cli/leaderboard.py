@@ -45,7 +45,7 @@ def leaderboard(
     paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
     console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
     console.print(f"{len(frame)} run(s) written to {path}; table ({len(selected)} run(s)) to "
-                  f"{', '.join(str(p) for p in paths)}", highlight=False)
+                  f"{', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)
 
 
 def rich_table(table: PaperTable) -> Table:

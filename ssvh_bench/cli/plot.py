@@ -83,4 +83,4 @@ def plot(
     cutoffs = parse_list(ks, option="--k") if ks else default_ks(kind)
     figure = make_figure(kind, frame, ks=cutoffs, param=param, by=by, x=x)
     paths = plots.save_figure(figure, results_dir / FIGURES_FOLDER, name or figure_name(kind, param, by, x))
-    console.print(f"{kind} figure from {len(frame)} run(s): {', '.join(str(p) for p in paths)}", highlight=False)
+    console.print(f"{kind} figure from {len(frame)} run(s): {', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)

@@ -52,7 +52,7 @@ def sweep(
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
     console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
-                  f"--method {method} --dataset {dataset}{where}", highlight=False)
+                  f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -79,7 +79,7 @@ def reproduce(
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
     frame = select_runs(plots.load_runs(results_dir), run_ids=[s.run_id for s in specs])
     written = write_reports(chosen, frame, results_dir)
-    console.print(f"{chosen.name}: {len(specs)} run(s); wrote " + ", ".join(str(p) for p in written), highlight=False)
+    console.print(f"{chosen.name}: {len(specs)} run(s); wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
 
 
 def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None:
@@ -94,7 +94,7 @@ def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None
                       "finished" if done else "to do")
     console.print(table)
     console.print(f"{len(specs)} run(s): {finished} finished, {len(specs) - finished} to do "
-                  f"(dry run: nothing was run)", highlight=False)
+                  f"(dry run: nothing was run)", highlight=False, soft_wrap=True)
 
 
 def write_reports(target: Target, frame, results_dir: Path) -> list[Path]:
