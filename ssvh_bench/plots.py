@@ -1,4 +1,7 @@
-"""Paper figures from finished runs (matplotlib, Agg, no pyplot state): each function returns a Figure.
+"""Paper figures from finished runs: each function returns a matplotlib Figure.
+
+Figures are built without pyplot (no global state, no GUI backend: saving renders with Agg for PNG and the
+PDF backend for PDF), so importing this module never changes the user's matplotlib backend.
 
 Every figure averages over seeds (mean line, ± std band where there are several seeds), uses one panel per
 (dataset, bits) or per dataset, and gives each method its own colour, marker and line style so the figures
@@ -14,18 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .errors import ConfigError  # noqa: E402
-from .metrics import DEFAULT_KS  # noqa: E402
-from .results import atomic_path, iter_finished_runs, leaderboard_frame  # noqa: E402
-from .tables import method_label, metric_columns  # noqa: E402
+from .errors import ConfigError
+from .metrics import DEFAULT_KS
+from .results import atomic_path, iter_finished_runs, leaderboard_frame
+from .tables import method_label, metric_columns
 
 # Okabe-Ito colours (colour-blind safe); markers and dashes vary too, so greyscale prints stay readable.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
