@@ -105,7 +105,7 @@ class FileDataset(Dataset):
     def folder(self, data_root: Path | None) -> Path:
         """The folder holding the files: the root itself or its subfolder named after the dataset."""
         root = resolve_data_root(self.layout.name, data_root)
-        candidates = [root / self.layout.name, root]
+        candidates = [root, root / self.layout.name]
         names = self.layout.file_names()
         for candidate in candidates:
             if all((candidate / name).is_file() for name in names):

@@ -73,7 +73,7 @@ def label_statistics(labels: np.ndarray) -> dict[str, float | int]:
         "labels_per_video_mean": float(per_video.mean()) if len(per_video) else 0.0,
         "labels_per_video_max": int(per_video.max(initial=0)),
         "unlabelled_videos": int((per_video == 0).sum()),
-        "videos_per_class_min": int(per_class.min(initial=0)) if per_class.size else 0,
+        "videos_per_class_min": int(per_class.min()) if per_class.size else 0,
         "videos_per_class_median": float(np.median(per_class)) if per_class.size else 0.0,
         "videos_per_class_max": int(per_class.max(initial=0)),
         "empty_classes": int((per_class == 0).sum()),
