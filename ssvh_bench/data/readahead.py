@@ -77,5 +77,5 @@ class ReadAhead(Iterator[Item]):
         self._thread.join()
 
     def __del__(self) -> None:
-        if not self._stop.is_set():
+        if hasattr(self, "_thread") and not self._stop.is_set():  # a failed constructor started no thread
             self.close()
