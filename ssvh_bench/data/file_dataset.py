@@ -118,18 +118,21 @@ class FileDataset(Dataset):
         )
 
     def feature_paths(self, folder: Path, split: FileSplit) -> list[Path]:
+        """The split's feature files: the originals, or their float16 copies when ``float16`` is set."""
         paths = [folder / name for name in split.features]
-        if not self.float16:
-            return paths
-        copies = [float16_sibling(path) for path in paths]
-        absent = [copy.name for copy in copies if not copy.is_file()]
+        return [float16_sibling(path) for path in paths] if self.float16 else paths
+
+    def _check_float16_copies(self, folder: Path) -> None:
+        absent = [path.name for split in self.layout.splits().values() for path in self.feature_paths(folder, split)
+                  if not path.is_file()]
         if absent:
             raise DataError(f"{self.layout.name}: float16=true but {', '.join(absent)} not found in {folder}; "
                             f"write them with: ssvh-bench data convert {self.layout.name} --float16")
-        return copies
 
     def load(self, data_root: Path | None = None) -> DatasetSplits:
         folder = self.folder(data_root)
+        if self.float16:
+            self._check_float16_copies(folder)
         features: dict[str, HDF5Features] = {}
         labels: dict[str, np.ndarray] = {}
         for name, split in self.layout.splits().items():
