@@ -128,6 +128,9 @@ class HDF5Features(VideoFeatures):
         out = np.empty((len(indices), frames, dim), dtype=np.float32)
         if not indices.size:
             return out
+        if np.all(indices[1:] > indices[:-1]):  # already strictly increasing: read straight into the result
+            self._read_sorted(indices, out)
+            return out
         order = np.argsort(indices, kind="stable")
         wanted = indices[order]
         unique = np.unique(wanted)
@@ -184,10 +187,14 @@ class HDF5Features(VideoFeatures):
         seed: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, features) batches read by a background thread at most ``read_ahead`` batches ahead."""
+        """Yield (indices, features) batches read by a background thread at most ``read_ahead`` batches ahead.
+
+        Batches are consecutive slices of ``epoch_order``; within a batch the indices come sorted.
+        """
         order = self.epoch_order(shuffle=shuffle, seed=seed)
         stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        batches = (order[start : start + batch_size] for start in range(0, stop, batch_size))
+        # a batch's members are random, their order within it is not: sorted, they are read in one pass
+        batches = (np.sort(order[start : start + batch_size]) for start in range(0, stop, batch_size))
         reader = ReadAhead(((index, self.read(index)) for index in batches), depth=self.read_ahead)
         self.active_reader = reader  # lets tests observe the queue; one epoch at a time per split
         try:
