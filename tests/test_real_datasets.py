@@ -144,6 +144,11 @@ def break_truncated(root):
     path.write_bytes(path.read_bytes()[:3000])
 
 
+def break_truncated_labels(root):
+    path = root / "fcv_test_labels.mat"
+    path.write_bytes(path.read_bytes()[:300])
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -160,6 +165,8 @@ def break_truncated(root):
         (break_label_key, r"fcv_test_labels.mat has no variable 'labels' \(found: label\)"),
         (break_nan, r"fcvid train features contain NaN or inf: .*fcv_train_feats.h5 video 29 \(checked a sample"),
         (break_truncated, r"cannot open .*fcv_test_feats.h5: it is truncated or not an HDF5 file"),
+        (break_truncated_labels, r"cannot read labels from .*fcv_test_labels.mat: not a MATLAB .mat file or "
+                                 r"truncated .*download the file again"),
     ],
     ids=lambda value: value.__name__ if callable(value) else None,
 )

@@ -23,7 +23,7 @@ def read_label_matrix(path: Path, key: str) -> np.ndarray:
         contents = scipy.io.loadmat(path, variable_names=[key])
     except NotImplementedError:  # scipy's answer for MATLAB v7.3 files
         return _read_v73(path, key)
-    except (ValueError, OSError, TypeError) as error:
+    except (ValueError, OSError, TypeError, IndexError, scipy.io.matlab.MatReadError) as error:
         if h5py.is_hdf5(path):  # a v7.3 file whose MATLAB header was lost: still readable as HDF5
             return _read_v73(path, key)
         raise DataError(f"cannot read labels from {path}: not a MATLAB .mat file or truncated ({error}); "
