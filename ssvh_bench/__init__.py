@@ -1,7 +1,8 @@
 """ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
 
 from .codes import PackedCodes, pack_codes, strict_codes
-from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
+from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
+                   VideoFeatures)
 from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
 from .registry import dataset_registry, method_registry, register_dataset, register_method
@@ -14,6 +15,10 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetSplits",
+    "FileDataset",
+    "FileLayout",
+    "FileSplit",
+    "HDF5Features",
     "HashingMethod",
     "PackedCodes",
     "ShallowMethod",
