@@ -147,7 +147,10 @@ def _blocked_nearest(
     base_norms = np.einsum("ij,ij->i", base, base)
     for start, stop in _blocks(len(queries), block_size, progress, "nearest neighbours"):
         block = queries[start:stop]
-        squared = np.einsum("ij,ij->i", block, block)[:, None] + base_norms[None, :] - 2 * (block @ base.T)
+        squared = block @ base.T  # |q|^2 + |b|^2 - 2 q.b, built in place to keep one [block, N] buffer
+        squared *= -2
+        squared += np.einsum("ij,ij->i", block, block)[:, None]
+        squared += base_norms[None, :]
         np.maximum(squared, 0, out=squared)
         if exclude_self:
             rows = np.arange(stop - start)
@@ -161,10 +164,26 @@ def _blocked_nearest(
 def _smallest_in_order(values: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k smallest entries of each row, ordered by (value, column)."""
     if k < values.shape[1]:
-        kth = np.partition(values, k - 1, axis=1)[:, k - 1 : k]
-        rows, cols = np.nonzero(values <= kth)  # every entry tied with the k-th competes, lowest column wins
-    else:
-        rows, cols = np.indices(values.shape).reshape(2, -1)
+        import torch  # here, so importing ssvh_bench stays light; its partial sort beats np.partition ~4x
+
+        top = torch.topk(torch.from_numpy(values), k + 1, dim=1, largest=False, sorted=True)
+        top_values, top_cols = top.values.numpy(), top.indices.numpy()
+        nearest = _sorted_by_value_then_column(top_values[:, :k], top_cols[:, :k])
+        # Where the (k+1)-th value equals the k-th, which tied column makes the cut is decided by the full row.
+        tied = np.flatnonzero(top_values[:, k] == top_values[:, k - 1])
+        if len(tied):
+            nearest[tied] = _smallest_with_ties(values[tied], top_values[tied, k - 1 : k], k)
+        return nearest
+    cols = np.broadcast_to(np.arange(values.shape[1]), values.shape)
+    return _sorted_by_value_then_column(values, cols)[:, :k]
+
+
+def _sorted_by_value_then_column(values: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return np.take_along_axis(cols, np.lexsort((cols, values), axis=-1), axis=-1)
+
+
+def _smallest_with_ties(values: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    rows, cols = np.nonzero(values <= kth)
     order = np.lexsort((cols, values[rows, cols], rows))
     rows, cols = rows[order], cols[order]
     rank = np.arange(len(rows)) - np.searchsorted(rows, rows)

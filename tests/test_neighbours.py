@@ -74,13 +74,14 @@ def test_kmeans_rejects_more_clusters_than_videos():
 
 
 @pytest.mark.parametrize("block_size", [1, 7, 50, 1000])
-def test_nearest_anchors_match_brute_force(block_size):
+@pytest.mark.parametrize("n_nearest", [1, 4, 9])
+def test_nearest_anchors_match_brute_force(block_size, n_nearest):
     rng = np.random.default_rng(1)
     features = rng.normal(size=(50, 5)).astype(np.float32)
     centres = rng.normal(size=(9, 5)).astype(np.float32)
-    indices, squared = nearest_anchors(features, centres, 4, block_size=block_size)
+    indices, squared = nearest_anchors(features, centres, n_nearest, block_size=block_size)
     distances = brute_squared_distances(features, centres)
-    np.testing.assert_array_equal(indices, brute_nearest(distances, 4))
+    np.testing.assert_array_equal(indices, brute_nearest(distances, n_nearest))
     np.testing.assert_allclose(squared, np.take_along_axis(distances, indices, axis=1), rtol=1e-4, atol=1e-4)
     assert indices.dtype == np.int64
 
