@@ -221,12 +221,14 @@ def anchor_graph_tags(
     pair tag is 2*(A_5 - A_4) + A_3: 1 = similar, 2 = dissimilar, anything else ignored. The diagonal is
     never tagged. ``anchors`` / ``squared_distances`` are ``nearest_anchors(features, centres, 5)``.
 
-    Computed a block of rows at a time as sparse products. Memory on FCVID (N = 45,585, 2,000 anchors): a
-    pair is linked in A_s roughly when the two videos share one of their s nearest anchors, about
-    s^2 N^2 / m pairs for evenly used anchors (26M for s = 5), more when cluster sizes vary. Measured on
-    clustered synthetic data of FCVID's size (benchmarks/bench_neighbours.py): about 14M similar and
-    11M dissimilar pairs, 5 bytes each (int32 column + bool), so ~125 MB for both matrices, 40 s on 2 cores;
-    a block holds ~block_size * 600 entries per A_s.
+    Computed a block of rows at a time as sparse products; only the result is N-sized. Memory on FCVID
+    (N = 45,585, m = 2,000 anchors): two videos are linked in A_s when they share one of their s nearest
+    anchors (the 1e-5 threshold rarely cuts), so A_s holds about sum over anchors of (videos using it)^2
+    pairs: s^2 N^2 / m = 26M for s = 5 if anchors were used evenly, more when some anchors are hubs. Each
+    tagged pair costs 5 bytes (int32 column + bool). Measured by benchmarks/bench_neighbours.py on 256-d
+    synthetic features of FCVID's size, 2 shared CPU cores: well-clustered features give 8.6M similar +
+    0.7M dissimilar pairs (45 MiB, 2 s); unclustered Gaussian features, the worst case, give 45M + 51M
+    pairs (456 MiB, 16 s, peak ~560 MiB above the inputs).
     """
     needed = max(ANCHOR_GRAPH_SPARSITIES)
     if anchors.shape[1] < needed:
