@@ -1,9 +1,13 @@
 """ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
 
+from .artefacts import ArtefactCache
 from .codes import PackedCodes, pack_codes, strict_codes
-from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
+from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
+                   VideoFeatures)
 from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
+from .metrics import DEFAULT_KS, evaluate
+from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph
 from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 
@@ -11,18 +15,28 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArrayFeatures",
+    "ArtefactCache",
     "ConfigError",
+    "DEFAULT_KS",
     "DataError",
     "Dataset",
     "DatasetSplits",
+    "FileDataset",
+    "FileLayout",
+    "FileSplit",
+    "HDF5Features",
     "HashingMethod",
     "PackedCodes",
+    "PseudoNeighbourhood",
     "ShallowMethod",
     "SsvhBenchError",
     "UnknownNameError",
     "VideoFeatures",
+    "build_anchor_neighbourhood",
     "dataset_registry",
+    "evaluate",
     "fit_pca",
+    "knn_graph",
     "method_registry",
     "pack_codes",
     "register_dataset",

@@ -6,8 +6,10 @@ import ast
 import hashlib
 import itertools
 import json
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .codes import check_bits
@@ -130,6 +132,81 @@ def _coerce(owner: str, key: str, value: Any, default: Any) -> Any:
     raise ConfigError(f"{owner}: {key} expects {expected.__name__}, got {value!r}")
 
 
+def overrides_for(method: str, known: Iterable[str], choices: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """The ``--set`` choices that apply to ``method``.
+
+    ``method.key`` applies to that method only; a bare ``key`` applies to every selected method that has the
+    parameter, so ``--set epochs=5`` can be given to a mixed list of deep and shallow methods.
+    """
+    known = set(known)
+    selected = {}
+    for key, values in choices.items():
+        owner, dot, name = key.rpartition(".")
+        if dot and owner == method:
+            selected[name] = values
+        elif not dot and key in known:
+            selected.setdefault(key, values)
+    return selected
+
+
+def check_overrides_used(methods: list[str], choices: Mapping[str, list[Any]]) -> None:
+    """Every ``--set`` key must reach at least one selected method (a typo must not pass silently)."""
+    for key in choices:
+        owner, dot, name = key.rpartition(".")
+        if dot:
+            if owner not in methods:
+                raise ConfigError(f"--set {key}: {owner!r} is not among the selected methods ({', '.join(methods)})")
+            entry = method_registry.get(owner)
+            if name not in entry.defaults:
+                raise ConfigError(f"{owner} has no parameter {name!r}; known: {', '.join(sorted(entry.defaults))}")
+        elif not any(key in method_registry.get(m).defaults for m in methods):
+            known = sorted({p for m in methods for p in method_registry.get(m).defaults})
+            raise ConfigError(f"no selected method has a parameter {key!r}; known: {', '.join(known)}")
+
+
+def load_config_file(path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Read method and dataset parameters from a TOML or JSON file.
+
+    Top-level keys are method parameters (a list value sweeps, like ``--set key=v1,v2``); a table named after
+    a method scopes its keys to that method; the table ``dataset`` holds dataset parameters. Returns
+    ``(method choices, dataset parameters)`` in the form ``make_specs`` takes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        if path.suffix == ".json":
+            content = json.loads(path.read_text())
+        else:
+            content = tomllib.loads(path.read_text())
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a table of parameters")
+    dataset = content.pop("dataset", {})
+    if not isinstance(dataset, dict):
+        raise ConfigError(f"config file {path}: 'dataset' must be a table of dataset parameters")
+    choices: dict[str, list[Any]] = {}
+    for key, value in content.items():
+        if isinstance(value, dict):
+            choices.update({f"{key}.{name}": _as_choices(v) for name, v in value.items()})
+        else:
+            choices[key] = _as_choices(value)
+    return choices, dataset
+
+
+def merge_choices(base: Mapping[str, list[Any]], winning: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    """``winning`` over ``base``; a bare key in ``winning`` also replaces ``base``'s method-scoped ones."""
+    bare = {key for key in winning if "." not in key}
+    merged = {k: v for k, v in base.items() if k.rpartition(".")[2] not in bare}
+    merged.update(winning)
+    return merged
+
+
+def _as_choices(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
 def make_specs(
     methods: Iterable[str],
     dataset: str,
@@ -138,16 +215,23 @@ def make_specs(
     method_overrides: Mapping[str, list[Any]] | None = None,
     dataset_overrides: Mapping[str, Any] | None = None,
 ) -> list[RunSpec]:
-    """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params)."""
+    """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params).
+
+    ``method_overrides`` maps parameter names (or ``method.name``) to lists of values; each method sweeps
+    the product of the lists that apply to it (see ``overrides_for``).
+    """
+    methods = list(methods)
     dataset_entry = dataset_registry.get(dataset)
     dataset_overrides = dict(dataset_overrides or {})
     dataset_params = resolve_params(dataset_entry, dataset_overrides)
     bits = [check_bits(b) for b in bits]
     seeds = list(seeds)
+    choices = dict(method_overrides or {})
+    check_overrides_used(methods, choices)
     specs = []
     for method in methods:
         entry = method_registry.get(method)
-        for overrides in expand_grid(dict(method_overrides or {})):
+        for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
             params = resolve_params(entry, overrides, dataset=dataset)
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,

@@ -93,6 +93,7 @@ def execute_run(
         database_codes,
         splits.query_label_matrix,
         splits.database_labels,
+        query_is_database=splits.query_is_database,
         progress=progress,
     )
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, n_params=method.n_parameters)

@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 
 from ssvh_bench import ConfigError, UnknownNameError
-from ssvh_bench.config import RunSpec, expand_grid, make_specs, parse_assignments, parse_value, resolve_params
+from ssvh_bench.config import (
+    RunSpec,
+    expand_grid,
+    load_config_file,
+    make_specs,
+    merge_choices,
+    parse_assignments,
+    parse_value,
+    resolve_params,
+)
 from ssvh_bench.registry import Registry
 
 
@@ -74,3 +83,58 @@ def test_make_specs_validates_before_work(tiny_plugins):
         make_specs(["nope"], "tiny-blobs", [16], [0])
     with pytest.raises(UnknownNameError, match="unknown dataset"):
         make_specs(["first-coords"], "nope", [16], [0])
+
+
+class Deep:
+    def __init__(self, epochs: int = 100, lr: float = 1e-4) -> None:
+        self.epochs, self.lr = epochs, lr
+
+
+@pytest.fixture
+def deep_plugin(tiny_plugins):
+    from ssvh_bench.registry import method_registry
+
+    method_registry.register("tiny-deep", description="deep", family="deep")(Deep)
+    yield
+    method_registry.unregister("tiny-deep")
+
+
+def test_bare_override_applies_to_methods_that_have_it(deep_plugin):
+    specs = make_specs(["first-coords", "tiny-deep"], "tiny-blobs", [16], [0], {"epochs": [2, 3]})
+    by_method = {}
+    for spec in specs:
+        by_method.setdefault(spec.method, []).append(spec.method_params)
+    assert by_method["first-coords"] == [{"offset": 0.0}]
+    assert [p["epochs"] for p in by_method["tiny-deep"]] == [2, 3]
+
+
+def test_scoped_override_wins_and_typos_are_errors(deep_plugin):
+    specs = make_specs(["tiny-deep"], "tiny-blobs", [16], [0], {"epochs": [2], "tiny-deep.epochs": [7]})
+    assert [s.method_params["epochs"] for s in specs] == [7]
+    with pytest.raises(ConfigError, match="no selected method has a parameter 'epoch'"):
+        make_specs(["first-coords", "tiny-deep"], "tiny-blobs", [16], [0], {"epoch": [2]})
+    with pytest.raises(ConfigError, match="'itq' is not among the selected methods"):
+        make_specs(["tiny-deep"], "tiny-blobs", [16], [0], {"itq.n_iter": [2]})
+    with pytest.raises(ConfigError, match="tiny-deep has no parameter 'lrate'"):
+        make_specs(["tiny-deep"], "tiny-blobs", [16], [0], {"tiny-deep.lrate": [2]})
+
+
+def test_config_file_toml_and_json(tmp_path):
+    toml_file = tmp_path / "conmh.toml"
+    toml_file.write_text('epochs = [10, 20]\nlr = 0.001\n[conmh]\nmask_ratio = 0.5\n[dataset]\nn_train = 100\n')
+    choices, dataset = load_config_file(toml_file)
+    assert choices == {"epochs": [10, 20], "lr": [0.001], "conmh.mask_ratio": [0.5]}
+    assert dataset == {"n_train": 100}
+    json_file = tmp_path / "c.json"
+    json_file.write_text('{"epochs": 5}')
+    assert load_config_file(json_file) == ({"epochs": [5]}, {})
+    (tmp_path / "bad.toml").write_text("epochs = = 3")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config_file(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config_file(tmp_path / "missing.toml")
+
+
+def test_command_line_wins_over_config_file():
+    merged = merge_choices({"conmh.epochs": [10], "lr": [0.1], "mask_ratio": [0.5]}, {"epochs": [3], "lr": [0.2]})
+    assert merged == {"mask_ratio": [0.5], "epochs": [3], "lr": [0.2]}

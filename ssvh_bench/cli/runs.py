@@ -1,4 +1,4 @@
-"""Commands about runs: list plugins, run, evaluate saved codes, leaderboard."""
+"""Commands about runs: list plugins, run, evaluate saved codes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import typer
 from rich.table import Table
 
 from .. import results
-from ..config import make_specs, parse_assignments, parse_list
+from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
 from ..runner import DatasetCache, execute_run
 from .app import ResultsDir, app, console, user_errors
-
-TABLE_KS = (5, 20, 40, 100)
 
 
 @app.command("list")
@@ -51,7 +49,8 @@ def run(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
     bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
     seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
-    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each)."),
+    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters ([dataset] table for the dataset's); --set wins."),
     dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
     results_dir: Optional[Path] = ResultsDir,
@@ -59,20 +58,28 @@ def run(
     force: bool = typer.Option(False, "--force", help="Redo finished runs."),
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
-    dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
-    specs = make_specs(
-        [m.strip() for m in method.split(",") if m.strip()],
-        dataset,
-        parse_list(bits, option="--bits"),
-        parse_list(seed, option="--seed"),
-        parse_assignments(set_),
-        dataset_overrides,
-    )
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
                 device=device, force=force)
 
 
-def execute_all(specs: list, *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
+def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
+                       dataset_param: list[str]) -> list[RunSpec]:
+    """The runs that ``run``-style options ask for (shared by ``run`` and ``sweep``)."""
+    method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
+    method_choices = merge_choices(method_choices, parse_assignments(set_))
+    dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
+    return make_specs(
+        [m.strip() for m in method.split(",") if m.strip()],
+        dataset,
+        parse_list(bits, option="--bits"),
+        parse_list(seed, option="--seed"),
+        method_choices,
+        dataset_overrides,
+    )
+
+
+def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
     cache = DatasetCache(data_root)
     done = skipped = 0
     for number, spec in enumerate(specs, 1):
@@ -104,53 +111,33 @@ def evaluate_command(
 ) -> None:
     """Recompute the protocol's metrics from saved codes, without retraining."""
     saved = results.load_codes(codes)
-    query_shared = saved["query"] is None
+    query_is_database = saved["query"] is None
+    cutoffs = parse_list(ks, option="--k")
     metrics = evaluate(
-        saved["database"] if query_shared else saved["query"],
+        saved["database"] if query_is_database else saved["query"],
         saved["database"],
-        saved["database_labels"] if query_shared else saved["query_labels"],
+        saved["database_labels"] if query_is_database else saved["query_labels"],
         saved["database_labels"],
-        ks=parse_list(ks, option="--k"),
+        ks=cutoffs,
         normalizer=normalizer,
         strict=strict,
+        query_is_database=query_is_database,
+        progress=sys.stderr.isatty(),
     )
-    table = Table("metric", "value")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-    console.print(table)
+    console.print(f"{metrics['n_queries']} queries x {metrics['n_database']} database, {metrics['bits']} bits, "
+                  f"AP divided by {metrics['normalizer']}{', strict' if metrics['strict'] else ''}", highlight=False)
+    console.print(metrics_table(metrics, cutoffs))
     if output is not None:
         results.write_json(output, metrics)
         console.print(f"metrics written to {output}", highlight=False)
 
 
-@app.command()
-@user_errors
-def leaderboard(
-    results_dir: Optional[Path] = ResultsDir,
-    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the printed table."),
-) -> None:
-    """Write leaderboard.csv (one row per finished run) and print mean ± std over seeds."""
-    results_dir = results_dir or results.default_results_dir()
-    frame = results.leaderboard_frame(results_dir)
-    if frame.empty:
-        raise SsvhBenchError(f"no finished runs under {Path(results_dir) / 'runs'}; start one with ssvh-bench run")
-    path = Path(results_dir) / results.LEADERBOARD_FILE
-    with results.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    columns = [f"map@{k}" for k in parse_list(ks, option="--k")]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SsvhBenchError(f"the runs have no {', '.join(missing)}; available: {[c for c in frame if c.startswith('map@')]}")
-    table = Table(title="mAP@K, mean ± std over seeds", title_justify="left")
-    for column in ("dataset", "method", "bits", "overrides", "seeds", *columns):
-        table.add_column(column)
-    for row in results.aggregate(frame, columns).to_dict("records"):
-        cells = [_mean_std(row[f"{c}_mean"], row[f"{c}_std"]) for c in columns]
-        table.add_row(row["dataset"], row["method"], str(row["bits"]), row["overrides"], str(row["n_seeds"]), *cells)
-    console.print(table)
-    console.print(f"{len(frame)} run(s) written to {path}", highlight=False)
+METRIC_COLUMNS = ("map", "map_tie_aware", "p", "r")
 
 
-def _mean_std(mean: float, std: float) -> str:
-    return f"{mean:.4f}" if std != std else f"{mean:.4f} ± {std:.4f}"  # std is NaN for one seed
+def metrics_table(metrics: dict, ks: list[int]) -> Table:
+    """One row per cut-off K, one column per metric family of ``evaluate``'s result."""
+    table = Table("K", *(f"{name}@K" for name in METRIC_COLUMNS))
+    for k in sorted(set(ks)):
+        table.add_row(str(k), *(f"{metrics[f'{name}@{k}']:.4f}" for name in METRIC_COLUMNS))
+    return table
