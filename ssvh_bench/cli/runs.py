@@ -14,7 +14,7 @@ from ..config import load_config_file, make_specs, merge_choices, parse_assignme
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
-from ..runner import DatasetCache, execute_run
+from ..runner import DatasetCache, evaluate_checkpoint, execute_run
 from .app import ResultsDir, app, console, user_errors
 
 TABLE_KS = (5, 20, 40, 100)
@@ -99,24 +99,39 @@ def execute_all(specs: list, *, results_dir: Path, data_root: Path | None, devic
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    codes: Path = typer.Argument(..., help="A run folder or a codes.npz written by a run."),
+    codes: Optional[Path] = typer.Argument(None, help="A run folder or a codes.npz written by a run."),
     ks: str = typer.Option(",".join(map(str, DEFAULT_KS)), "--k", help="Cut-offs, comma-separated."),
     normalizer: str = typer.Option("k", "--normalizer", help="AP@K divisor: k (reference) or hits."),
     strict: bool = typer.Option(False, "--strict", help="Map code 0 to +1 (purely binary codes)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the metrics as JSON here."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="With --checkpoint: the deep method the weights belong to."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained weights (e.g. a released ConMH checkpoint) to encode --dataset with."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="With --checkpoint: the dataset whose query/database splits are encoded."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
+    device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
 ) -> None:
-    """Recompute the protocol's metrics from saved codes, without retraining."""
-    saved = results.load_codes(codes)
-    query_shared = saved["query"] is None
-    metrics = evaluate(
-        saved["database"] if query_shared else saved["query"],
-        saved["database"],
-        saved["database_labels"] if query_shared else saved["query_labels"],
-        saved["database_labels"],
-        ks=parse_list(ks, option="--k"),
-        normalizer=normalizer,
-        strict=strict,
-    )
+    """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
+    cut_offs = parse_list(ks, option="--k")
+    if checkpoint is not None or method is not None:
+        if codes is not None or not (checkpoint and method and dataset):
+            raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
+        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cut_offs,
+                                      normalizer=normalizer, strict=strict, progress=sys.stderr.isatty())
+    elif codes is None:
+        raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
+    else:
+        saved = results.load_codes(codes)
+        query_shared = saved["query"] is None
+        metrics = evaluate(
+            saved["database"] if query_shared else saved["query"],
+            saved["database"],
+            saved["database_labels"] if query_shared else saved["query_labels"],
+            saved["database_labels"],
+            ks=cut_offs,
+            normalizer=normalizer,
+            strict=strict,
+        )
     table = Table("metric", "value")
     for key, value in metrics.items():
         if isinstance(value, float):
