@@ -182,9 +182,9 @@ class ConMH(DeepMethod):
         visible, masked = sample_views(n_videos, n_frames, self.mask_ratio, generator, batch.device)
         video = torch.arange(n_videos, device=batch.device).repeat(2)[:, None]
         reconstruction, codes = model(batch[video, visible], visible, masked)
-        error = F.mse_loss(reconstruction.float(), batch[video, masked], reduction="none")
-        # one mean-squared error per view, as the reference sums two MSE losses
-        reconstruction_loss = error[:n_videos].mean() + error[n_videos:].mean()
+        # the reference sums one MSE per view; both views mask equally many frames, so that sum is twice
+        # the MSE over both (computed without slicing, whose backward would zero-fill the full tensor)
+        reconstruction_loss = 2 * F.mse_loss(reconstruction.float(), batch[video, masked])
         mean_codes = codes.float().mean(dim=1)
         contrastive = debiased_contrastive_loss(mean_codes[:n_videos], mean_codes[n_videos:],
                                                 temperature=self.temperature, tau_plus=self.tau_plus)

@@ -26,10 +26,13 @@ import io
 import math
 import pickle
 import random
+import threading
 import time
 from abc import abstractmethod
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
+from queue import Full, Queue
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +50,7 @@ CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
 RELEASED_STATE_KEY = "model_state_dict"  # how the reference code stores weights in its checkpoints
 PROGRESS_REFRESH_S = 0.5
+READ_AHEAD_BATCHES = 2  # batches read ahead on CUDA
 
 
 class DeepMethod(HashingMethod):
@@ -193,8 +197,49 @@ def epoch_seed(seed: int, epoch: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
-def to_device(features: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(features)).to(device, non_blocking=True).float()
+def to_device(features: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    if isinstance(features, np.ndarray):
+        features = torch.from_numpy(np.ascontiguousarray(features))
+    return features.to(device, non_blocking=True).float()
+
+
+def read_ahead(batches: Iterator[tuple[np.ndarray, np.ndarray]], depth: int = READ_AHEAD_BATCHES,
+               pin: bool = True) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Read the next batches in a background thread into pinned memory, so that reading (an HDF5 file, a
+    shuffled gather) overlaps the GPU's work and the copy to the GPU can be asynchronous. Same order."""
+    queue: Queue[Any] = Queue(maxsize=depth)
+    stop = threading.Event()
+    finished = object()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            for indices, features in batches:
+                tensor = torch.from_numpy(np.ascontiguousarray(features))
+                if not hand_over((indices, tensor.pin_memory() if pin else tensor)):
+                    return
+            hand_over(finished)
+        except BaseException as error:  # noqa: BLE001  (re-raised in the training thread)
+            hand_over(error)
+
+    thread = threading.Thread(target=reader, name="ssvh-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not finished:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
@@ -242,8 +287,9 @@ def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir
             model.train()
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            for indices, features in train.iter_batches(batch_size, shuffle=True, seed=epoch_seed(seed, epoch, 0),
-                                                        drop_last=method.drop_last):
+            batches = train.iter_batches(batch_size, shuffle=True, seed=epoch_seed(seed, epoch, 0),
+                                         drop_last=method.drop_last)
+            for indices, features in read_ahead(batches) if device.type == "cuda" else batches:
                 batch = to_device(features, device)
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
                     losses = method.training_losses(model, batch, torch.from_numpy(indices).to(device), epoch,
