@@ -1,9 +1,12 @@
 """ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
 
+from .artefacts import ArtefactCache
 from .codes import PackedCodes, pack_codes, strict_codes
-from .data import ArrayFeatures, Dataset, DatasetSplits, VideoFeatures
+from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
+                   VideoFeatures)
 from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
+from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 from .train import DeepMethod
 
@@ -11,19 +14,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArrayFeatures",
+    "ArtefactCache",
     "ConfigError",
     "DataError",
     "Dataset",
     "DatasetSplits",
     "DeepMethod",
+    "FileDataset",
+    "FileLayout",
+    "FileSplit",
+    "HDF5Features",
     "HashingMethod",
     "PackedCodes",
+    "PseudoNeighbourhood",
     "ShallowMethod",
     "SsvhBenchError",
     "TrainingError",
     "UnknownNameError",
     "VideoFeatures",
+    "build_anchor_neighbourhood",
     "dataset_registry",
+    "knn_graph",
     "method_registry",
     "pack_codes",
     "register_dataset",

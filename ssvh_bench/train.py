@@ -26,13 +26,11 @@ import io
 import math
 import pickle
 import random
-import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from queue import Full, Queue
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +40,7 @@ from torch import nn
 from .codes import check_bits
 from .config import canonical_json
 from .data import VideoFeatures, as_video_features
+from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
 from .results import HISTORY_FILE, atomic_path, write_text
@@ -203,43 +202,10 @@ def to_device(features: np.ndarray | torch.Tensor, device: torch.device) -> torc
     return features.to(device, non_blocking=True).float()
 
 
-def read_ahead(batches: Iterator[tuple[np.ndarray, np.ndarray]], depth: int = READ_AHEAD_BATCHES,
-               pin: bool = True) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Read the next batches in a background thread into pinned memory, so that reading (an HDF5 file, a
-    shuffled gather) overlaps the GPU's work and the copy to the GPU can be asynchronous. Same order."""
-    queue: Queue[Any] = Queue(maxsize=depth)
-    stop = threading.Event()
-    finished = object()
-
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(item, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def reader() -> None:
-        try:
-            for indices, features in batches:
-                tensor = torch.from_numpy(np.ascontiguousarray(features))
-                if not hand_over((indices, tensor.pin_memory() if pin else tensor)):
-                    return
-            hand_over(finished)
-        except BaseException as error:  # noqa: BLE001  (re-raised in the training thread)
-            hand_over(error)
-
-    thread = threading.Thread(target=reader, name="ssvh-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not finished:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+def pinned(batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """Batches in page-locked memory, so their copy to the GPU is asynchronous."""
+    for indices, features in batches:
+        yield indices, torch.from_numpy(np.ascontiguousarray(features)).pin_memory()
 
 
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
@@ -289,7 +255,9 @@ def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir
             n_videos, started, shown = 0, time.perf_counter(), 0.0
             batches = train.iter_batches(batch_size, shuffle=True, seed=epoch_seed(seed, epoch, 0),
                                          drop_last=method.drop_last)
-            for indices, features in read_ahead(batches) if device.type == "cuda" else batches:
+            if device.type == "cuda":  # read (gather, decode) and pin the next batches while the GPU works
+                batches = ReadAhead(pinned(batches), depth=READ_AHEAD_BATCHES)
+            for indices, features in batches:
                 batch = to_device(features, device)
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
                     losses = method.training_losses(model, batch, torch.from_numpy(indices).to(device), epoch,

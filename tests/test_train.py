@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ssvh_bench import ArrayFeatures, ConfigError, DataError, DeepMethod, TrainingError
-from ssvh_bench.train import CHECKPOINT_DIR, CHECKPOINT_FILE, read_ahead, read_model_weights, torch_device
+from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, TrainingError
+from ssvh_bench.train import CHECKPOINT_DIR, CHECKPOINT_FILE, read_model_weights, torch_device
 
 
 class Interrupted(Exception):
@@ -204,25 +204,3 @@ def test_bad_device_names_are_config_errors():
             torch_device("cuda")
     assert torch_device("cpu") == torch.device("cpu")
 
-
-def numbered_batches(n, fail_at=None):
-    for i in range(n):
-        if i == fail_at:
-            raise DataError(f"unreadable batch {i}")
-        yield np.array([i]), np.full((1, 2, 3), i, dtype=np.float32)
-
-
-def test_read_ahead_keeps_order_and_passes_errors_on():
-    out = [(int(indices[0]), float(features[0, 0, 0])) for indices, features in read_ahead(numbered_batches(7), pin=False)]
-    assert out == [(i, float(i)) for i in range(7)]
-    with pytest.raises(DataError, match="unreadable batch 3"):
-        list(read_ahead(numbered_batches(7, fail_at=3), pin=False))
-
-
-def test_read_ahead_stops_its_thread_when_the_consumer_stops():
-    import threading
-
-    stream = read_ahead(numbered_batches(100), depth=1, pin=False)
-    next(stream)
-    stream.close()
-    assert not any(t.name == "ssvh-read-ahead" for t in threading.enumerate())

@@ -1,6 +1,9 @@
 """The ``ssvh-bench`` command line: one module per group of commands, all on one typer app."""
 
-from . import runs  # noqa: F401  (importing a command module registers its commands)
+# Importing a command module registers its commands; the order is the order of ``ssvh-bench --help``.
+from . import runs  # noqa: F401  isort: skip
+from . import leaderboard, plot, reproduce  # noqa: F401  isort: skip
+from . import data  # noqa: F401  isort: skip
 from .app import app
 
 __all__ = ["app"]

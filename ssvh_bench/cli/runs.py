@@ -1,4 +1,4 @@
-"""Commands about runs: list plugins, run, evaluate saved codes, leaderboard."""
+"""Commands about runs: list plugins, run, evaluate saved codes."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import typer
 from rich.table import Table
 
 from .. import results
-from ..config import load_config_file, make_specs, merge_choices, parse_assignments, parse_list
+from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
 from ..runner import DatasetCache, evaluate_checkpoint, execute_run
 from .app import ResultsDir, app, console, user_errors
-
-TABLE_KS = (5, 20, 40, 100)
 
 
 @app.command("list")
@@ -60,10 +58,18 @@ def run(
     force: bool = typer.Option(False, "--force", help="Redo finished runs."),
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
+    execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
+                device=device, force=force)
+
+
+def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
+                       dataset_param: list[str]) -> list[RunSpec]:
+    """The runs that ``run``-style options ask for (shared by ``run`` and ``sweep``)."""
     method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
     method_choices = merge_choices(method_choices, parse_assignments(set_))
     dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
-    specs = make_specs(
+    return make_specs(
         [m.strip() for m in method.split(",") if m.strip()],
         dataset,
         parse_list(bits, option="--bits"),
@@ -71,11 +77,9 @@ def run(
         method_choices,
         dataset_overrides,
     )
-    execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force)
 
 
-def execute_all(specs: list, *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
+def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
     cache = DatasetCache(data_root)
     done = skipped = 0
     for number, spec in enumerate(specs, 1):
@@ -140,35 +144,3 @@ def evaluate_command(
     if output is not None:
         results.write_json(output, metrics)
         console.print(f"metrics written to {output}", highlight=False)
-
-
-@app.command()
-@user_errors
-def leaderboard(
-    results_dir: Optional[Path] = ResultsDir,
-    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the printed table."),
-) -> None:
-    """Write leaderboard.csv (one row per finished run) and print mean ± std over seeds."""
-    results_dir = results_dir or results.default_results_dir()
-    frame = results.leaderboard_frame(results_dir)
-    if frame.empty:
-        raise SsvhBenchError(f"no finished runs under {Path(results_dir) / 'runs'}; start one with ssvh-bench run")
-    path = Path(results_dir) / results.LEADERBOARD_FILE
-    with results.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
-    columns = [f"map@{k}" for k in parse_list(ks, option="--k")]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SsvhBenchError(f"the runs have no {', '.join(missing)}; available: {[c for c in frame if c.startswith('map@')]}")
-    table = Table(title="mAP@K, mean ± std over seeds", title_justify="left")
-    for column in ("dataset", "method", "bits", "overrides", "seeds", *columns):
-        table.add_column(column)
-    for row in results.aggregate(frame, columns).to_dict("records"):
-        cells = [_mean_std(row[f"{c}_mean"], row[f"{c}_std"]) for c in columns]
-        table.add_row(row["dataset"], row["method"], str(row["bits"]), row["overrides"], str(row["n_seeds"]), *cells)
-    console.print(table)
-    console.print(f"{len(frame)} run(s) written to {path}", highlight=False)
-
-
-def _mean_std(mean: float, std: float) -> str:
-    return f"{mean:.4f}" if std != std else f"{mean:.4f} ± {std:.4f}"  # std is NaN for one seed

@@ -1,0 +1,62 @@
+"""The ``leaderboard`` command: leaderboard.csv (one row per run) and the paper table (CSV, Markdown, LaTeX)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .. import results
+from ..config import parse_list
+from ..errors import SsvhBenchError
+from ..published import load_published
+from ..tables import TABLE_KS, PaperTable, cell_text, column_title, paper_table, select_runs, write_tables
+from .app import ResultsDir, app, console, user_errors
+from .filters import BitsFilter, DatasetFilter, MethodFilter
+
+TABLE_STEM = "leaderboard_table"
+
+
+@app.command()
+@user_errors
+def leaderboard(
+    results_dir: Optional[Path] = ResultsDir,
+    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the table."),
+    dataset: str = DatasetFilter,
+    bits: str = BitsFilter,
+    method: str = MethodFilter,
+    published: bool = typer.Option(True, "--published/--no-published", help="Show published numbers beside ours."),
+    digits: int = typer.Option(3, "--digits", min=1, max=6, help="Decimals in the Markdown/LaTeX table."),
+) -> None:
+    """Write leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds)."""
+    results_dir = Path(results_dir or results.default_results_dir())
+    frame = results.leaderboard_frame(results_dir)
+    if frame.empty:
+        raise SsvhBenchError(f"no finished runs under {results_dir / 'runs'}; start one with ssvh-bench run")
+    path = results_dir / results.LEADERBOARD_FILE
+    with results.atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+    selected = select_runs(frame, dataset=dataset, bits=bits, method=method)
+    if selected.empty:
+        raise SsvhBenchError(f"no finished run matches --dataset {dataset!r} --bits {bits!r} --method {method!r}")
+    table_ks, reference = parse_list(ks, option="--k"), load_published() if published else None
+    paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
+    console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
+    console.print(f"{len(frame)} run(s) written to {path}; table ({len(selected)} run(s)) to "
+                  f"{', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)
+
+
+def rich_table(table: PaperTable) -> Table:
+    out = Table(title="mAP@K, mean ± std over seeds (bold: best per column; Δ = ours − published)",
+                title_justify="left")
+    out.add_column("method")
+    out.add_column("seeds")
+    for column in table.columns:
+        out.add_column(column_title(*column), justify="right")
+    for row in table.rows:
+        cells = [cell_text(row, c, table.digits) for c in row.cells]
+        cells = [f"[bold]{text}[/]" if c.best else text for c, text in zip(row.cells, cells)]
+        out.add_row(row.label, row.seeds, *cells, style="dim" if row.published else None)
+    return out

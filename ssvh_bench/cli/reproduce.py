@@ -1,0 +1,111 @@
+"""``sweep`` (run a parameter grid, then say how to plot it) and ``reproduce`` (named paper targets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .. import plots, results
+from ..config import RunSpec, canonical_json, parse_assignments, parse_list
+from ..errors import ConfigError
+from ..published import load_published
+from ..reproduce import TARGETS, Target, get_target, target_specs
+from ..tables import TABLE_KS, select_runs, write_tables
+from .app import ResultsDir, app, console, user_errors
+from .plot import FIGURES_FOLDER, default_ks, make_figure
+from .runs import execute_all, specs_from_options
+
+TABLES_FOLDER = "tables"
+
+
+def swept_parameters(specs: list[RunSpec]) -> list[str]:
+    """Method parameters whose value differs between the runs."""
+    keys = sorted({k for spec in specs for k in spec.overrides if not k.startswith("dataset.")})
+    return [k for k in keys if len({canonical_json(s.overrides.get(k)) for s in specs}) > 1]
+
+
+@app.command()
+@user_errors
+def sweep(
+    method: str = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
+    bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
+    seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
+    set_: list[str] = typer.Option([], "--set", help="Swept parameter key=v1,v2,... (method.key for one method)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters; --set wins."),
+    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    results_dir: Optional[Path] = ResultsDir,
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
+    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+) -> None:
+    """Run every value of the swept parameters (finished runs are skipped), then print how to plot them."""
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
+    swept = swept_parameters(specs)
+    if not swept:
+        raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "
+                          "for a single setting use ssvh-bench run")
+    results_dir = Path(results_dir or results.default_results_dir())
+    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
+    where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
+    console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
+                  f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def reproduce(
+    target: str = typer.Argument(..., help=f"One of: {', '.join(TARGETS)}."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
+    seeds: str = typer.Option("0", "--seeds", "-s", help="Seed(s), comma-separated."),
+    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished; do nothing else."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    results_dir: Optional[Path] = ResultsDir,
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
+    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+) -> None:
+    """Run a named paper target (tables and figures of ConMH's paper) and write its reports."""
+    chosen = get_target(target)
+    dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
+    specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
+    results_dir = Path(results_dir or results.default_results_dir())
+    if dry_run:
+        _print_plan(chosen, specs, results_dir)
+        return
+    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
+    frame = select_runs(plots.load_runs(results_dir), run_ids=[s.run_id for s in specs])
+    written = write_reports(chosen, frame, results_dir)
+    console.print(f"{chosen.name}: {len(specs)} run(s); wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+
+
+def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None:
+    table = Table(title=f"{target.name}: {target.description}", title_justify="left")
+    for column in ("method", "bits", "seed", "overrides", "status"):
+        table.add_column(column)
+    finished = 0
+    for spec in specs:
+        done = results.is_finished(results.run_dir(results_dir, spec))
+        finished += done
+        table.add_row(spec.method, str(spec.bits), str(spec.seed), results.format_overrides(spec.overrides),
+                      "finished" if done else "to do")
+    console.print(table)
+    console.print(f"{len(specs)} run(s): {finished} finished, {len(specs) - finished} to do "
+                  f"(dry run: nothing was run)", highlight=False, soft_wrap=True)
+
+
+def write_reports(target: Target, frame, results_dir: Path) -> list[Path]:
+    """The target's table(s) under results/tables/ and figures under results/figures/, named after it."""
+    written: list[Path] = []
+    for report in target.reports:
+        options = dict(report.options)
+        ks = list(options.pop("ks", TABLE_KS if report.kind == "table" else default_ks(report.kind)))
+        if report.kind == "table":
+            written += write_tables(frame, results_dir / TABLES_FOLDER / target.name, ks, load_published())
+        else:
+            figure = make_figure(report.kind, frame, ks=ks, **options)
+            written += plots.save_figure(figure, results_dir / FIGURES_FOLDER, f"{target.name}-{report.kind}")
+    return written

@@ -1,0 +1,257 @@
+"""Paper tables from finished runs: mean ± std of mAP@K over seeds, published numbers beside reproduced ones.
+
+Layout (what SSVH papers print): one row per method (with its overrides when the user changed parameters),
+column groups dataset x bits, one column per K. The best reproduced value of each column is bold. For a method
+with published numbers, a ``<method> (published)`` row follows its own rows; each of its cells reads
+``published (Δ ours − published)``, the difference taken against the method's run with default parameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import ConfigError
+from .results import aggregate, write_text
+
+TABLE_KS = (5, 20, 40, 100)
+TABLE_FORMATS = ("csv", "md", "tex")
+
+
+def parse_patterns(text: str | None) -> list[str]:
+    """``"16,32"`` -> ``["16", "32"]``; empty means everything."""
+    patterns = [p.strip() for p in (text or "").split(",") if p.strip()]
+    return patterns or ["*"]
+
+
+def select_runs(
+    frame: pd.DataFrame,
+    *,
+    dataset: str | None = None,
+    bits: str | None = None,
+    method: str | None = None,
+    run_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of a leaderboard frame matching shell-style patterns (comma-separated alternatives)."""
+    if frame.empty:
+        return frame
+    keep = pd.Series(True, index=frame.index)
+    for column, text in (("dataset", dataset), ("bits", bits), ("method", method)):
+        patterns = parse_patterns(text)
+        keep &= frame[column].astype(str).map(lambda v: any(fnmatch.fnmatchcase(v, p) for p in patterns))
+    if run_ids is not None:
+        keep &= frame["run_id"].isin(set(run_ids))
+    return frame[keep]
+
+
+def method_label(method: str, overrides: str) -> str:
+    """How a setting is named in tables and legends: ``conmh`` or ``conmh (mask_ratio=0.5)``."""
+    return f"{method} ({overrides.replace(';', ', ')})" if overrides else method
+
+
+def metric_columns(frame: pd.DataFrame, ks: Sequence[int], metric: str = "map") -> list[str]:
+    columns = [f"{metric}@{k}" for k in ks]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        available = [c for c in frame.columns if c.startswith(f"{metric}@")]
+        raise ConfigError(f"the runs have no {', '.join(missing)}; available: {', '.join(available)}")
+    return columns
+
+
+def summary_frame(frame: pd.DataFrame, ks: Sequence[int], published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean, std and seed count per setting, plus ``map@K_published`` and ``map@K_delta`` (ours − published).
+
+    Published numbers attach to the rows without overrides (they were obtained with default parameters).
+    """
+    columns = metric_columns(frame, ks)
+    table = aggregate(frame, columns)
+    for k in ks:
+        values = [
+            _published_value(published, row.method, row.dataset, row.bits, k) if row.overrides == "" else math.nan
+            for row in table.itertuples()
+        ]
+        table[f"map@{k}_published"] = values
+        table[f"map@{k}_delta"] = table[f"map@{k}_mean"] - table[f"map@{k}_published"]
+    return table
+
+
+def _published_value(published: pd.DataFrame | None, method: str, dataset: str, bits: int, k: int) -> float:
+    if published is None or published.empty:
+        return math.nan
+    match = published[(published["method"] == method) & (published["dataset"] == dataset)
+                      & (published["bits"] == int(bits)) & (published["k"] == int(k))]
+    return float(match["value"].iloc[0]) if len(match) else math.nan
+
+
+@dataclass
+class Cell:
+    mean: float = math.nan
+    std: float = math.nan
+    published: float = math.nan
+    delta: float = math.nan
+    best: bool = False
+
+
+@dataclass
+class Row:
+    label: str
+    published: bool
+    seeds: str
+    cells: list[Cell] = field(default_factory=list)
+
+
+@dataclass
+class PaperTable:
+    """Columns are (dataset, bits, k); rows are reproduced settings and published rows, in print order."""
+
+    columns: list[tuple[str, int, int]]
+    rows: list[Row]
+    digits: int = 3
+
+
+def paper_table(
+    frame: pd.DataFrame, ks: Sequence[int] = TABLE_KS, published: pd.DataFrame | None = None, digits: int = 3
+) -> PaperTable:
+    summary = summary_frame(frame, ks, published)
+    groups = sorted({(d, int(b)) for d, b in zip(summary["dataset"], summary["bits"])})
+    columns = [(d, b, k) for d, b in groups for k in ks]
+    rows: list[Row] = []
+    for method in sorted(summary["method"].unique()):
+        settings = summary[summary["method"] == method].sort_values("overrides")
+        for overrides in settings["overrides"].unique():
+            setting = settings[settings["overrides"] == overrides]
+            cells = [_reproduced_cell(setting, d, b, k) for d, b, k in columns]
+            counts = sorted({int(n) for n in setting["n_seeds"]})
+            seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+            rows.append(Row(method_label(method, overrides), False, seeds, cells))
+        default = settings[settings["overrides"] == ""]
+        published_cells = []
+        for d, b, k in columns:
+            value = _published_value(published, method, d, b, k)
+            ours = _reproduced_cell(default, d, b, k).mean
+            published_cells.append(Cell(published=value, delta=ours - value))
+        if any(not math.isnan(c.published) for c in published_cells):
+            rows.append(Row(f"{method} (published)", True, "", published_cells))
+    _mark_best(rows, len(columns), digits)
+    return PaperTable(columns, rows, digits)
+
+
+def _reproduced_cell(setting: pd.DataFrame, dataset: str, bits: int, k: int) -> Cell:
+    match = setting[(setting["dataset"] == dataset) & (setting["bits"] == bits)]
+    if match.empty:
+        return Cell()
+    row = match.iloc[0]
+    return Cell(mean=float(row[f"map@{k}_mean"]), std=float(row[f"map@{k}_std"]))
+
+
+def _mark_best(rows: list[Row], n_columns: int, digits: int) -> None:
+    """Bold every reproduced value that equals the column's best at the printed precision."""
+    for index in range(n_columns):
+        shown = [round(r.cells[index].mean, digits) for r in rows
+                 if not r.published and not math.isnan(r.cells[index].mean)]
+        if not shown:
+            continue
+        best = max(shown)
+        for r in rows:
+            cell = r.cells[index]
+            cell.best = not r.published and not math.isnan(cell.mean) and round(cell.mean, digits) == best
+
+
+def _number(value: float, digits: int) -> str:
+    return f"{value:.{digits}f}"
+
+
+def cell_text(row: Row, cell: Cell, digits: int) -> str:
+    """Plain text of a cell: ``mean ± std`` (or ``mean``), ``published (Δ ±x)``, or ``-`` when empty."""
+    if row.published:
+        text = "-" if math.isnan(cell.published) else _number(cell.published, digits)
+        return text if math.isnan(cell.delta) else f"{text} (Δ {cell.delta:+.{digits}f})"
+    if math.isnan(cell.mean):
+        return "-"
+    return _number(cell.mean, digits) + ("" if math.isnan(cell.std) else f" ± {_number(cell.std, digits)}")
+
+
+def column_title(dataset: str, bits: int, k: int) -> str:
+    return f"{dataset} {bits} bits mAP@{k}"
+
+
+def to_markdown(table: PaperTable) -> str:
+    header = ["method", "seeds"] + [column_title(*column) for column in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(table.columns)]
+    for row in table.rows:
+        cells = [cell_text(row, c, table.digits) for c in row.cells]
+        cells = [f"**{text}**" if c.best else text for c, text in zip(row.cells, cells)]
+        lines.append("| " + " | ".join([_markdown_escape(row.label), row.seeds, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: PaperTable) -> str:
+    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``); wrap it in your own ``table``."""
+    d = table.digits
+    groups: list[tuple[str, int, int]] = []  # (dataset, bits, number of K columns)
+    for ds, b, _ in table.columns:
+        if groups and groups[-1][:2] == (ds, b):
+            groups[-1] = (ds, b, groups[-1][2] + 1)
+        else:
+            groups.append((ds, b, 1))
+    lines = [r"\begin{tabular}{lc" + "r" * len(table.columns) + "}", r"\toprule"]
+    lines.append(" & & " + " & ".join(rf"\multicolumn{{{n}}}{{c}}{{{latex_escape(ds)}, {b} bits}}"
+                                      for ds, b, n in groups) + r" \\")
+    start, rules = 3, []
+    for _, _, n in groups:
+        rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
+        start += n
+    lines.append(" ".join(rules))
+    lines.append("Method & Seeds & " + " & ".join(f"@{k}" for _, _, k in table.columns) + r" \\")
+    lines.append(r"\midrule")
+    for row in table.rows:
+        cells = []
+        for cell in row.cells:
+            if row.published:
+                text = "--" if math.isnan(cell.published) else f"${_number(cell.published, d)}$"
+                if not math.isnan(cell.delta):
+                    text += rf" {{\scriptsize($\Delta\,{cell.delta:+.{d}f}$)}}"
+            elif math.isnan(cell.mean):
+                text = "--"
+            else:
+                body = _number(cell.mean, d) + ("" if math.isnan(cell.std) else rf" \pm {_number(cell.std, d)}")
+                text = rf"$\mathbf{{{body}}}$" if cell.best else f"${body}$"
+            cells.append(text)
+        label = (r"\quad " if row.published else "") + latex_escape(row.label)
+        lines.append(" & ".join([label, row.seeds, *cells]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    frame: pd.DataFrame,
+    stem: Path,
+    ks: Sequence[int] = TABLE_KS,
+    published: pd.DataFrame | None = None,
+    digits: int = 3,
+) -> list[Path]:
+    """Write ``<stem>.csv`` (tidy summary), ``<stem>.md`` and ``<stem>.tex`` (paper layout), atomically."""
+    stem = Path(stem)
+    table = paper_table(frame, ks, published, digits)
+    paths = [stem.with_name(f"{stem.name}.{suffix}") for suffix in TABLE_FORMATS]
+    write_text(paths[0], summary_frame(frame, ks, published).to_csv(index=False, float_format="%.6g"))
+    write_text(paths[1], to_markdown(table))
+    write_text(paths[2], to_latex(table))
+    return paths

@@ -1,0 +1,31 @@
+"""Hand-made finished run folders (config.json + metrics.json) for the report tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ssvh_bench import results
+from ssvh_bench.config import RunSpec
+
+KS = (5, 10, 20, 40, 60, 80, 100)
+
+
+def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: str = "synthetic", bits: int = 16,
+              params: dict | None = None, overrides: dict | None = None, train_seconds: float = 1.0) -> Path:
+    """A finished run whose mAP@K is ``map_at_5 * 5 / (5 + K - 5)``-shaped: map@5 is exact, larger K smaller."""
+    spec = RunSpec(method, dataset, bits, seed, dict(params or {}), {}, dict(overrides or {}))
+    folder = results.run_dir(root, spec)
+    metrics = {}
+    for k in KS:
+        metrics[f"map@{k}"] = map_at_5 * 5 / k
+        metrics[f"p@{k}"] = map_at_5 * (1 - k / 200)
+        metrics[f"r@{k}"] = k / 100
+    radius = np.arange(bits + 1)
+    metrics["pr_curve"] = {"radius": radius.tolist(), "precision": (map_at_5 * (1 - radius / (bits + 1))).tolist(),
+                           "recall": (radius / bits).tolist()}
+    metrics.update(train_seconds=train_seconds, encode_ms_per_video=0.01 * (seed + 1), n_params=10)
+    results.write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
+    results.write_json(folder / results.METRICS_FILE, metrics)
+    return folder
