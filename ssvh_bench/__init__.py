@@ -4,12 +4,13 @@ from .artefacts import ArtefactCache
 from .codes import PackedCodes, pack_codes, strict_codes
 from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
                    VideoFeatures)
-from .errors import ConfigError, DataError, SsvhBenchError, UnknownNameError
+from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
 from .metrics import DEFAULT_KS, evaluate
 from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph
 from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
+from .train import DeepMethod
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetSplits",
+    "DeepMethod",
     "FileDataset",
     "FileLayout",
     "FileSplit",
@@ -30,6 +32,7 @@ __all__ = [
     "PseudoNeighbourhood",
     "ShallowMethod",
     "SsvhBenchError",
+    "TrainingError",
     "UnknownNameError",
     "VideoFeatures",
     "build_anchor_neighbourhood",

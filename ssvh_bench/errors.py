@@ -18,3 +18,7 @@ class ConfigError(SsvhBenchError, ValueError):
 
 class DataError(SsvhBenchError, ValueError):
     """Features, labels or codes that cannot be used (missing, mismatched, NaN...)."""
+
+
+class TrainingError(SsvhBenchError, RuntimeError):
+    """Training cannot go on (a NaN or infinite loss, a checkpoint from other settings...)."""

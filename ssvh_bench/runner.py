@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from . import results
-from .codes import check_codes, pack_codes
-from .config import RunSpec, canonical_json
+from .codes import check_bits, check_codes, pack_codes
+from .config import RunSpec, canonical_json, resolve_params
 from .data import DatasetSplits
-from .errors import DataError
-from .metrics import evaluate
+from .errors import ConfigError, DataError
+from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
 
@@ -106,6 +106,42 @@ def execute_run(
     )
     results.write_json(folder / results.METRICS_FILE, metrics)
     return RunOutcome(spec, folder, False, metrics)
+
+
+def evaluate_checkpoint(
+    method_name: str,
+    checkpoint: Path,
+    dataset: str,
+    data_root: Path | None = None,
+    *,
+    bits: int = 64,
+    method_params: dict[str, Any] | None = None,
+    dataset_params: dict[str, Any] | None = None,
+    device: str = "auto",
+    ks: tuple[int, ...] | list[int] = DEFAULT_KS,
+    normalizer: str = "k",
+    strict: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Metrics of a trained deep method's weights (e.g. a released checkpoint) on a dataset's protocol.
+
+    Builds ``method_name`` with its defaults for ``dataset`` (plus ``method_params``), loads the weights,
+    encodes the query and database splits and evaluates them; nothing is trained and nothing is written.
+    """
+    bits = check_bits(bits)
+    splits = DatasetCache(data_root).get(dataset, resolve_params(dataset_registry.get(dataset), dataset_params or {}))
+    entry = method_registry.get(method_name)
+    method = entry.create(**resolve_params(entry, method_params or {}, dataset=dataset))
+    if not hasattr(method, "load_checkpoint"):
+        raise ConfigError(f"{method_name} is a {entry.family} method; only deep methods load checkpoints")
+    n_frames = max(split.n_frames for split in (splits.database, splits.query) if split is not None)
+    method.load_checkpoint(Path(checkpoint), bits=bits, n_frames=n_frames, feature_dim=splits.database.feature_dim,
+                           device=resolve_device(device))
+    database_codes = _encode(method, splits.database, bits, "database")
+    query_codes = database_codes if splits.query is None else _encode(method, splits.query, bits, "query")
+    return evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
+                    normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
+                    progress=progress)
 
 
 def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ssvh_bench import ArrayFeatures, Dataset, DatasetSplits, ShallowMethod, dataset_registry, method_registry
+
+# Tests use tiny models, for which intra-op threads only add overhead, and on a shared machine OpenMP
+# threads competing with other jobs made single tiny steps up to 100x slower.
+torch.set_num_threads(1)
 
 
 class TinyBlobs(Dataset):

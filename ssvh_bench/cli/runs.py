@@ -14,7 +14,7 @@ from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
-from ..runner import DatasetCache, execute_run
+from ..runner import DatasetCache, evaluate_checkpoint, execute_run
 from .app import ResultsDir, app, console, user_errors
 
 
@@ -103,27 +103,41 @@ def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | No
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    codes: Path = typer.Argument(..., help="A run folder or a codes.npz written by a run."),
+    codes: Optional[Path] = typer.Argument(None, help="A run folder or a codes.npz written by a run."),
     ks: str = typer.Option(",".join(map(str, DEFAULT_KS)), "--k", help="Cut-offs, comma-separated."),
     normalizer: str = typer.Option("k", "--normalizer", help="AP@K divisor: k (reference) or hits."),
     strict: bool = typer.Option(False, "--strict", help="Map code 0 to +1 (purely binary codes)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the metrics as JSON here."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="With --checkpoint: the deep method the weights belong to."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained weights (e.g. a released ConMH checkpoint) to encode --dataset with."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="With --checkpoint: the dataset whose query/database splits are encoded."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
+    device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
 ) -> None:
-    """Recompute the protocol's metrics from saved codes, without retraining."""
-    saved = results.load_codes(codes)
-    query_is_database = saved["query"] is None
+    """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
     cutoffs = parse_list(ks, option="--k")
-    metrics = evaluate(
-        saved["database"] if query_is_database else saved["query"],
-        saved["database"],
-        saved["database_labels"] if query_is_database else saved["query_labels"],
-        saved["database_labels"],
-        ks=cutoffs,
-        normalizer=normalizer,
-        strict=strict,
-        query_is_database=query_is_database,
-        progress=sys.stderr.isatty(),
-    )
+    if checkpoint is not None or method is not None:
+        if codes is not None or not (checkpoint and method and dataset):
+            raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
+        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cutoffs,
+                                      normalizer=normalizer, strict=strict, progress=sys.stderr.isatty())
+    elif codes is None:
+        raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
+    else:
+        saved = results.load_codes(codes)
+        query_is_database = saved["query"] is None
+        metrics = evaluate(
+            saved["database"] if query_is_database else saved["query"],
+            saved["database"],
+            saved["database_labels"] if query_is_database else saved["query_labels"],
+            saved["database_labels"],
+            ks=cutoffs,
+            normalizer=normalizer,
+            strict=strict,
+            query_is_database=query_is_database,
+            progress=sys.stderr.isatty(),
+        )
     console.print(f"{metrics['n_queries']} queries x {metrics['n_database']} database, {metrics['bits']} bits, "
                   f"AP divided by {metrics['normalizer']}{', strict' if metrics['strict'] else ''}", highlight=False)
     console.print(metrics_table(metrics, cutoffs))

@@ -1,0 +1,87 @@
+"""ConMH training throughput (videos/s) for the FCVID 64-bit configuration.
+
+Small variant, 25 frames x 4096 features, batch 512, mask ratio 0.75, Adam; AMP on CUDA. Two numbers:
+
+- compute only: training steps on one random batch already on the device (what the reference's ~100 videos/s
+  on a 2-core CPU measures);
+- through the loop: ``ConMH.fit`` on an in-memory ``ArrayFeatures`` (batches read through ``iter_batches``,
+  copied to the device, history and all), the second epoch's videos/s from the history.
+
+Usage: python benchmarks/bench_conmh_throughput.py [--device auto] [--steps 3] [--batches-per-epoch 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from ssvh_bench import ArrayFeatures, method_registry
+from ssvh_bench.train import autocast_dtype, torch_device
+
+N_FRAMES, FEATURE_DIM, BITS, BATCH = 25, 4096, 64, 512
+
+
+def compute_only(device: torch.device, warmup: int, steps: int) -> float:
+    method = method_registry.create("conmh", variant="small", batch_size=BATCH)
+    torch.manual_seed(0)
+    model = method.build_model(N_FRAMES, FEATURE_DIM, BITS).to(device)
+    optimizer = method.build_optimizer(model)
+    precision = autocast_dtype(device, method.amp)
+    batch = torch.randn(BATCH, N_FRAMES, FEATURE_DIM, device=device)
+    indices = torch.arange(BATCH, device=device)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=precision or torch.bfloat16, enabled=precision is not None):
+            loss = method.training_losses(model, batch, indices, 0, generator)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * BATCH / (time.perf_counter() - started)
+
+
+def through_loop(device: torch.device, batches_per_epoch: int) -> float:
+    rng = np.random.default_rng(0)
+    videos = ArrayFeatures(rng.standard_normal((batches_per_epoch * BATCH, N_FRAMES, FEATURE_DIM), dtype=np.float32))
+    method = method_registry.create("conmh", variant="small", batch_size=BATCH, epochs=2, checkpoint_every=100)
+    with tempfile.TemporaryDirectory() as workdir:
+        method.fit(videos, bits=BITS, seed=0, device=str(device), workdir=workdir)
+        with open(os.path.join(workdir, "history.csv")) as handle:
+            last = handle.read().splitlines()[-1].split(",")
+    return float(last[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batches-per-epoch", type=int, default=3)
+    parser.add_argument("--skip-loop", action="store_true", help="Only the compute-only measurement.")
+    args = parser.parse_args()
+    device = torch_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; load average before: {os.getloadavg()}")
+    print(f"compute only:  {compute_only(device, args.warmup, args.steps):8.1f} videos/s")
+    if not args.skip_loop:
+        print(f"through loop:  {through_loop(device, args.batches_per_epoch):8.1f} videos/s (ArrayFeatures)")
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

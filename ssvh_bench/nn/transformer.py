@@ -1,0 +1,70 @@
+"""Pre-LayerNorm transformer block with the parameter names of the MAE-family reference code.
+
+Names (``norm1``, ``attn.qkv.weight``, ``attn.q_bias``, ``attn.v_bias``, ``attn.proj``, ``norm2``,
+``mlp.fc1``, ``mlp.fc2``) match released ConMH/VideoMAE checkpoints so their weights load unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LAYER_NORM_EPS = 1e-6
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; the inner width ``heads * head_dim`` may differ from ``dim``.
+
+    The query and value projections carry a bias, the key projection none (its bias is fixed at zero,
+    which changes nothing in softmax attention).
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int | None = None, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = head_dim or dim // heads
+        inner = heads * self.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(inner))
+        self.v_bias = nn.Parameter(torch.zeros(inner))
+        self.proj = nn.Linear(inner, dim)
+        self.dropout = dropout
+        self.proj_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = F.linear(x, self.qkv.weight, bias).reshape(batch, tokens, 3, self.heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [batch, heads, tokens, head_dim]
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(batch, tokens, self.heads * self.head_dim)
+        return self.proj_dropout(self.proj(out))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
+
+
+class TransformerBlock(nn.Module):
+    """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``; LayerNorm eps 1e-6, GELU, no dropout by default."""
+
+    def __init__(self, dim: int, heads: int, *, head_dim: int | None = None, mlp_ratio: float = 4.0,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = Attention(dim, heads, head_dim, dropout)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))

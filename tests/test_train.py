@@ -1,0 +1,206 @@
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, TrainingError
+from ssvh_bench.train import CHECKPOINT_DIR, CHECKPOINT_FILE, read_model_weights, torch_device
+
+
+class Interrupted(Exception):
+    """Stands in for a crash or a killed job."""
+
+
+class Toy(DeepMethod):
+    """A small deep method that uses every source of randomness the loop controls (order, generator, dropout)."""
+
+    fail_at_epoch = -1  # not a constructor parameter: a test switch that must not change the run's settings
+    nan_at_epoch = -1
+
+    def __init__(self, epochs: int = 4, batch_size: int = 8, lr: float = 0.05, checkpoint_every: int = 1,
+                 amp: bool = True) -> None:
+        self.epochs, self.batch_size, self.lr, self.checkpoint_every, self.amp = epochs, batch_size, lr, checkpoint_every, amp
+
+    def build_model(self, n_frames, feature_dim, bits):
+        return nn.Sequential(nn.Linear(feature_dim, 16), nn.Dropout(0.3), nn.Linear(16, bits))
+
+    def learning_rate(self, epoch):
+        return self.lr * 0.5**epoch
+
+    def training_losses(self, model, batch, indices, epoch, generator):
+        if epoch == self.fail_at_epoch:
+            raise Interrupted(f"epoch {epoch}")
+        noisy = batch + 0.1 * torch.randn(batch.shape, generator=generator, device=batch.device)
+        out = torch.tanh(model(noisy.mean(dim=1)))
+        spread = out.var(dim=0).mean()
+        loss = (1 - out.abs()).mean() - spread
+        if epoch == self.nan_at_epoch:
+            loss = loss * float("nan")
+        return {"loss": loss, "spread": spread}
+
+    def encode_batch(self, model, batch):
+        return torch.sign(model(batch.mean(dim=1)))
+
+
+class RecordingFeatures(ArrayFeatures):
+    def __init__(self, array):
+        super().__init__(array)
+        self.calls = []
+
+    def iter_batches(self, batch_size, **options):
+        self.calls.append((batch_size, options))
+        yield from super().iter_batches(batch_size, **options)
+
+
+def videos(n=20, seed=0):
+    return ArrayFeatures(np.random.default_rng(seed).normal(size=(n, 3, 6)).astype(np.float32))
+
+
+def checkpoint_of(workdir):
+    return torch.load(workdir / CHECKPOINT_DIR / CHECKPOINT_FILE, weights_only=True)
+
+
+def read_history(workdir):
+    with open(workdir / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(("checkpoint_every", "fail_at_epoch"), [(1, 2), (2, 3)])
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, checkpoint_every, fail_at_epoch):
+    data = videos()
+    full = Toy(checkpoint_every=checkpoint_every).fit(data, bits=8, seed=3, workdir=tmp_path / "full")
+
+    broken = Toy(checkpoint_every=checkpoint_every)
+    broken.fail_at_epoch = fail_at_epoch
+    with pytest.raises(Interrupted):
+        broken.fit(data, bits=8, seed=3, workdir=tmp_path / "resumed")
+    assert checkpoint_of(tmp_path / "resumed")["epochs_done"] == 2
+    resumed = Toy(checkpoint_every=checkpoint_every).fit(data, bits=8, seed=3, workdir=tmp_path / "resumed")
+
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
+    for name, value in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], value), name
+    losses = [[row["loss"] for row in read_history(tmp_path / run)] for run in ("full", "resumed")]
+    assert len(losses[0]) == 4 and losses[0] == losses[1]
+
+
+def test_other_seed_gives_other_weights(tmp_path):
+    data = videos()
+    a = Toy(epochs=1).fit(data, bits=8, seed=0)
+    b = Toy(epochs=1).fit(data, bits=8, seed=1)
+    assert not torch.equal(a.model[0].weight, b.model[0].weight)
+
+
+def test_finished_run_is_loaded_not_retrained(tmp_path):
+    data = videos()
+    first = Toy(epochs=2).fit(data, bits=8, seed=0, workdir=tmp_path)
+    again = Toy(epochs=2)
+    again.fail_at_epoch = 0  # raises if any epoch were trained again
+    again.fit(data, bits=8, seed=0, workdir=tmp_path)
+    np.testing.assert_array_equal(again.encode(data), first.encode(data))
+    assert len(read_history(tmp_path)) == 2
+
+
+def test_checkpoint_from_other_settings_is_refused(tmp_path):
+    Toy(epochs=1).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+    with pytest.raises(TrainingError, match="other settings"):
+        Toy(epochs=2, lr=0.1).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+
+
+def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_checkpoint(tmp_path):
+    method = Toy(epochs=5)
+    method.nan_at_epoch = 2
+    with pytest.raises(TrainingError, match=r"training stopped in epoch 2: loss = nan.*2 epochs done"):
+        method.fit(videos(), bits=8, seed=0, workdir=tmp_path)
+    state = checkpoint_of(tmp_path)
+    assert state["epochs_done"] == 2
+    assert all(torch.isfinite(value).all() for value in state["model"].values())
+    assert len(read_history(tmp_path)) == 2
+
+
+def test_nan_in_first_epoch_says_there_is_no_checkpoint(tmp_path):
+    method = Toy(epochs=2)
+    method.nan_at_epoch = 0
+    with pytest.raises(TrainingError, match="epoch 0.*no checkpoint"):
+        method.fit(videos(), bits=8, seed=0, workdir=tmp_path)
+
+
+def test_history_columns_and_values(tmp_path):
+    Toy(epochs=3).fit(videos(20), bits=8, seed=0, workdir=tmp_path)
+    rows = read_history(tmp_path)
+    assert list(rows[0]) == ["epoch", "loss", "spread", "lr", "seconds", "videos_per_s"]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [float(r["lr"]) for r in rows] == [0.05, 0.025, 0.0125]
+    for row in rows:  # 20 videos in batches of 8 with the ragged last batch dropped: 16 per epoch
+        assert float(row["videos_per_s"]) * float(row["seconds"]) == pytest.approx(16)
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    real_save, saves = torch.save, []
+
+    def failing_second_save(state, path):
+        saves.append(path)
+        if len(saves) == 2:
+            with open(path, "wb") as handle:
+                handle.write(b"half a checkpoint")
+            raise OSError("disk full")
+        real_save(state, path)
+
+    monkeypatch.setattr(torch, "save", failing_second_save)
+    with pytest.raises(OSError, match="disk full"):
+        Toy(epochs=3).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert [p.name for p in (tmp_path / CHECKPOINT_DIR).iterdir()] == [CHECKPOINT_FILE]
+    assert checkpoint_of(tmp_path)["epochs_done"] == 1
+    Toy(epochs=3).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+    assert checkpoint_of(tmp_path)["epochs_done"] == 3
+
+
+def test_batches_come_from_iter_batches_with_an_order_per_epoch():
+    data = RecordingFeatures(videos().array)
+    method = Toy(epochs=3).fit(data, bits=8, seed=0)
+    training_calls = data.calls
+    assert [size for size, _ in training_calls] == [8, 8, 8]
+    assert all(options["shuffle"] and options["drop_last"] for _, options in training_calls)
+    assert len({options["seed"] for _, options in training_calls}) == 3
+    data.calls = []
+    method.encode(data)
+    assert data.calls == [(8, {"shuffle": False})]
+
+
+def test_training_set_smaller_than_a_batch_is_one_batch(tmp_path):
+    Toy(epochs=1, batch_size=64).fit(videos(5), bits=8, seed=0, workdir=tmp_path)
+    row = read_history(tmp_path)[0]
+    assert float(row["videos_per_s"]) * float(row["seconds"]) == pytest.approx(5)
+
+
+def test_encode_is_deterministic_in_eval_mode_and_state_dict_round_trips():
+    data = videos()
+    method = Toy(epochs=1).fit(data, bits=8, seed=0)
+    codes = method.encode(data)
+    assert codes.dtype == np.int8 and codes.shape == (20, 8)
+    assert not method.model.training
+    np.testing.assert_array_equal(method.encode(data), codes)  # dropout is off
+    copy = Toy().load_state_dict(method.state_dict())
+    np.testing.assert_array_equal(copy.encode(data), codes)
+    assert method.n_parameters == copy.n_parameters == 6 * 16 + 16 + 16 * 8 + 8
+
+
+def test_read_model_weights_accepts_loop_checkpoints(tmp_path):
+    method = Toy(epochs=1).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+    weights = read_model_weights(tmp_path / CHECKPOINT_DIR / CHECKPOINT_FILE)
+    assert set(weights) == set(method.model.state_dict())
+
+
+def test_bad_device_names_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
+        torch_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            torch_device("cuda")
+    assert torch_device("cpu") == torch.device("cpu")
+
