@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ssvh_bench import ArrayFeatures, ArtefactCache, ConfigError, dataset_registry, evaluate, method_registry
+from ssvh_bench.cli import app
+from ssvh_bench.config import resolve_params
+from ssvh_bench.methods.mcmsh import (LOSS_WEIGHTS, MCMSH, ContextGate, cluster_loss, mask_frames,
+                                      pairwise_similarity_loss, quadruplet_loss, quantisation_loss)
+
+
+def tiny(**params) -> MCMSH:
+    entry = method_registry.get("mcmsh")
+    return entry.create(**{**entry.test_params, **params})
+
+
+def two_groups(n_per_group=20, frames=5, dim=20, seed=0) -> ArrayFeatures:
+    """Videos 0..n-1 near +4 * ones, videos n..2n-1 near -4 * ones: two groups far apart."""
+    rng = np.random.default_rng(seed)
+    sign = np.repeat([1.0, -1.0], n_per_group)
+    return ArrayFeatures(4 * sign[:, None, None] + rng.normal(size=(2 * n_per_group, frames, dim)))
+
+
+def test_forward_backward_every_parameter_gets_a_gradient():
+    videos = two_groups()
+    method = tiny().fit(videos, bits=16, seed=0)
+    model = method.model
+    model.train()
+    method.train_videos = videos
+    indices = torch.arange(12)
+    batch = torch.from_numpy(videos.read(indices.numpy()))
+    losses = method.training_losses(model, batch, indices, 3, torch.Generator().manual_seed(0))
+    assert set(losses) == {"loss", *LOSS_WEIGHTS}
+    expected = sum(LOSS_WEIGHTS[name] * losses[name].item() for name in LOSS_WEIGHTS)
+    assert losses["loss"].item() == pytest.approx(expected, rel=1e-6)
+    losses["loss"].backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_published_configuration_shapes():
+    model = tiny(hidden_dim=256).build_model(25, 4096, 64)
+    codes, hidden = model(torch.randn(3, 25, 4096))
+    assert codes.shape == (3, 64) and hidden.shape == (3, 25, 256)
+    assert codes.abs().max() <= 1
+    gates = model.encoder.channel_gates.gates
+    assert gates["short"].squeeze.groups == 16 and gates["short"].squeeze.out_channels == 16  # 256 / r_max
+    assert model.encoder.token_gates.gates["long"].squeeze.out_features == 6  # 25 frames / r_min
+
+
+def gate_weights_after_change(range_: str, changed_frame: int, n_frames: int = 24) -> torch.Tensor:
+    """How much the gate's weights at frame 0 move when one frame of the context changes."""
+    torch.manual_seed(0)
+    gate = ContextGate(n_frames, 64, 16, range_, grouped=True).eval()  # context axis = frames
+    for parameter in gate.parameters():  # unit-scale weights, so that every dependence shows
+        torch.nn.init.normal_(parameter)
+    z = torch.randn(4, 64, n_frames)
+    changed = z.clone()
+    changed[:, :, changed_frame] = torch.randn(4, 64)
+    with torch.no_grad():
+        before, after = gate.weights(z), gate.weights(changed)
+    return (after[..., 0] - before[..., 0]).abs().max()
+
+
+@pytest.mark.parametrize(("range_", "reach"), [("short", 2), ("middle", 8), ("long", 23)])
+def test_gates_see_only_their_temporal_range(range_, reach):
+    # short: two k=3 convolutions (frames 0..2); middle: bins of 3 frames, two k=3 convolutions over bins
+    # (frames 0..8); long: the whole clip
+    assert gate_weights_after_change(range_, reach) > 1e-4
+    if reach + 1 < 24:
+        assert gate_weights_after_change(range_, reach + 1) == 0
+        assert gate_weights_after_change(range_, 23) == 0
+
+
+def test_gate_output_shapes():
+    x = torch.randn(3, 7, 32)  # [B, context, gated]
+    for range_ in ("long", "middle", "short"):
+        gate = ContextGate(7, 32, 16, range_, grouped=True)
+        assert gate(x).shape == x.shape
+        expected = (3, 32, 1) if range_ == "long" else (3, 32, 7)
+        assert gate.weights(x.transpose(1, 2)).shape == expected
+    with pytest.raises(ValueError, match="range must be one of"):
+        ContextGate(7, 32, 16, "medium", grouped=True)
+
+
+def test_stage1_on_two_separated_groups(tmp_path):
+    videos = two_groups()
+    method = tiny(epochs=0).fit(videos, bits=16, seed=0, cache_dir=tmp_path)
+    neighbourhood = method.neighbourhood
+    group = np.repeat([0, 1], 20)
+    labels = neighbourhood.pseudo_labels
+    # no anchor is the pseudo-label of videos from both groups
+    assert not set(labels[group == 0]) & set(labels[group == 1])
+    rows, cols = neighbourhood.similar.nonzero()
+    assert len(rows) > 0 and (group[rows] == group[cols]).all()
+    assert neighbourhood.centres.shape[1] == 16  # PCA to the hidden width
+    torch.testing.assert_close(method.label_centres, torch.from_numpy(neighbourhood.centres[labels]))
+    # the partner / positive samplers honour the tags: similar partners and positives stay in the group
+    relations = method.sample_relations(np.arange(40), np.random.default_rng(0))
+    similar_partner = relations["target"] == 1
+    assert (group[relations["partner"][similar_partner]] == group[similar_partner]).all()
+    assert (group[relations["positive"]] == group).all()
+
+
+def test_stage1_is_built_once_for_every_code_length(tmp_path):
+    videos = two_groups()
+    first = tiny(epochs=0).fit(videos, bits=16, seed=0, cache_dir=tmp_path)
+    second = tiny(epochs=0).fit(videos, bits=32, seed=0, cache_dir=tmp_path)
+    assert first.stage1_built and not second.stage1_built
+    (folder,) = (tmp_path / MCMSH.stage1_kind).iterdir()
+    key = ArtefactCache.read_key(folder)["key"]
+    assert "bits" not in key and key["n_anchors"] == 20 and key["pca_dim"] == 16 and key["seed"] == 0
+    np.testing.assert_array_equal(first.neighbourhood.anchors, second.neighbourhood.anchors)
+    assert tiny(epochs=0).fit(videos, bits=16, seed=1, cache_dir=tmp_path).stage1_built  # a new setting
+
+
+def test_cluster_loss_by_hand():
+    mean_hidden = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    centres = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert cluster_loss(mean_hidden, centres).item() == pytest.approx((1 + 4 + 1) / 4)
+
+
+def test_pairwise_similarity_loss_by_hand():
+    codes1 = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    codes2 = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+    # similarities 0 and 1; targets +1 and -1: (1 - 0)^2 and (-1 - 1)^2
+    assert pairwise_similarity_loss(codes1, codes2, torch.tensor([1.0, -1.0])).item() == pytest.approx(2.5)
+
+
+def test_quantisation_loss_by_hand_pulls_towards_the_sign():
+    codes = torch.tensor([[0.5, -1.0], [-0.25, 0.0]], requires_grad=True)
+    loss = quantisation_loss(codes)
+    assert loss.item() == pytest.approx((0.25 + 0 + 0.5625 + 0) / 4)
+    loss.backward()
+    # d/dh (h - sign h)^2 / 4 = (h - sign h) / 2: negative for 0.5 (pushed up), positive for -0.25
+    torch.testing.assert_close(codes.grad, torch.tensor([[-0.25, 0.0], [0.375, 0.0]]))
+
+
+def test_quadruplet_loss_margins_by_hand():
+    anchor = torch.tensor([[1.0, 1, 1, 1], [1, 1, 1, 1]])
+    positive = torch.tensor([[1.0, 1, 1, -1], [1, 1, 1, -1]])  # d(a, p) = 4
+    negative1 = torch.tensor([[-1.0, 1, 1, 1], [-1, 1, 1, 1]])  # d(a, n1) = 4
+    negative2 = torch.tensor([[-1.0, -1, -1, -1], [-1, 1, 1, 1]])  # d(n1, n2) = 12, then 0
+    # bits 4: margins 1 and 1/16. Row 1: relu(1 + 4 - 4) + relu(1/16 + 4 - 12) = 1; row 2: 1 + 4.0625
+    expected = (1 + 1 + 4.0625) / 2
+    assert quadruplet_loss(anchor, positive, negative1, negative2).item() == pytest.approx(expected)
+    far = torch.full((1, 4), -1.0)
+    assert quadruplet_loss(anchor[:1], anchor[:1], far, -far).item() == 0  # d(a,n1) = 16 >= 1, d(n1,n2) = 16
+
+
+def test_mask_frames_zeroes_replaces_or_keeps_a_fifth_of_the_frames():
+    n_videos, n_frames = 400, 25
+    videos = torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape(n_videos, n_frames, 1)
+    masked = mask_frames(videos, torch.Generator().manual_seed(0))
+    zeroed = (masked == 0).float().mean().item()
+    replaced = ((masked != videos) & (masked != 0)).float().mean().item()
+    assert zeroed == pytest.approx(0.12, abs=0.01)
+    assert replaced == pytest.approx(0.015, abs=0.005)
+    assert set(masked[masked != 0].tolist()) <= set(videos.flatten().tolist())  # replacements are real frames
+    assert torch.equal(videos, torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape_as(videos))
+
+
+def test_encoding_uses_alpha_one_and_keeps_exact_zeros():
+    method = tiny()
+    model = method.build_model(2, 4, 8)
+    seen = {}
+
+    def spy(frames, alpha=1.0):
+        seen["alpha"] = alpha
+        return torch.tensor([[0.5, -0.5, 0.0, 0.2, -0.2, 0.0, 1.0, -1.0]]), None
+
+    model.forward = spy
+    assert method.encode_batch(model, torch.zeros(1, 2, 4)).tolist() == [[1, -1, 0, 1, -1, 0, 1, -1]]
+    assert seen["alpha"] == 1.0
+
+
+def test_training_sharpens_tanh_with_the_epoch(tmp_path):
+    method = tiny()
+    method.fit(two_groups(), bits=16, seed=0)
+    alphas = []
+    real_forward = method.model.forward
+    method.model.forward = lambda frames, alpha=1.0: (alphas.append(alpha), real_forward(frames, alpha))[1]
+    method.train_videos = two_groups()
+    for epoch in (0, 3):
+        method.training_losses(method.model, torch.zeros(4, 5, 20), torch.arange(4), epoch,
+                               torch.Generator().manual_seed(0))
+    assert alphas == pytest.approx([1.0, 2.0])
+
+
+def test_learning_rate_schedule_and_dataset_defaults():
+    method = tiny(lr=3e-4)
+    assert [method.learning_rate(e) for e in (0, 19, 20, 40, 55)] == pytest.approx([3e-4, 3e-4, 2.7e-4, 2.43e-4,
+                                                                                  2.43e-4])
+    assert method.learning_rate(1000) == 1e-4  # floor
+    entry = method_registry.get("mcmsh")
+    for dataset in ("fcvid", "activitynet", "yfcc"):
+        params = resolve_params(entry, {}, dataset=dataset)
+        assert (params["n_anchors"], params["hidden_dim"], params["batch_size"], params["epochs"], params["lr"]) \
+            == (2000, 256, 256, 56, 3e-4)
+    assert entry.family == "two_stage"
+
+
+def test_cli_run_on_tiny_synthetic_data_is_above_chance(tmp_path):
+    dataset_params = {"n_train": 300, "n_database": 200, "n_frames": 6, "feature_dim": 32, "n_classes": 4}
+    arguments = ["run", "--method", "mcmsh", "--dataset", "synthetic", "--bits", "16", "--device", "cpu",
+                 "--results-dir", str(tmp_path)]
+    for key, value in dataset_params.items():
+        arguments += ["--dataset-param", f"{key}={value}"]
+    for key, value in {"hidden_dim": 16, "n_anchors": 30, "epochs": 10, "batch_size": 32, "lr": 1e-2}.items():
+        arguments += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    (metrics_file,) = tmp_path.glob("runs/synthetic/16/mcmsh/*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert (tmp_path / "cache" / MCMSH.stage1_kind).is_dir()
+
+    labels = dataset_registry.create("synthetic", **dataset_params).load().database_labels
+    random_codes = np.where(np.random.default_rng(0).random((len(labels), 16)) < 0.5, 1, -1).astype(np.int8)
+    chance = evaluate(random_codes, random_codes, labels, labels, query_is_database=True)
+    assert metrics["map@20"] > chance["map@20"] + 0.05
+
+
+def test_too_few_anchors_for_the_pca_is_a_config_error():
+    with pytest.raises(ConfigError, match="needs n_anchors >= hidden_dim, got n_anchors=8"):
+        tiny(n_anchors=8).fit(two_groups(), bits=16, seed=0)
