@@ -149,6 +149,9 @@ def test_dataset_defaults_follow_the_paper():
     assert (anet["mask_ratio"], anet["tau_plus"], anet["contrastive_weight"], anet["batch_size"], anet["epochs"]) == \
         (0.5, 0.05, 0.2, 128, 500)
     assert resolve_params(entry, {}, dataset="yfcc")["epochs"] == 40
+    synthetic = resolve_params(entry, {}, dataset="synthetic")
+    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 10, 128)
+    assert (synthetic["lr"], synthetic["mask_ratio"], synthetic["tau_plus"]) == (1e-4, 0.75, 0.1)  # the paper's
 
 
 @pytest.mark.parametrize(("params", "message"), [({"variant": "huge"}, "unknown variant 'huge'"),
