@@ -6,7 +6,9 @@ from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayou
                    VideoFeatures)
 from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
+from .metrics import DEFAULT_KS, evaluate
 from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph
+from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 from .train import DeepMethod
 
@@ -16,6 +18,7 @@ __all__ = [
     "ArrayFeatures",
     "ArtefactCache",
     "ConfigError",
+    "DEFAULT_KS",
     "DataError",
     "Dataset",
     "DatasetSplits",
@@ -34,6 +37,8 @@ __all__ = [
     "VideoFeatures",
     "build_anchor_neighbourhood",
     "dataset_registry",
+    "evaluate",
+    "fit_pca",
     "knn_graph",
     "method_registry",
     "pack_codes",

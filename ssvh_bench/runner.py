@@ -93,6 +93,7 @@ def execute_run(
         database_codes,
         splits.query_label_matrix,
         splits.database_labels,
+        query_is_database=splits.query_is_database,
         progress=progress,
     )
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, n_params=method.n_parameters)
@@ -139,7 +140,8 @@ def evaluate_checkpoint(
     database_codes = _encode(method, splits.database, bits, "database")
     query_codes = database_codes if splits.query is None else _encode(method, splits.query, bits, "query")
     return evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
-                    normalizer=normalizer, strict=strict, progress=progress)
+                    normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
+                    progress=progress)
 
 
 def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:

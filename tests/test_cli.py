@@ -122,6 +122,23 @@ def test_list_shows_registered_plugins(tiny_plugins):
     assert invoke("list", "widgets").exit_code == 2
 
 
+def test_evaluate_command_on_a_self_query_run_prints_one_row_per_k(tmp_path, tiny_plugins):
+    assert run_tiny(tmp_path).exit_code == 0
+    folder = run_folders(tmp_path)[0]
+    result = invoke("evaluate", str(folder), "--k", "5,20", "--normalizer", "hits")
+    assert result.exit_code == 0, result.output
+    assert "40 queries x 40 database, 16 bits, AP divided by hits" in result.output
+    assert "map_tie_aware@K" in result.output
+    rows = [line for line in result.output.splitlines() if line.strip("│ ").startswith(("5 ", "20 "))]
+    assert len(rows) == 2
+
+
+def test_evaluate_command_rejects_a_zero_cutoff(tmp_path, tiny_plugins):
+    assert run_tiny(tmp_path).exit_code == 0
+    result = invoke("evaluate", str(run_folders(tmp_path)[0]), "--k", "0,5")
+    assert result.exit_code == 2 and "every K must be at least 1, got 0" in result.output
+
+
 def test_config_file_sets_parameters_and_set_wins(tmp_path, tiny_plugins):
     config = tmp_path / "params.toml"
     config.write_text("offset = 0.25\n[dataset]\nseparate_query = true\n")

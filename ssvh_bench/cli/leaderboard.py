@@ -49,14 +49,23 @@ def leaderboard(
 
 
 def rich_table(table: PaperTable) -> Table:
+    """The paper table folded for a terminal: one block of rows per (dataset, bits), one column per K."""
+    ks = sorted({k for _, _, k in table.columns})
+    settings = list(dict.fromkeys((dataset, bits) for dataset, bits, _ in table.columns))
     out = Table(title="mAP@K, mean ± std over seeds (bold: best per column; Δ = ours − published)",
                 title_justify="left")
-    out.add_column("method")
-    out.add_column("seeds")
-    for column in table.columns:
-        out.add_column(column_title(*column), justify="right")
-    for row in table.rows:
-        cells = [cell_text(row, c, table.digits) for c in row.cells]
-        cells = [f"[bold]{text}[/]" if c.best else text for c, text in zip(row.cells, cells)]
-        out.add_row(row.label, row.seeds, *cells, style="dim" if row.published else None)
+    for name in ("dataset", "bits", "method", "seeds"):
+        out.add_column(name)
+    for k in ks:
+        out.add_column(f"mAP@{k}", justify="right")
+    for dataset, bits in settings:
+        positions = {k: table.columns.index((dataset, bits, k)) for k in ks if (dataset, bits, k) in table.columns}
+        for row in table.rows:
+            cells = [row.cells[positions[k]] if k in positions else None for k in ks]
+            if all(c is None or (c.mean != c.mean and c.published != c.published) for c in cells):
+                continue  # this method has no run (and no published number) in this setting
+            texts = ["" if c is None else cell_text(row, c, table.digits) for c in cells]
+            texts = [f"[bold]{t}[/]" if c is not None and c.best else t for c, t in zip(cells, texts)]
+            out.add_row(dataset, str(bits), row.label, row.seeds, *texts, style="dim" if row.published else None)
+        out.add_section()
     return out

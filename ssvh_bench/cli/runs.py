@@ -116,31 +116,42 @@ def evaluate_command(
     device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
 ) -> None:
     """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
-    cut_offs = parse_list(ks, option="--k")
+    cutoffs = parse_list(ks, option="--k")
     if checkpoint is not None or method is not None:
         if codes is not None or not (checkpoint and method and dataset):
             raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
-        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cut_offs,
+        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cutoffs,
                                       normalizer=normalizer, strict=strict, progress=sys.stderr.isatty())
     elif codes is None:
         raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
     else:
         saved = results.load_codes(codes)
-        query_shared = saved["query"] is None
+        query_is_database = saved["query"] is None
         metrics = evaluate(
-            saved["database"] if query_shared else saved["query"],
+            saved["database"] if query_is_database else saved["query"],
             saved["database"],
-            saved["database_labels"] if query_shared else saved["query_labels"],
+            saved["database_labels"] if query_is_database else saved["query_labels"],
             saved["database_labels"],
-            ks=cut_offs,
+            ks=cutoffs,
             normalizer=normalizer,
             strict=strict,
+            query_is_database=query_is_database,
+            progress=sys.stderr.isatty(),
         )
-    table = Table("metric", "value")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            table.add_row(key, f"{value:.4f}")
-    console.print(table)
+    console.print(f"{metrics['n_queries']} queries x {metrics['n_database']} database, {metrics['bits']} bits, "
+                  f"AP divided by {metrics['normalizer']}{', strict' if metrics['strict'] else ''}", highlight=False)
+    console.print(metrics_table(metrics, cutoffs))
     if output is not None:
         results.write_json(output, metrics)
         console.print(f"metrics written to {output}", highlight=False)
+
+
+METRIC_COLUMNS = ("map", "map_tie_aware", "p", "r")
+
+
+def metrics_table(metrics: dict, ks: list[int]) -> Table:
+    """One row per cut-off K, one column per metric family of ``evaluate``'s result."""
+    table = Table("K", *(f"{name}@K" for name in METRIC_COLUMNS))
+    for k in sorted(set(ks)):
+        table.add_row(str(k), *(f"{metrics[f'{name}@{k}']:.4f}" for name in METRIC_COLUMNS))
+    return table
