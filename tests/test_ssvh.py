@@ -197,12 +197,13 @@ def test_cli_run_on_synthetic_beats_chance(tmp_path):
     result = runner.invoke(app, [
         "run", "--method", "ssvh", "--dataset", "synthetic", "--bits", "16", "--results-dir", str(tmp_path),
         "--device", "cpu",
-        "--set", "hidden_size=16", "--set", "max_frames=8", "--set", "epochs=6", "--set", "batch_size=64",
+        "--set", "hidden_size=16", "--set", "max_frames=8", "--set", "epochs=30", "--set", "batch_size=64",
         "--dataset-param", "n_train=512", "--dataset-param", "n_database=300", "--dataset-param", "n_frames=8",
         "--dataset-param", "feature_dim=32", "--dataset-param", "n_classes=5", "--dataset-param", "difficulty=0.3",
     ])
     assert result.exit_code == 0, result.output
     (metrics_file,) = tmp_path.glob("runs/synthetic/16/ssvh/*/metrics.json")
     metrics = json.loads(metrics_file.read_text())
-    # 5 classes (10% of videos carry a second one): a random ranking scores about 0.2 to 0.25
+    # 5 classes: a random ranking (or one code for every video) scores about 0.12 (AP@5 divides by 5); the
+    # model first collapses to one code, then separates the classes (about 0.77 after these 240 updates)
     assert metrics["map@5"] > 0.4, metrics["map@5"]
