@@ -102,6 +102,9 @@ class DeepMethod(HashingMethod):
             seed_everything(seed)
             self.prepare(train, bits=self.bits, seed=seed, device=self.device, cache_dir=cache_dir,
                          progress=progress)
+            # Seed again: whether ``prepare`` built its stage 1 or loaded it from the cache must not change
+            # the model's initial weights.
+            seed_everything(seed)
             self._build(train.n_frames, train.feature_dim)
             run_training(self, train, seed=seed, workdir=None if workdir is None else Path(workdir),
                          progress=progress)

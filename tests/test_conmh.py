@@ -149,6 +149,9 @@ def test_dataset_defaults_follow_the_paper():
     assert (anet["mask_ratio"], anet["tau_plus"], anet["contrastive_weight"], anet["batch_size"], anet["epochs"]) == \
         (0.5, 0.05, 0.2, 128, 500)
     assert resolve_params(entry, {}, dataset="yfcc")["epochs"] == 40
+    synthetic = resolve_params(entry, {}, dataset="synthetic")
+    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 10, 128)
+    assert (synthetic["lr"], synthetic["mask_ratio"], synthetic["tau_plus"]) == (1e-4, 0.75, 0.1)  # the paper's
 
 
 @pytest.mark.parametrize(("params", "message"), [({"variant": "huge"}, "unknown variant 'huge'"),
@@ -194,3 +197,19 @@ def test_evaluate_checkpoint_and_cli(tmp_path, tiny_plugins):
     assert result.exit_code == 2 and "does not fit ConMH" in result.output
     result = runner.invoke(app, ["evaluate", "--method", "conmh"])
     assert result.exit_code == 2 and "--method, --checkpoint and --dataset" in result.output
+
+
+def test_cli_run_trains_writes_history_and_checkpoint_and_reuses_it(tmp_path, tiny_plugins):
+    runner = CliRunner()
+    argv = ["run", "--method", "conmh", "--dataset", "tiny-blobs", "--bits", "16", "--set", "variant=test",
+            "--set", "epochs=2", "--set", "batch_size=8", "--device", "cpu", "--results-dir", str(tmp_path)]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    folder = next((tmp_path / "runs").glob("*/*/*/*/metrics.json")).parent
+    assert {"config.json", "metrics.json", "codes.npz", "history.csv", "checkpoints"} <= {p.name for p in folder.iterdir()}
+    assert len((folder / "history.csv").read_text().splitlines()) == 3
+    checkpoint = folder / "checkpoints" / "last.pt"
+    written = checkpoint.stat().st_mtime_ns
+    (folder / "metrics.json").unlink()  # an unfinished run: training is complete, so it only re-encodes
+    assert runner.invoke(app, argv).exit_code == 0
+    assert checkpoint.stat().st_mtime_ns == written and (folder / "metrics.json").is_file()

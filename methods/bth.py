@@ -1,0 +1,334 @@
+"""BTH: self-supervised video hashing via bidirectional transformers (Li et al., CVPR 2021), two stages.
+
+Stage 1 (``prepare``, cached): a BERT-style encoder learns masked-frame reconstruction from its continuous
+hidden states, with no hash layer, so stage 1 does not depend on the code length and one artefact serves a
+whole sweep over bits. Each training video's frame-mean hidden state is clustered (k-means anchors) and
+turned into anchor-graph similar / dissimilar tags (``build_anchor_neighbourhood``).
+
+Stage 2 (the shared loop): a fresh encoder of the same shape with a hash layer gives a ±1 code per frame; a
+linear layer restores the frames from the codes. Each video is paired with a similar neighbour (target +1)
+or a dissimilar video (target -1), and its frame-mean hidden state is pulled towards the centre of its
+first anchor in the stage-1 feature space.
+
+Masking follows BERT: each frame is selected with probability ``mask_prob``; a selected frame is zeroed
+(80%), replaced by a random frame of the batch (10%) or kept (10%). The reconstruction target is the
+original, unmasked clip (every frame). The reference masks its input tensor in place, so its target is the
+masked clip; we implement the intended behaviour.
+
+Positions: a fixed sinusoidal table, as in the BERT-pytorch code the reference builds on; the blocks are
+pre-LayerNorm with dropout, as there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssvh_bench import ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, VideoFeatures
+from ssvh_bench import build_anchor_neighbourhood, register_method
+from ssvh_bench.neighbours import resolve_kmeans_backend
+from ssvh_bench.nn import TransformerBlock, hash_binarize, sinusoid_table
+
+STAGE1_KIND = "bth-stage1"
+N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
+ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
+# DeepMethod.fit checks a code length; the stage-1 model has no hash layer and ignores it.
+STAGE1_NOMINAL_BITS = 8
+
+UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
+
+
+def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking of frames [B, T, F], on their device; returns (masked copy, what happened to each frame).
+
+    The second tensor [B, T] holds UNTOUCHED, ZEROED, REPLACED (by a random frame of a random video of the
+    batch) or KEPT (selected but left as it is). ``frames`` itself is not modified.
+    """
+    n_videos, n_frames, _ = frames.shape
+    device = frames.device
+    selected = torch.rand(n_videos, n_frames, generator=generator, device=device) < mask_prob
+    action = torch.rand(n_videos, n_frames, generator=generator, device=device)
+    kind = torch.full((n_videos, n_frames), UNTOUCHED, dtype=torch.int8, device=device)
+    kind[selected & (action < ZEROED_SHARE)] = ZEROED
+    kind[selected & (action >= ZEROED_SHARE) & (action < ZEROED_SHARE + REPLACED_SHARE)] = REPLACED
+    kind[selected & (action >= ZEROED_SHARE + REPLACED_SHARE)] = KEPT
+    source_video = torch.randint(0, n_videos, (n_videos, n_frames), generator=generator, device=device)
+    source_frame = torch.randint(0, n_frames, (n_videos, n_frames), generator=generator, device=device)
+    masked = frames.masked_fill((kind == ZEROED)[..., None], 0)
+    replaced = kind == REPLACED
+    masked[replaced] = frames[source_video[replaced], source_frame[replaced]]
+    return masked, kind
+
+
+class Encoder(nn.Module):
+    """Frame projection + sinusoidal positions + dropout, then pre-LayerNorm transformer blocks."""
+
+    def __init__(self, feature_dim: int, n_frames: int, hidden_dim: int, ffn_dim: int, layers: int, heads: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.frame_projection = nn.Linear(feature_dim, hidden_dim)
+        self.register_buffer("position", sinusoid_table(n_frames, hidden_dim), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(hidden_dim, heads, mlp_ratio=ffn_dim / hidden_dim, dropout=dropout) for _ in range(layers)
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, T, F] -> hidden states [B, T, hidden_dim]."""
+        x = self.dropout(self.frame_projection(frames) + self.position[: frames.shape[1]])
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    hidden_dim: int
+    ffn_dim: int
+    layers: int
+    heads: int
+    dropout: float
+
+    def build(self, feature_dim: int, n_frames: int) -> Encoder:
+        if self.hidden_dim % self.heads:
+            raise ConfigError(f"bth: hidden_dim {self.hidden_dim} is not divisible by heads {self.heads}")
+        return Encoder(feature_dim, n_frames, self.hidden_dim, self.ffn_dim, self.layers, self.heads, self.dropout)
+
+
+class ReconstructionNetwork(nn.Module):
+    """Stage 1: the encoder and a linear layer that restores each frame from its hidden state."""
+
+    def __init__(self, feature_dim: int, n_frames: int, shape: EncoderShape) -> None:
+        super().__init__()
+        self.encoder = shape.build(feature_dim, n_frames)
+        self.restore = nn.Linear(shape.hidden_dim, feature_dim)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(restored frames [B, T, F], hidden states [B, T, hidden_dim])."""
+        hidden = self.encoder(frames)
+        return self.restore(hidden), hidden
+
+
+class BTHNetwork(nn.Module):
+    """Stage 2: the encoder, a hash layer giving ±1 codes per frame, and a linear layer restoring frames."""
+
+    def __init__(self, feature_dim: int, n_frames: int, bits: int, shape: EncoderShape) -> None:
+        super().__init__()
+        self.encoder = shape.build(feature_dim, n_frames)
+        self.hash = nn.Linear(shape.hidden_dim, bits)
+        self.restore = nn.Linear(bits, feature_dim)
+
+    def frame_codes(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(±1 codes [B, T, bits], hidden states [B, T, hidden_dim])."""
+        hidden = self.encoder(frames)
+        return hash_binarize(self.hash(hidden)), hidden
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(restored frames [B, T, F], codes [B, T, bits], hidden states [B, T, hidden_dim])."""
+        codes, hidden = self.frame_codes(frames)
+        return self.restore(codes), codes, hidden
+
+
+class Stage1(DeepMethod):
+    """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from continuous hidden states."""
+
+    def __init__(self, shape: EncoderShape, mask_prob: float, epochs: int, batch_size: int, lr: float,
+                 lr_decay: float, lr_decay_every: int, min_lr: float, checkpoint_every: int, amp: bool) -> None:
+        self.shape = shape
+        self.mask_prob = mask_prob
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_decay_every = lr_decay_every
+        self.min_lr = min_lr
+        self.checkpoint_every = checkpoint_every
+        self.amp = amp
+
+    def get_params(self):
+        # no signature defaults to read: every setting, so a resumed checkpoint is checked against all of them
+        return {"shape": vars(self.shape), "mask_prob": self.mask_prob, "epochs": self.epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "lr_decay": self.lr_decay,
+                "lr_decay_every": self.lr_decay_every, "min_lr": self.min_lr, "amp": self.amp}
+
+    def build_model(self, n_frames, feature_dim, bits):
+        return ReconstructionNetwork(feature_dim, n_frames, self.shape)
+
+    def learning_rate(self, epoch):
+        return bth_learning_rate(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
+
+    def training_losses(self, model, batch, indices, epoch, generator):
+        masked, _ = bert_mask(batch, self.mask_prob, generator)
+        restored, _ = model(masked)
+        reconstruction = F.mse_loss(restored.float(), batch)
+        return {"loss": reconstruction, "reconstruction": reconstruction}
+
+    def encode_batch(self, model, batch):
+        raise TypeError("BTH's stage 1 has no hash layer; use frame_mean_hidden")
+
+    def frame_mean_hidden(self, videos: VideoFeatures) -> np.ndarray:
+        """Each video's hidden states averaged over frames, [N, hidden_dim] float32 (eval mode, no mask)."""
+        assert self.model is not None
+        self.model.eval()
+        out = np.empty((len(videos), self.shape.hidden_dim), dtype=np.float32)
+        with torch.inference_mode():
+            for indices, features in videos.iter_batches(self.batch_size):
+                _, hidden = self.model(torch.from_numpy(np.ascontiguousarray(features)).to(self.device).float())
+                out[indices] = hidden.float().mean(dim=1).cpu().numpy()
+        return out
+
+
+def bth_learning_rate(epoch: int, lr: float, decay: float, every: int, floor: float) -> float:
+    return max(lr * decay ** (epoch // every), floor)
+
+
+@register_method(
+    "bth",
+    description="BTH (CVPR 2021): BERT-style masked-frame hashing with stage-1 anchor-graph pairs and anchors",
+    family="two_stage",
+    test_params={"hidden_dim": 16, "ffn_dim": 32, "epochs": 1, "stage1_epochs": 1, "batch_size": 8,
+                 "n_anchors": 6},
+)
+class BTH(DeepMethod):
+    """BTH with the reference's model, masking, pair/anchor losses and schedule (defaults: FCVID settings).
+
+    Stage 1 uses the stage-2 encoder shape, masking, batch size and learning-rate schedule for
+    ``stage1_epochs`` epochs; it is cached under ``cache_dir`` by the training data's fingerprint, the seed,
+    the device type and every stage-1 setting, but not by ``bits``.
+    """
+
+    family = "two_stage"
+
+    dataset_defaults = {
+        "fcvid": {},
+        "yfcc": {},
+        "activitynet": {"batch_size": 128},
+        # 5,000 training videos: anchors scaled to FCVID's ~23 videos per anchor; few epochs so a run takes
+        # minutes on 2 CPU cores (stage 2 reads a partner per video, so its epochs cost twice stage 1's)
+        "synthetic": {"n_anchors": 200, "epochs": 6, "stage1_epochs": 3},
+    }
+
+    neighbourhood: PseudoNeighbourhood | None = None
+    stage1_built: bool | None = None  # whether the last prepare built stage 1 (True) or reused it (False)
+    _anchor_centres: torch.Tensor | None = None  # [N, hidden_dim]: each training video's first anchor
+
+    def __init__(self, hidden_dim: int = 256, ffn_dim: int = 1024, layers: int = 1, heads: int = 1,
+                 dropout: float = 0.1, mask_prob: float = 0.15, epochs: int = 56, stage1_epochs: int = 56,
+                 batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9, lr_decay_every: int = 20,
+                 min_lr: float = 1e-4, reconstruction_weight: float = 0.92, similarity_weight: float = 0.08,
+                 anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
+                 kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True) -> None:
+        self.hidden_dim = hidden_dim
+        self.ffn_dim = ffn_dim
+        self.layers = layers
+        self.heads = heads
+        self.dropout = dropout
+        self.mask_prob = mask_prob
+        self.epochs = epochs
+        self.stage1_epochs = stage1_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_decay = lr_decay
+        self.lr_decay_every = lr_decay_every
+        self.min_lr = min_lr
+        self.reconstruction_weight = reconstruction_weight
+        self.similarity_weight = similarity_weight
+        self.anchor_weight = anchor_weight
+        self.similar_prob = similar_prob
+        self.n_anchors = n_anchors
+        self.kmeans_backend = kmeans_backend
+        self.checkpoint_every = checkpoint_every
+        self.amp = amp
+
+    @property
+    def encoder_shape(self) -> EncoderShape:
+        return EncoderShape(self.hidden_dim, self.ffn_dim, self.layers, self.heads, self.dropout)
+
+    # ---- stage 1 ---------------------------------------------------------------------------------------------
+    def stage1_key(self, train: VideoFeatures, seed: int, device: torch.device) -> dict:
+        """Everything stage 1 depends on (bits excluded): the artefact's cache key."""
+        return {"train": train.fingerprint(), "seed": seed, "device": device.type, "amp": self.amp,
+                "encoder": vars(self.encoder_shape), "mask_prob": self.mask_prob, "epochs": self.stage1_epochs,
+                "batch_size": self.batch_size, "lr": self.lr, "lr_decay": self.lr_decay,
+                "lr_decay_every": self.lr_decay_every, "min_lr": self.min_lr, "n_anchors": self.n_anchors,
+                "n_nearest": N_NEAREST_ANCHORS, "kmeans_backend": resolve_kmeans_backend(self.kmeans_backend)}
+
+    def prepare(self, train, *, bits, seed, device, cache_dir, progress):
+        if not 0 < self.mask_prob < 1:
+            raise ConfigError(f"bth: mask_prob must be between 0 and 1 (exclusive), got {self.mask_prob}")
+        key = self.stage1_key(train, seed, device)
+        cache = ArtefactCache(cache_dir)
+        # an interrupted stage-1 training resumes from its checkpoint in this folder; removed once stored
+        workdir = None if cache_dir is None else _training_folder(cache.folder(STAGE1_KIND, key))
+
+        def build() -> PseudoNeighbourhood:
+            stage1 = Stage1(self.encoder_shape, self.mask_prob, self.stage1_epochs, self.batch_size, self.lr,
+                            self.lr_decay, self.lr_decay_every, self.min_lr, self.checkpoint_every, self.amp)
+            stage1.fit(train, bits=STAGE1_NOMINAL_BITS, seed=seed, device=device, progress=progress, workdir=workdir)
+            features = stage1.frame_mean_hidden(train)
+            return build_anchor_neighbourhood(features, n_anchors=self.n_anchors, n_nearest=N_NEAREST_ANCHORS,
+                                              seed=seed, kmeans_backend=self.kmeans_backend, progress=progress)
+
+        self.use_neighbourhood(cache.get_or_build(STAGE1_KIND, key, build, save=PseudoNeighbourhood.save,
+                                                  load=PseudoNeighbourhood.load), device)
+        self.stage1_built = cache.last_built
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def use_neighbourhood(self, neighbourhood: PseudoNeighbourhood, device: torch.device) -> None:
+        """Train stage 2 against this stage-1 result."""
+        self.neighbourhood = neighbourhood
+        centres = neighbourhood.centres[neighbourhood.pseudo_labels]
+        self._anchor_centres = torch.from_numpy(np.ascontiguousarray(centres)).to(device)
+
+    # ---- stage 2 ---------------------------------------------------------------------------------------------
+    def build_model(self, n_frames, feature_dim, bits):
+        return BTHNetwork(feature_dim, n_frames, bits, self.encoder_shape)
+
+    def learning_rate(self, epoch):
+        return bth_learning_rate(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
+
+    def sample_partners(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """For each training video, a similar neighbour (target +1, probability ``similar_prob``) or a
+        dissimilar video (target -1); returns (partner indices, targets)."""
+        assert self.neighbourhood is not None
+        similar = rng.random(len(rows)) < self.similar_prob
+        partners = np.empty(len(rows), dtype=np.int64)
+        partners[similar] = self.neighbourhood.sample_similar(rows[similar], rng)
+        partners[~similar] = self.neighbourhood.sample_dissimilar(rows[~similar], rng)
+        return partners, np.where(similar, 1.0, -1.0).astype(np.float32)
+
+    def training_losses(self, model, batch, indices, epoch, generator):
+        assert self.train_videos is not None and self._anchor_centres is not None
+        n_videos = len(batch)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+        partners, targets = self.sample_partners(indices.cpu().numpy(), np.random.default_rng(seed))
+        partner_frames = torch.from_numpy(self.train_videos.read(partners)).to(batch.device).float()
+        originals = torch.cat((batch, partner_frames))
+        masked, _ = bert_mask(originals, self.mask_prob, generator)
+        restored, codes, hidden = model(masked)
+        # target: the original clip (the reference's in-place masking made its target the masked clip)
+        reconstruction = F.mse_loss(restored.float(), originals)
+        mean_codes = codes.float().mean(dim=1)
+        agreement = (mean_codes[:n_videos] * mean_codes[n_videos:]).sum(dim=1) / mean_codes.shape[1]
+        similarity = ((torch.from_numpy(targets).to(batch.device) - agreement) ** 2).mean()
+        videos = torch.cat((indices, torch.from_numpy(partners).to(indices.device)))
+        anchor = F.mse_loss(hidden.float().mean(dim=1), self._anchor_centres[videos])
+        loss = (self.reconstruction_weight * reconstruction + self.similarity_weight * similarity
+                + self.anchor_weight * anchor)
+        return {"loss": loss, "reconstruction": reconstruction, "similarity": similarity, "anchor": anchor}
+
+    def encode_batch(self, model, batch):
+        # the protocol's codes: per-frame codes averaged over frames, then sign (an exact 0 stays 0)
+        codes, _ = model.frame_codes(batch)
+        return torch.sign(codes.float().mean(dim=1))
+
+
+def _training_folder(artefact_folder: Path) -> Path:
+    return artefact_folder.with_name(f".{artefact_folder.name}.training")

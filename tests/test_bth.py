@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ssvh_bench import ArrayFeatures, ConfigError, build_anchor_neighbourhood, dataset_registry, method_registry
+from ssvh_bench.cli import app
+from ssvh_bench.config import resolve_params
+from ssvh_bench.methods.bth import KEPT, REPLACED, STAGE1_KIND, UNTOUCHED, ZEROED, bert_mask
+
+
+def tiny(**params):
+    entry = method_registry.get("bth")
+    return entry.create(**{**entry.test_params, **params})
+
+
+def videos(n=24, frames=5, dim=12, seed=0):
+    return ArrayFeatures(np.random.default_rng(seed).normal(size=(n, frames, dim)).astype(np.float32))
+
+
+def two_groups(n_per_group=20, frames=4, dim=8, seed=0):
+    """Videos around +3 (group 0, the first half) and -3 (group 1): far apart in any sensible feature space."""
+    rng = np.random.default_rng(seed)
+    centre = np.repeat([3.0, -3.0], n_per_group)[:, None, None]
+    return ArrayFeatures((centre + 0.3 * rng.normal(size=(2 * n_per_group, frames, dim))).astype(np.float32))
+
+
+def ready_for_stage2(method, data, bits=16):
+    """A method with a model and a stage-1 neighbourhood built from pooled features (no stage-1 training)."""
+    torch.manual_seed(0)
+    method.bits = bits
+    model = method.build_model(data.n_frames, data.feature_dim, bits)
+    neighbourhood = build_anchor_neighbourhood(data.pooled(), n_anchors=6, n_nearest=3, seed=0)
+    # the anchor term compares hidden states with centres: give the centres the model's width
+    neighbourhood.centres = np.random.default_rng(0).normal(size=(len(neighbourhood.centres), method.hidden_dim))
+    method.use_neighbourhood(neighbourhood, torch.device("cpu"))
+    method.train_videos = data
+    return model
+
+
+def test_forward_backward_every_parameter_gets_a_gradient():
+    method = tiny()
+    data = videos()
+    model = ready_for_stage2(method, data)
+    batch = torch.from_numpy(data.read(np.arange(8)))
+    losses = method.training_losses(model, batch, torch.arange(8), 0, torch.Generator().manual_seed(0))
+    assert set(losses) == {"loss", "reconstruction", "similarity", "anchor"}
+    expected = 0.92 * losses["reconstruction"] + 0.08 * losses["similarity"] + 0.8 * losses["anchor"]
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    losses["loss"].backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_bert_masking_proportions_and_what_each_kind_does():
+    n_videos, n_frames = 4000, 25
+    # every frame carries a distinct value, so a replaced frame can be traced to a frame of the batch
+    frames = torch.arange(n_videos * n_frames, dtype=torch.float32).reshape(n_videos, n_frames, 1) + 1
+    frames = frames.expand(n_videos, n_frames, 3).contiguous()
+    original = frames.clone()
+    masked, kind = bert_mask(frames, 0.15, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(frames, original)  # not masked in place
+    selected = kind != UNTOUCHED
+    n_selected = selected.sum().item()
+    assert n_selected / kind.numel() == pytest.approx(0.15, abs=0.005)  # 100k frames: std 0.001
+    shares = {k: (kind == k).sum().item() / n_selected for k in (ZEROED, REPLACED, KEPT)}
+    assert shares[ZEROED] == pytest.approx(0.8, abs=0.01)
+    assert shares[REPLACED] == pytest.approx(0.1, abs=0.01)
+    assert shares[KEPT] == pytest.approx(0.1, abs=0.01)
+    assert (masked[kind == ZEROED] == 0).all()
+    unchanged = (kind == UNTOUCHED) | (kind == KEPT)
+    torch.testing.assert_close(masked[unchanged], original[unchanged])
+    replaced = masked[kind == REPLACED]
+    assert (replaced >= 1).all() and (replaced <= n_videos * n_frames).all()
+    assert (replaced == replaced[:, :1]).all()  # a whole frame of the batch, not a mix
+    # sources are spread over the batch, not the frame's own position
+    assert (replaced[:, 0] != original[kind == REPLACED][:, 0]).float().mean() > 0.99
+
+
+def test_mask_is_drawn_from_the_generator():
+    frames = torch.ones(6, 10, 2)
+    first = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
+    again = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
+    other = bert_mask(frames, 0.5, torch.Generator().manual_seed(2))[1]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+class RecordingFeatures(ArrayFeatures):
+    def __init__(self, array):
+        super().__init__(array)
+        self.reads = []
+
+    def read(self, indices):
+        self.reads.append(np.asarray(indices).copy())
+        return super().read(indices)
+
+
+def test_stage2_reconstructs_the_original_unmasked_frames():
+    method = tiny(mask_prob=0.5)
+    data = RecordingFeatures(videos().array)
+    model = ready_for_stage2(method, data)
+    seen = {}
+
+    def spy(frames):
+        seen["input"] = frames
+        n, t, _ = frames.shape
+        return torch.zeros_like(frames), torch.ones(n, t, 16), torch.zeros(n, t, method.hidden_dim)
+
+    model.forward = spy
+    batch = torch.from_numpy(videos().read(np.arange(6)))
+    data.reads.clear()
+    losses = method.training_losses(model, batch, torch.arange(6), 0, torch.Generator().manual_seed(3))
+    assert len(data.reads) == 1  # the partners come in one batched read
+    originals = torch.cat((batch, torch.from_numpy(videos().read(data.reads[0]))))
+    assert seen["input"].shape == originals.shape == (12, 5, 12)  # the batch and one partner per video
+    assert not torch.equal(seen["input"], originals)  # the model saw masked clips...
+    # ...but predicting zeros costs the mean square of the original clips
+    assert losses["reconstruction"].item() == pytest.approx((originals**2).mean().item())
+
+
+def test_stage1_reconstructs_the_original_unmasked_frames():
+    from ssvh_bench.methods.bth import Stage1
+
+    method = tiny(mask_prob=0.5)
+    stage1 = Stage1(method.encoder_shape, 0.5, 1, 8, 3e-4, 0.9, 20, 1e-4, 1, False)
+    model = stage1.build_model(5, 12, 8)
+    seen = {}
+
+    def spy(frames):
+        seen["input"] = frames
+        return torch.zeros_like(frames, requires_grad=True), None
+
+    model.forward = spy
+    batch = torch.from_numpy(videos().read(np.arange(6)))
+    losses = stage1.training_losses(model, batch, torch.arange(6), 0, torch.Generator().manual_seed(0))
+    assert not torch.equal(seen["input"], batch)
+    assert losses["reconstruction"].item() == pytest.approx((batch**2).mean().item())
+
+
+def test_stage1_neighbourhood_on_two_separated_groups():
+    data = two_groups()
+    method = tiny(n_anchors=10, stage1_epochs=2)
+    method.fit(data, bits=16, seed=0)
+    neighbourhood = method.neighbourhood
+    group = np.arange(len(data)) // 20
+    rows, cols = neighbourhood.similar.nonzero()
+    assert len(rows) > 0
+    assert (group[rows] == group[cols]).all()  # similar tags never cross the groups
+    rows, cols = neighbourhood.dissimilar.nonzero()
+    assert (group[rows] != group[cols]).all()  # and dissimilar ones only do
+    everyone = np.repeat(np.arange(len(data)), 5)
+    partners = neighbourhood.sample_similar(everyone, np.random.default_rng(0))
+    assert (group[partners] == group[everyone]).all()
+    # each video's anchor centre, the target of the anchor term, lies on its own group's side
+    centres = method._anchor_centres.numpy()
+    features = neighbourhood.features
+    own = np.linalg.norm(centres - features, axis=1)
+    swapped = np.linalg.norm(centres - np.roll(features, 20, axis=0), axis=1)
+    assert (own < swapped).all()
+
+
+def test_stage1_is_built_once_for_a_sweep_over_bits(tmp_path):
+    data = videos(n=30)
+    first = tiny().fit(data, bits=16, seed=0, cache_dir=tmp_path)
+    second = tiny().fit(data, bits=32, seed=0, cache_dir=tmp_path)
+    assert (first.stage1_built, second.stage1_built) == (True, False)
+    np.testing.assert_array_equal(first.neighbourhood.anchors, second.neighbourhood.anchors)
+    assert [p.name for p in tmp_path.iterdir()] == [STAGE1_KIND]
+    stored = list((tmp_path / STAGE1_KIND).iterdir())
+    assert len(stored) == 1 and not stored[0].name.startswith(".")  # the stage-1 training folder is gone
+    assert json.loads((stored[0] / "key.json").read_text())["key"]["n_anchors"] == 6
+    third = tiny().fit(data, bits=16, seed=1, cache_dir=tmp_path)
+    assert third.stage1_built  # another seed is another stage 1
+    assert third.encode(data).shape == (30, 16)
+
+
+def test_learning_rate_schedule_and_dataset_defaults():
+    method = tiny(lr=3e-4)
+    assert [method.learning_rate(e) for e in (0, 19, 20, 40, 55)] == pytest.approx([3e-4, 3e-4, 2.7e-4, 2.43e-4, 2.43e-4])
+    assert method.learning_rate(1000) == 1e-4  # floor
+    entry = method_registry.get("bth")
+    fcvid = resolve_params(entry, {}, dataset="fcvid")
+    assert (fcvid["hidden_dim"], fcvid["ffn_dim"], fcvid["layers"], fcvid["heads"], fcvid["dropout"]) == \
+        (256, 1024, 1, 1, 0.1)
+    assert (fcvid["batch_size"], fcvid["epochs"], fcvid["n_anchors"], fcvid["mask_prob"]) == (256, 56, 2000, 0.15)
+    assert resolve_params(entry, {}, dataset="yfcc") == fcvid
+    assert entry.family == "two_stage"
+
+
+def test_bad_mask_probability_is_a_config_error():
+    with pytest.raises(ConfigError, match="mask_prob must be between 0 and 1"):
+        tiny(mask_prob=1.5).fit(videos(), bits=16, seed=0)
+
+
+def test_cli_run_on_synthetic_beats_chance_and_shares_stage1(tmp_path):
+    data_params = {"n_train": 300, "n_database": 200, "n_frames": 6, "feature_dim": 32, "n_classes": 8}
+    options = [f"--dataset-param={key}={value}" for key, value in data_params.items()]
+    tiny_params = ["hidden_dim=32", "ffn_dim=64", "epochs=15", "stage1_epochs=3", "batch_size=50", "n_anchors=20",
+                   "lr=3e-3"]
+    result = CliRunner().invoke(app, ["run", "--method", "bth", "--dataset", "synthetic", "--bits", "16,32",
+                                      "--device", "cpu", "--results-dir", str(tmp_path), *options,
+                                      *(f"--set={p}" for p in tiny_params)])
+    assert result.exit_code == 0, result.output
+    splits = dataset_registry.create("synthetic", **data_params).load()
+    labels = splits.database_labels.astype(np.int64)
+    chance = float(((labels @ labels.T) > 0).mean())
+    metrics = [json.loads(path.read_text()) for path in tmp_path.rglob("metrics.json")]
+    assert len(metrics) == 2
+    for run in metrics:
+        assert run["map@5"] > 1.25 * chance, (run["map@5"], chance)  # measured: 0.24 vs 0.16
+    assert len(list((tmp_path / "cache" / STAGE1_KIND).iterdir())) == 1
