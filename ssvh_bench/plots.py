@@ -34,6 +34,7 @@ LINE_STYLES = ("-", "--", "-.", ":")
 RC_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
             "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5}
 PANEL_SIZE = (3.3, 2.6)
+LEGEND_ROW_INCHES = 0.17
 PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency")
 
 
@@ -76,8 +77,12 @@ def _finish(figure: Figure, axes: list[Axes]) -> Figure:
     if handles:
         with matplotlib.rc_context(RC_STYLE):
             names = sorted(handles, key=_natural_key)
-            figure.legend([handles[n] for n in names], names, loc="outside lower center",
-                          ncol=_legend_columns(figure, names), frameon=False)
+            columns = _legend_columns(figure, names)
+            # The figure grows by the legend's height, so many series never squash the panels.
+            rows = -(-len(names) // columns)
+            figure.set_figheight(figure.get_figheight() + LEGEND_ROW_INCHES * rows)
+            figure.legend([handles[n] for n in names], names, loc="outside lower center", ncol=columns,
+                          frameon=False)
     return figure
 
 
