@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssvh_bench import ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, VideoFeatures
-from ssvh_bench import build_anchor_neighbourhood, register_method
-from ssvh_bench.neighbours import resolve_kmeans_backend
+from ssvh_bench import build_anchor_neighbourhood, register_method, resolve_kmeans_backend, step_decay_lr
 from ssvh_bench.nn import TransformerBlock, hash_binarize, sinusoid_table
 
 STAGE1_KIND = "bth-stage1"
@@ -161,7 +160,7 @@ class Stage1(DeepMethod):
         return ReconstructionNetwork(feature_dim, n_frames, self.shape)
 
     def learning_rate(self, epoch):
-        return bth_learning_rate(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
+        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
 
     def training_losses(self, model, batch, indices, epoch, generator):
         masked, _ = bert_mask(batch, self.mask_prob, generator)
@@ -182,10 +181,6 @@ class Stage1(DeepMethod):
                 _, hidden = self.model(torch.from_numpy(np.ascontiguousarray(features)).to(self.device).float())
                 out[indices] = hidden.float().mean(dim=1).cpu().numpy()
         return out
-
-
-def bth_learning_rate(epoch: int, lr: float, decay: float, every: int, floor: float) -> float:
-    return max(lr * decay ** (epoch // every), floor)
 
 
 @register_method(
@@ -292,7 +287,7 @@ class BTH(DeepMethod):
         return BTHNetwork(feature_dim, n_frames, bits, self.encoder_shape)
 
     def learning_rate(self, epoch):
-        return bth_learning_rate(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
+        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
 
     def sample_partners(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """For each training video, a similar neighbour (target +1, probability ``similar_prob``) or a

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import ConfigError, DeepMethod, register_method
+from ssvh_bench import ConfigError, DeepMethod, register_method, step_decay_lr
 from ssvh_bench.nn import LAYER_NORM_EPS, TransformerBlock, debiased_contrastive_loss, hash_binarize, sinusoid_table
 
 ENCODER_OUTPUT_DIM = 256  # width of the encoder's head, the input of the hash layer
@@ -176,7 +176,7 @@ class ConMH(DeepMethod):
         return ConMHNetwork(feature_dim, n_frames, bits, VARIANTS[self.variant])
 
     def learning_rate(self, epoch: int) -> float:
-        return max(self.lr * self.lr_decay ** (epoch // self.lr_decay_every), self.min_lr)
+        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
 
     def training_losses(self, model, batch, indices, epoch, generator):
         n_videos, n_frames, _ = batch.shape

@@ -56,8 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, build_anchor_neighbourhood,
-                        register_method)
-from ssvh_bench.neighbours import resolve_kmeans_backend
+                        register_method, resolve_kmeans_backend, step_decay_lr)
 
 RANGES = ("long", "middle", "short")
 MIDDLE_POOL = 3  # the middle range pools the context axis into bins of about this many positions
@@ -285,7 +284,7 @@ class MCMSH(DeepMethod):
         return MCMSHNetwork(feature_dim, n_frames, bits, self.hidden_dim, self.dropout)
 
     def learning_rate(self, epoch: int) -> float:
-        return max(self.lr * self.lr_decay ** (epoch // self.lr_decay_every), self.min_lr)
+        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
 
     def sample_relations(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per video: a partner with its target (+1 similar / -1 dissimilar), a positive and two negatives."""

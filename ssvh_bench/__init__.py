@@ -7,10 +7,10 @@ from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayou
 from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
 from .metrics import DEFAULT_KS, evaluate
-from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph
+from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph, resolve_kmeans_backend
 from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
-from .train import DeepMethod
+from .train import DeepMethod, step_decay_lr
 
 __version__ = "0.1.0"
 
@@ -44,5 +44,7 @@ __all__ = [
     "pack_codes",
     "register_dataset",
     "register_method",
+    "resolve_kmeans_backend",
+    "step_decay_lr",
     "strict_codes",
 ]

@@ -175,6 +175,11 @@ class DeepMethod(HashingMethod):
         self.model.load_state_dict(weights)
 
 
+def step_decay_lr(epoch: int, lr: float, decay: float, every: int, floor: float) -> float:
+    """The SSVH papers' schedule: ``lr * decay ** (epoch // every)``, never below ``floor``."""
+    return max(lr * decay ** (epoch // every), floor)
+
+
 def torch_device(device: str | torch.device) -> torch.device:
     """Parse a device name ("auto" picks CUDA when present); unusable names are ConfigErrors."""
     if str(device) == "auto":
