@@ -12,6 +12,7 @@ from rich.markup import escape
 from ..errors import SsvhBenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # help texts show [brackets] literally
                   help="Benchmark self-supervised video hashing methods under the published protocol.")
 console = Console()
 errors = Console(stderr=True)
@@ -34,3 +35,12 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 ResultsDir = typer.Option(None, "--results-dir",
                           help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
+
+# Options shared by the commands that run experiments (run, sweep, reproduce, evaluate).
+MethodsOption = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated.")
+BitsOption = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256.")
+SeedsOption = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated.")
+DatasetParamOption = typer.Option([], "--dataset-param", help="Dataset parameter key=value.")
+DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA].")
+DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1...")
+ForceOption = typer.Option(False, "--force", help="Redo finished runs.")

@@ -14,7 +14,19 @@ from ..errors import ConfigError
 from ..published import load_published
 from ..reproduce import TARGETS, Target, get_target, target_specs
 from ..tables import TABLE_KS, select_runs, write_tables
-from .app import ResultsDir, app, console, user_errors
+from .app import (
+    BitsOption,
+    DataRootOption,
+    DatasetParamOption,
+    DeviceOption,
+    ForceOption,
+    MethodsOption,
+    ResultsDir,
+    SeedsOption,
+    app,
+    console,
+    user_errors,
+)
 from .plot import FIGURES_FOLDER, default_ks, make_figure
 from .runs import execute_all, specs_from_options
 
@@ -30,17 +42,17 @@ def swept_parameters(specs: list[RunSpec]) -> list[str]:
 @app.command()
 @user_errors
 def sweep(
-    method: str = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated."),
+    method: str = MethodsOption,
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
-    bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
-    seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
+    bits: str = BitsOption,
+    seed: str = SeedsOption,
     set_: list[str] = typer.Option([], "--set", help="Swept parameter key=v1,v2,... (method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters; --set wins."),
-    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    dataset_param: list[str] = DatasetParamOption,
+    data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
-    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+    device: str = DeviceOption,
+    force: bool = ForceOption,
 ) -> None:
     """Run every value of the swept parameters (finished runs are skipped), then print how to plot them."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
@@ -61,12 +73,12 @@ def reproduce(
     target: str = typer.Argument(..., help=f"One of: {', '.join(TARGETS)}."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Seed(s), comma-separated."),
-    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
+    dataset_param: list[str] = DatasetParamOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished; do nothing else."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
-    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+    device: str = DeviceOption,
+    force: bool = ForceOption,
 ) -> None:
     """Run a named paper target (tables and figures of ConMH's paper) and write its reports."""
     chosen = get_target(target)

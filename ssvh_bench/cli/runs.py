@@ -15,7 +15,19 @@ from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
 from ..runner import DatasetCache, evaluate_checkpoint, execute_run
-from .app import ResultsDir, app, console, user_errors
+from .app import (
+    BitsOption,
+    DataRootOption,
+    DatasetParamOption,
+    DeviceOption,
+    ForceOption,
+    MethodsOption,
+    ResultsDir,
+    SeedsOption,
+    app,
+    console,
+    user_errors,
+)
 
 
 @app.command("list")
@@ -45,17 +57,17 @@ def _registry_table(registry: Registry, pattern: str) -> Table:
 @app.command()
 @user_errors
 def run(
-    method: str = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated."),
+    method: str = MethodsOption,
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
-    bits: str = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256."),
-    seed: str = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated."),
+    bits: str = BitsOption,
+    seed: str = SeedsOption,
     set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters ([dataset] table for the dataset's); --set wins."),
-    dataset_param: list[str] = typer.Option([], "--dataset-param", help="Dataset parameter key=value."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    dataset_param: list[str] = DatasetParamOption,
+    data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1..."),
-    force: bool = typer.Option(False, "--force", help="Redo finished runs."),
+    device: str = DeviceOption,
+    force: bool = ForceOption,
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
@@ -111,7 +123,7 @@ def evaluate_command(
     method: Optional[str] = typer.Option(None, "--method", "-m", help="With --checkpoint: the deep method the weights belong to."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Trained weights (e.g. a released ConMH checkpoint) to encode --dataset with."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="With --checkpoint: the dataset whose query/database splits are encoded."),
-    data_root: Optional[Path] = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA]."),
+    data_root: Optional[Path] = DataRootOption,
     bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
     device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
 ) -> None:
