@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from tqdm.auto import tqdm
 from rich.table import Table
 
 from .. import results
@@ -94,20 +95,25 @@ def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: li
 def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
     cache = DatasetCache(data_root)
     done = skipped = 0
-    for number, spec in enumerate(specs, 1):
-        label = f"[{number}/{len(specs)}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
-        if spec.overrides:
-            label += f" ({results.format_overrides(spec.overrides)})"
-        console.print(label, highlight=False)
-        outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, force=force,
-                              progress=sys.stderr.isatty())
-        summary = "  ".join(f"map@{k}={outcome.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
-        if outcome.skipped:
-            skipped += 1
-            console.print(f"    finished before, skipped (--force redoes it): {summary}", highlight=False)
-        else:
-            done += 1
-            console.print(f"    {summary}  train {outcome.metrics['train_seconds']:.1f}s", highlight=False)
+    on_terminal = sys.stderr.isatty()
+    # A bar over runs on a terminal; each run's training shows its own bar under it. Lines go through
+    # tqdm.write so they never tear a bar.
+    with tqdm(total=len(specs), unit="run", desc="runs", disable=not on_terminal, dynamic_ncols=True) as bar:
+        for number, spec in enumerate(specs, 1):
+            label = f"[{number}/{len(specs)}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+            if spec.overrides:
+                label += f" ({results.format_overrides(spec.overrides)})"
+            tqdm.write(label)
+            outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, force=force,
+                                  progress=on_terminal)
+            summary = "  ".join(f"map@{k}={outcome.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
+            if outcome.skipped:
+                skipped += 1
+                tqdm.write(f"    finished before, skipped (--force redoes it): {summary}")
+            else:
+                done += 1
+                tqdm.write(f"    {summary}  train {outcome.metrics['train_seconds']:.1f}s")
+            bar.update()
     console.print(f"{done} run(s) done, {skipped} skipped; run folders under {Path(results_dir) / 'runs'}",
                   highlight=False)
 
