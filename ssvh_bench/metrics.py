@@ -30,6 +30,7 @@ from scipy import sparse
 from scipy.special import gammaln
 
 from .codes import PackedCodes, check_codes, pack_codes
+from .data.splits import check_labels
 from .errors import ConfigError, DataError
 from .hamming import CodeWords, distance_bins, distance_histograms, doubled_distances, first_k
 
@@ -63,8 +64,8 @@ def evaluate(
     database = _code_words(database_codes, "database", strict)
     if query.bits != database.bits:
         raise DataError(f"query codes have {query.bits} bits but database codes have {database.bits}")
-    query_labels = _check_labels(query_labels, len(query), "query")
-    database_labels = _check_labels(database_labels, len(database), "database")
+    query_labels = check_labels(query_labels, len(query), "query", rows="codes")
+    database_labels = check_labels(database_labels, len(database), "database", rows="codes")
     if query_labels.shape[1] != database_labels.shape[1]:
         raise DataError(
             f"query labels have {query_labels.shape[1]} classes, database labels {database_labels.shape[1]}"
@@ -287,14 +288,3 @@ def _code_words(codes: PackedCodes | np.ndarray, split: str, strict: bool) -> Co
     if len(codes) == 0:
         raise DataError(f"{split} codes are empty")
     return CodeWords.from_packed(codes, strict=strict)
-
-
-def _check_labels(labels: np.ndarray, n: int, split: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise DataError(f"{split} labels must be a 2-D multi-hot matrix [videos, classes], got shape {labels.shape}")
-    if labels.shape[0] != n:
-        raise DataError(f"{split} has {n} codes but {labels.shape[0]} label rows")
-    if labels.shape[1] == 0:
-        raise DataError(f"{split} labels have no classes")
-    return labels != 0

@@ -26,11 +26,11 @@ class DatasetSplits:
     query_labels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.database_labels = _check_labels(self.database_labels, len(self.database), "database")
+        self.database_labels = check_labels(self.database_labels, len(self.database), "database")
         if (self.query is None) != (self.query_labels is None):
             raise DataError("query features and query labels must be given together")
         if self.query is not None:
-            self.query_labels = _check_labels(self.query_labels, len(self.query), "query")
+            self.query_labels = check_labels(self.query_labels, len(self.query), "query")
             if self.query_labels.shape[1] != self.database_labels.shape[1]:
                 raise DataError(
                     f"query labels have {self.query_labels.shape[1]} classes, "
@@ -53,10 +53,13 @@ class DatasetSplits:
         return self.database_labels if self.query_labels is None else self.query_labels
 
 
-def _check_labels(labels: np.ndarray, n: int, split: str) -> np.ndarray:
+def check_labels(labels: np.ndarray, n: int, split: str, *, rows: str = "videos") -> np.ndarray:
+    """A multi-hot label matrix [n, classes] as booleans (any non-zero entry is a label)."""
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise DataError(f"{split} labels must be a 2-D multi-hot matrix, got shape {labels.shape}")
+        raise DataError(f"{split} labels must be a 2-D multi-hot matrix [videos, classes], got shape {labels.shape}")
     if labels.shape[0] != n:
-        raise DataError(f"{split} has {n} videos but {labels.shape[0]} label rows")
+        raise DataError(f"{split} has {n} {rows} but {labels.shape[0]} label rows")
+    if labels.shape[1] == 0:
+        raise DataError(f"{split} labels have no classes")
     return labels != 0
