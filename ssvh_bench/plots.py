@@ -120,17 +120,26 @@ def _styles(labels) -> dict[str, dict[str, Any]]:
     return {label: series_style(i) for i, label in enumerate(sorted(set(labels)))}
 
 
+def _method_panels(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[Axes], dict, list[tuple]]:
+    """A figure with one panel per distinct value of ``keys``; for each panel its axes, key, runs and the
+    runs grouped by method label (sorted), plus one style per label shared by all panels."""
+    panels = _panel_keys(frame, keys)
+    figure, axes = _figure(len(panels))
+    contents = []
+    for ax, key in zip(axes, panels):
+        panel = frame[(frame[keys] == pd.Series(key, index=keys)).all(axis=1)]
+        contents.append((ax, key, panel, sorted(panel.groupby("label"), key=lambda item: item[0])))
+    return figure, axes, _styles(frame["label"]), contents
+
+
 def plot_metric_at_k(frame: pd.DataFrame, metric: str = "map", ks: Sequence[int] = DEFAULT_KS) -> Figure:
     """``metric``@K against K (``map`` or ``p``), one line per method, one panel per (dataset, bits)."""
     _require(frame, f"{metric}@K")
     columns = metric_columns(frame, ks, metric)
-    panels = _panel_keys(frame, ["dataset", "bits"])
-    styles = _styles(frame["label"])
-    figure, axes = _figure(len(panels))
+    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
     name = "mAP" if metric == "map" else "precision"
-    for ax, (dataset, bits) in zip(axes, panels):
-        panel = frame[(frame["dataset"] == dataset) & (frame["bits"] == bits)]
-        for label, runs in sorted(panel.groupby("label"), key=lambda item: item[0]):
+    for ax, (dataset, bits), _, series in panels:
+        for label, runs in series:
             _series(ax, ks, runs[columns].mean(), runs[columns].std(), label, styles[label])
         ax.set(title=f"{dataset}, {bits} bits", xlabel="K", ylabel=f"{name}@K")
     return _finish(figure, axes)
@@ -140,12 +149,9 @@ def plot_pr(frame: pd.DataFrame) -> Figure:
     """Precision against recall over Hamming radius 0..bits, one line per method, one panel per (dataset, bits)."""
     frame = frame[frame["pr_curve"].map(lambda c: isinstance(c, dict) and "precision" in c)]
     _require(frame, "precision-recall curves (runs need metrics.json 'pr_curve')")
-    panels = _panel_keys(frame, ["dataset", "bits"])
-    styles = _styles(frame["label"])
-    figure, axes = _figure(len(panels))
-    for ax, (dataset, bits) in zip(axes, panels):
-        panel = frame[(frame["dataset"] == dataset) & (frame["bits"] == bits)]
-        for label, runs in sorted(panel.groupby("label"), key=lambda item: item[0]):
+    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
+    for ax, (dataset, bits), _, series in panels:
+        for label, runs in series:
             precision = np.mean([c["precision"] for c in runs["pr_curve"]], axis=0)
             recall = np.mean([c["recall"] for c in runs["pr_curve"]], axis=0)
             ax.plot(recall, precision, label=label, markevery=max(1, len(recall) // 8), **styles[label])
@@ -157,12 +163,9 @@ def plot_map_bits(frame: pd.DataFrame, k: int = 20) -> Figure:
     """mAP@k against code length, one line per method, one panel per dataset."""
     _require(frame, "mAP against bits")
     (column,) = metric_columns(frame, [k])
-    panels = _panel_keys(frame, ["dataset"])
-    styles = _styles(frame["label"])
-    figure, axes = _figure(len(panels))
-    for ax, (dataset,) in zip(axes, panels):
-        panel = frame[frame["dataset"] == dataset]
-        for label, runs in sorted(panel.groupby("label"), key=lambda item: item[0]):
+    figure, axes, styles, panels = _method_panels(frame, ["dataset"])
+    for ax, (dataset,), panel, series in panels:
+        for label, runs in series:
             stats = runs.groupby("bits")[column].agg(["mean", "std"])
             _series(ax, stats.index, stats["mean"], stats["std"], label, styles[label])
         ax.set_xscale("log", base=2)
@@ -225,12 +228,9 @@ def plot_efficiency(frame: pd.DataFrame, k: int = 20, x: str = "train") -> Figur
     _require(frame, "efficiency")
     (column,) = metric_columns(frame, [k])
     x_column, x_label = EFFICIENCY_AXES[x]
-    panels = _panel_keys(frame, ["dataset", "bits"])
-    styles = _styles(frame["label"])
-    figure, axes = _figure(len(panels))
-    for ax, (dataset, bits) in zip(axes, panels):
-        panel = frame[(frame["dataset"] == dataset) & (frame["bits"] == bits)]
-        for label, runs in sorted(panel.groupby("label"), key=lambda item: item[0]):
+    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
+    for ax, (dataset, bits), panel, series in panels:
+        for label, runs in series:
             style = {**styles[label], "linestyle": "none"}
             x_mean, y_mean, y_std = runs[x_column].mean(), runs[column].mean(), runs[column].std()
             ax.plot([x_mean], [y_mean], label=label, markersize=7, **style)
