@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .config import canonical_json
+from .io import canonical_json
 from .errors import ConfigError
-from .results import read_json, write_json
+from .io import read_json, write_json
 
 T = TypeVar("T")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .codes import check_bits
 from .errors import ConfigError
+from .io import canonical_json
 from .registry import Entry, dataset_registry, method_registry
 
 
@@ -57,10 +58,6 @@ class RunSpec:
             "overrides": self.overrides,
             "run_id": self.run_id,
         }
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def parse_value(text: str) -> Any:

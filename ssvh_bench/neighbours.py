@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, DataError
-from .results import atomic_path
+from .io import atomic_path
 
 KMEANS_BACKENDS = ("auto", "faiss", "sklearn")
 # Anchor graph hashing (Liu et al. 2011) as BTH and MCMSH use it: graphs over the 3, 4 and 5 nearest anchors.

@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 
 from .errors import ConfigError
 from .metrics import DEFAULT_KS
-from .results import atomic_path, iter_finished_runs, leaderboard_frame
+from .io import atomic_path
+from .results import iter_finished_runs, leaderboard_frame
 from .tables import method_label, metric_columns
 
 # Okabe-Ito colours (colour-blind safe); markers and dashes vary too, so greyscale prints stay readable.

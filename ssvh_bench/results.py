@@ -1,4 +1,4 @@
-"""Run folders on disk: atomic writes, finished/unfinished state, and the leaderboard built from them.
+"""Run folders on disk: their layout, finished/unfinished state, ``codes.npz``, and the leaderboard.
 
 Layout: ``<results>/runs/<dataset>/<bits>/<method>/<run-id>/`` holding ``config.json`` (written when the run
 starts), ``history.csv`` and ``checkpoints/`` (deep methods, while training), ``codes.npz`` and finally
@@ -9,11 +9,8 @@ temporary name and renamed, so a crash never leaves a file half-written or a run
 from __future__ import annotations
 
 import io
-import json
 import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +20,7 @@ import pandas as pd
 from .codes import PackedCodes
 from .config import RunSpec
 from .errors import DataError
+from .io import read_json, write_bytes
 
 CONFIG_FILE, METRICS_FILE, CODES_FILE, HISTORY_FILE = "config.json", "metrics.json", "codes.npz", "history.csv"
 LEADERBOARD_FILE = "leaderboard.csv"
@@ -38,42 +36,6 @@ def run_dir(results_dir: Path, spec: RunSpec) -> Path:
 
 def is_finished(folder: Path) -> bool:
     return (Path(folder) / METRICS_FILE).is_file()
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_text(path, json.dumps(value, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    return str(value)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
 
 
 def save_codes(
@@ -97,8 +59,7 @@ def save_codes(
         arrays[f"{split}_labels"] = np.packbits(np.asarray(labels) != 0, axis=1)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def load_codes(path: Path) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import numpy as np
 
 from . import results
 from .codes import check_bits, check_codes, pack_codes
-from .config import RunSpec, canonical_json, resolve_params
+from .config import RunSpec, resolve_params
+from .io import canonical_json, read_json, write_json
 from .data import DatasetSplits
 from .errors import ConfigError, DataError
 from .metrics import DEFAULT_KS, evaluate
@@ -69,12 +70,12 @@ def execute_run(
 ) -> RunOutcome:
     folder = results.run_dir(results_dir, spec)
     if results.is_finished(folder) and not force:
-        return RunOutcome(spec, folder, True, results.read_json(folder / results.METRICS_FILE))
+        return RunOutcome(spec, folder, True, read_json(folder / results.METRICS_FILE))
     splits = datasets.get(spec.dataset, spec.dataset_params)
     if force and folder.exists():
         shutil.rmtree(folder)
     device = resolve_device(device)
-    results.write_json(folder / results.CONFIG_FILE, run_config(spec, device, datasets.data_root))
+    write_json(folder / results.CONFIG_FILE, run_config(spec, device, datasets.data_root))
 
     method = method_registry.create(spec.method, **spec.method_params)
     started = time.perf_counter()
@@ -104,7 +105,7 @@ def execute_run(
         None if query_codes is None else pack_codes(query_codes),
         splits.query_labels,
     )
-    results.write_json(folder / results.METRICS_FILE, metrics)
+    write_json(folder / results.METRICS_FILE, metrics)
     return RunOutcome(spec, folder, False, metrics)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ConfigError
-from .results import aggregate, write_text
+from .io import write_text
+from .results import aggregate
 
 TABLE_KS = (5, 20, 40, 100)
 TABLE_FORMATS = ("csv", "md", "tex")

@@ -38,12 +38,12 @@ import torch
 from torch import nn
 
 from .codes import check_bits
-from .config import canonical_json
+from .io import atomic_path, canonical_json, write_text
 from .data import VideoFeatures, as_video_features
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
-from .results import HISTORY_FILE, atomic_path, write_text
+from .results import HISTORY_FILE
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"

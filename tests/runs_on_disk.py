@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ssvh_bench import results
+from ssvh_bench.io import read_json, write_json
 from ssvh_bench.config import RunSpec
 
 KS = (5, 10, 20, 40, 60, 80, 100)
@@ -26,6 +27,6 @@ def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: s
     metrics["pr_curve"] = {"radius": radius.tolist(), "precision": (map_at_5 * (1 - radius / (bits + 1))).tolist(),
                            "recall": (radius / bits).tolist()}
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=0.01 * (seed + 1), n_params=10)
-    results.write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
-    results.write_json(folder / results.METRICS_FILE, metrics)
+    write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
+    write_json(folder / results.METRICS_FILE, metrics)
     return folder

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ssvh_bench import results
+from ssvh_bench.io import read_json, write_json
 from ssvh_bench.cli import app
 
 runner = CliRunner()
@@ -30,12 +31,12 @@ def test_run_writes_a_complete_run_folder(tmp_path, tiny_plugins):
     assert len(folders) == 2
     folder = folders[0]
     assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "codes.npz"}
-    config = results.read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     assert config["method"] == "first-coords" and config["bits"] == 16 and config["device"] == "cpu"
     assert config["method_params"] == {"offset": 0.0}
     assert {"python", "numpy", "torch"} <= set(config["versions"])
     assert "git_commit" in config and config["run_id"] == folder.name
-    metrics = results.read_json(folder / "metrics.json")
+    metrics = read_json(folder / "metrics.json")
     assert metrics["map@5"] == pytest.approx(1.0)  # two far-apart blobs: the top 5 are all of the query's class
     assert folder.parts[-4:-1] == ("tiny-blobs", "16", "first-coords")
 
@@ -89,8 +90,8 @@ def test_separate_query_split_and_evaluate_command(tmp_path, tiny_plugins):
     out = tmp_path / "recomputed.json"
     result = invoke("evaluate", str(folder), "--output", str(out))
     assert result.exit_code == 0, result.output
-    saved = results.read_json(folder / "metrics.json")
-    recomputed = results.read_json(out)
+    saved = read_json(folder / "metrics.json")
+    recomputed = read_json(out)
     for key in ("map@5", "map@100", "p@20"):
         assert recomputed[key] == pytest.approx(saved[key])
 
@@ -144,6 +145,6 @@ def test_config_file_sets_parameters_and_set_wins(tmp_path, tiny_plugins):
     config.write_text("offset = 0.25\n[dataset]\nseparate_query = true\n")
     assert run_tiny(tmp_path, "--config", str(config)).exit_code == 0
     assert run_tiny(tmp_path, "--config", str(config), "--set", "offset=0.5").exit_code == 0
-    configs = [results.read_json(f / "config.json") for f in run_folders(tmp_path)]
+    configs = [read_json(f / "config.json") for f in run_folders(tmp_path)]
     assert sorted(c["method_params"]["offset"] for c in configs) == [0.25, 0.5]
     assert all(c["dataset_params"]["separate_query"] is True for c in configs)

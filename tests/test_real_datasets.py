@@ -10,6 +10,7 @@ from real_layouts import WRITERS, write_activitynet, write_fcvid, write_features
 from typer.testing import CliRunner
 
 from ssvh_bench import DataError, HDF5Features, dataset_registry, results
+from ssvh_bench.io import read_json, write_json
 from ssvh_bench.cli import app
 
 runner = CliRunner()
@@ -234,8 +235,8 @@ def test_a_shallow_and_a_deep_method_run_end_to_end(tmp_path, name):
     chance = chance_map_at_5(load(name, root))
     for method, margin in (("itq", 0.2), ("conmh", 0.0)):
         (folder,) = [p.parent for p in (tmp_path / "results" / "runs" / name).glob(f"*/{method}/*/metrics.json")]
-        metrics = results.read_json(folder / "metrics.json")
+        metrics = read_json(folder / "metrics.json")
         assert metrics["map@5"] > chance + margin, (method, metrics["map@5"], chance)
-        assert results.read_json(folder / "config.json")["data_root"] == str(tmp_path / "data")
+        assert read_json(folder / "config.json")["data_root"] == str(tmp_path / "data")
     (conmh_folder,) = [p.parent for p in (tmp_path / "results" / "runs" / name).glob("*/conmh/*/metrics.json")]
     assert (conmh_folder / "history.csv").is_file()

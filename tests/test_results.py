@@ -4,17 +4,18 @@ import numpy as np
 import pytest
 
 from ssvh_bench import pack_codes, results
+from ssvh_bench.io import atomic_path, read_json, write_json
 from ssvh_bench.config import RunSpec
 
 
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
     target = tmp_path / "metrics.json"
-    results.write_json(target, {"map@5": 0.5})
+    write_json(target, {"map@5": 0.5})
     with pytest.raises(RuntimeError):
-        with results.atomic_path(target) as tmp:
+        with atomic_path(target) as tmp:
             tmp.write_text("{half")
             raise RuntimeError("crash mid-write")
-    assert results.read_json(target) == {"map@5": 0.5}
+    assert read_json(target) == {"map@5": 0.5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
@@ -43,8 +44,8 @@ def test_codes_round_trip_binary_with_query(tmp_path):
 def write_run(root, method, seed, value, bits=16):
     spec = RunSpec(method, "synthetic", bits, seed)
     folder = results.run_dir(root, spec)
-    results.write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
-    results.write_json(folder / results.METRICS_FILE, {"map@5": value, "map@10": value / 2, "p@5": value,
+    write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
+    write_json(folder / results.METRICS_FILE, {"map@5": value, "map@10": value / 2, "p@5": value,
                                                        "train_seconds": 1.0, "encode_ms_per_video": 0.1,
                                                        "n_params": 3, "pr_curve": {"radius": [0]}})
     return folder
@@ -55,7 +56,7 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
     write_run(tmp_path, "itq", 1, 0.8)
     write_run(tmp_path, "lsh", 0, 0.4)
     unfinished = results.run_dir(tmp_path, RunSpec("sh", "synthetic", 16, 0))
-    results.write_json(unfinished / results.CONFIG_FILE, {})
+    write_json(unfinished / results.CONFIG_FILE, {})
     frame = results.leaderboard_frame(tmp_path)
     assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
                                    "train_seconds", "encode_ms_per_video", "n_params", "device", "run_id"]

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ssvh_bench import ConfigError, dataset_registry, results
+from ssvh_bench.io import read_json, write_json
 from ssvh_bench.cli import app
 
 SMALL = dict(n_train=120, n_database=300, n_frames=12, feature_dim=48, n_classes=6)
@@ -132,9 +133,9 @@ def test_cli_runs_a_shallow_method_on_it(tmp_path):
                                       *params])
     assert result.exit_code == 0, result.output
     (folder,) = [p.parent for p in (tmp_path / "runs" / "synthetic" / "16" / "itq").glob("*/metrics.json")]
-    config = results.read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     assert config["dataset_params"]["n_train"] == 120 and config["dataset_params"]["seed"] == 0
-    assert results.read_json(folder / "metrics.json")["map@20"] > 0.15  # chance is about 0.08
+    assert read_json(folder / "metrics.json")["map@20"] > 0.15  # chance is about 0.08
 
 
 def test_cli_reports_a_bad_parameter_in_one_line(tmp_path):

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from .. import results
+from ..io import atomic_path
 from ..config import parse_list
 from ..errors import SsvhBenchError
 from ..published import load_published
@@ -36,7 +37,7 @@ def leaderboard(
     if frame.empty:
         raise SsvhBenchError(f"no finished runs under {results_dir / 'runs'}; start one with ssvh-bench run")
     path = results_dir / results.LEADERBOARD_FILE
-    with results.atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     selected = select_runs(frame, dataset=dataset, bits=bits, method=method)
     if selected.empty:

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from .. import plots, results
-from ..config import RunSpec, canonical_json, parse_assignments, parse_list
+from ..config import RunSpec, parse_assignments, parse_list
+from ..io import canonical_json
 from ..errors import ConfigError
 from ..published import load_published
 from ..reproduce import TARGETS, Target, get_target, target_specs

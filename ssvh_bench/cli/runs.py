@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from rich.table import Table
 
 from .. import results
+from ..io import write_json
 from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
@@ -160,7 +161,7 @@ def evaluate_command(
                   f"AP divided by {metrics['normalizer']}{', strict' if metrics['strict'] else ''}", highlight=False)
     console.print(metrics_table(metrics, cutoffs))
     if output is not None:
-        results.write_json(output, metrics)
+        write_json(output, metrics)
         console.print(f"metrics written to {output}", highlight=False)
 
 

@@ -237,7 +237,7 @@ class HDF5Features(VideoFeatures):
 def convert_to_float16(source: Path, target: Path, *, key: str = FEATURES_KEY, batch_videos: int = 256,
                        progress: bool = False) -> None:
     """Write a float16 copy of ``source``'s features to ``target`` (atomically: complete or absent)."""
-    from ..results import atomic_path  # results imports pandas; keep it out of plain feature reading
+    from ..io import atomic_path
 
     handle, dataset = open_features(Path(source), key)
     with handle, atomic_path(Path(target)) as tmp:
