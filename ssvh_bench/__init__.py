@@ -1,50 +1,68 @@
-"""ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
+"""ssvh-bench: the reference benchmark suite for self-supervised video hashing.
 
-from .artefacts import ArtefactCache
-from .codes import PackedCodes, pack_codes, strict_codes
-from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
-                   VideoFeatures)
-from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
-from .method import HashingMethod, ShallowMethod
-from .metrics import DEFAULT_KS, evaluate
-from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph, resolve_kmeans_backend
-from .pca import fit_pca
-from .registry import dataset_registry, method_registry, register_dataset, register_method
-from .train import DeepMethod, step_decay_lr
+Names are imported on first use (PEP 562), so ``import ssvh_bench`` and the command line's start stay light:
+torch, pandas, scikit-learn and matplotlib load only when something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArrayFeatures",
-    "ArtefactCache",
-    "ConfigError",
-    "DEFAULT_KS",
-    "DataError",
-    "Dataset",
-    "DatasetSplits",
-    "DeepMethod",
-    "FileDataset",
-    "FileLayout",
-    "FileSplit",
-    "HDF5Features",
-    "HashingMethod",
-    "PackedCodes",
-    "PseudoNeighbourhood",
-    "ShallowMethod",
-    "SsvhBenchError",
-    "TrainingError",
-    "UnknownNameError",
-    "VideoFeatures",
-    "build_anchor_neighbourhood",
-    "dataset_registry",
-    "evaluate",
-    "fit_pca",
-    "knn_graph",
-    "method_registry",
-    "pack_codes",
-    "register_dataset",
-    "register_method",
-    "resolve_kmeans_backend",
-    "step_decay_lr",
-    "strict_codes",
-]
+_LAZY = {
+    "ArrayFeatures": "data",
+    "ArtefactCache": "artefacts",
+    "Reproduction": "targets",
+    "RunEvent": "runner",
+    "RunResult": "runner",
+    "RunSpec": "config",
+    "evaluate_checkpoint": "runner",
+    "reproduce": "targets",
+    "run": "runner",
+    "ConfigError": "errors",
+    "DEFAULT_KS": "metrics",
+    "DataError": "errors",
+    "Dataset": "data",
+    "DatasetSplits": "data",
+    "DeepMethod": "train",
+    "FileDataset": "data",
+    "FileLayout": "data",
+    "FileSplit": "data",
+    "HDF5Features": "data",
+    "HashingMethod": "method",
+    "PackedCodes": "codes",
+    "PseudoNeighbourhood": "neighbours",
+    "ShallowMethod": "method",
+    "SsvhBenchError": "errors",
+    "TrainingError": "errors",
+    "UnknownNameError": "errors",
+    "VideoFeatures": "data",
+    "build_anchor_neighbourhood": "neighbours",
+    "dataset_registry": "registry",
+    "evaluate": "metrics",
+    "fit_pca": "pca",
+    "knn_graph": "neighbours",
+    "method_registry": "registry",
+    "pack_codes": "codes",
+    "register_dataset": "registry",
+    "register_method": "registry",
+    "resolve_kmeans_backend": "neighbours",
+    "step_decay_lr": "train",
+    "strict_codes": "codes",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ssvh_bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -19,7 +19,11 @@ from .registry import signature_defaults
 
 
 class HashingMethod(ABC):
-    family: ClassVar[str]
+    # Read by the registry (and checked when the method registers):
+    family: ClassVar[str]  # "shallow", "deep" or "two_stage"
+    version: ClassVar[int] = 1  # enters the run id: bump it whenever a change alters the method's codes
+    # per-dataset defaults over the constructor's, e.g. {"activitynet": {"batch_size": 128}}
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     bits: int
 

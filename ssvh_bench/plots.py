@@ -253,3 +253,43 @@ def save_figure(figure: Figure, folder: Path, name: str, dpi: int = 200) -> list
             figure.savefig(tmp, format=suffix, dpi=dpi)
         paths.append(path)
     return paths
+
+
+FIGURES_FOLDER = "figures"
+
+
+def make_figure(kind: str, frame: pd.DataFrame, *, ks: list[int], param: str | None = None, by: str = "k",
+                x: str = "train") -> Figure:
+    """The figure of one ``plot`` kind from a ``load_runs`` frame (already filtered)."""
+    if kind == "map-k":
+        return plot_metric_at_k(frame, "map", ks)
+    if kind == "precision-k":
+        return plot_metric_at_k(frame, "p", ks)
+    if kind == "pr":
+        return plot_pr(frame)
+    if kind == "map-bits":
+        return plot_map_bits(frame, ks[0])
+    if kind == "ablation":
+        if not param:
+            raise ConfigError("plot ablation needs --param, e.g. --param mask_ratio")
+        return plot_ablation(frame, param, ks, by)
+    if kind == "efficiency":
+        return plot_efficiency(frame, ks[0], x)
+    raise ConfigError(f"unknown plot kind {kind!r}; kinds: {', '.join(PLOT_KINDS)}")
+
+
+def default_ks(kind: str) -> list[int]:
+    """All K for curves over K; K=20 for one-number plots; 5,20,40,100 for ablations."""
+    if kind in ("map-k", "precision-k"):
+        return list(DEFAULT_KS)
+    if kind == "ablation":
+        return [5, 20, 40, 100]
+    return [20]
+
+
+def figure_name(kind: str, param: str | None = None, by: str = "k", x: str = "train") -> str:
+    if kind == "ablation":
+        return f"ablation-{param}" + ("-by-bits" if by == "bits" else "")
+    if kind == "efficiency" and x == "encode":
+        return "efficiency-encode"
+    return kind

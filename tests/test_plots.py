@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from ssvh_bench import ConfigError, plots
 from ssvh_bench.cli import app
-from ssvh_bench.cli.plot import make_figure
+from ssvh_bench.plots import make_figure
 from ssvh_bench.tables import select_runs
 
 runner = CliRunner()

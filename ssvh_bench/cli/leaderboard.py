@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
@@ -12,10 +12,11 @@ from .. import results
 from ..io import atomic_path
 from ..config import parse_list
 from ..errors import SsvhBenchError
-from ..published import load_published
-from ..tables import TABLE_KS, PaperTable, cell_text, column_title, paper_table, select_runs, write_tables
 from .app import ResultsDir, app, console, user_errors
 from .filters import BitsFilter, DatasetFilter, MethodFilter
+
+if TYPE_CHECKING:
+    from ..tables import PaperTable
 
 TABLE_STEM = "leaderboard_table"
 
@@ -24,7 +25,7 @@ TABLE_STEM = "leaderboard_table"
 @user_errors
 def leaderboard(
     results_dir: Optional[Path] = ResultsDir,
-    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the table."),
+    ks: Optional[str] = typer.Option(None, "--k", help="mAP cut-offs shown in the table [default: 5,20,40,100]."),
     dataset: str = DatasetFilter,
     bits: str = BitsFilter,
     method: str = MethodFilter,
@@ -32,6 +33,9 @@ def leaderboard(
     digits: int = typer.Option(3, "--digits", min=1, max=6, help="Decimals in the Markdown/LaTeX table."),
 ) -> None:
     """Write leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds)."""
+    from ..published import load_published  # pandas loads only when the command runs
+    from ..tables import TABLE_KS, paper_table, select_runs, write_tables
+
     results_dir = Path(results_dir or results.default_results_dir())
     frame = results.leaderboard_frame(results_dir)
     if frame.empty:
@@ -42,15 +46,18 @@ def leaderboard(
     selected = select_runs(frame, dataset=dataset, bits=bits, method=method)
     if selected.empty:
         raise SsvhBenchError(f"no finished run matches --dataset {dataset!r} --bits {bits!r} --method {method!r}")
-    table_ks, reference = parse_list(ks, option="--k"), load_published() if published else None
+    table_ks = parse_list(ks, option="--k") if ks else list(TABLE_KS)
+    reference = load_published() if published else None
     paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
     console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
     console.print(f"{len(frame)} run(s) written to {path}; table ({len(selected)} run(s)) to "
                   f"{', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)
 
 
-def rich_table(table: PaperTable) -> Table:
+def rich_table(table: "PaperTable") -> Table:
     """The paper table folded for a terminal: one block of rows per (dataset, bits), one column per K."""
+    from ..tables import cell_text
+
     ks = sorted({k for _, _, k in table.columns})
     settings = list(dict.fromkeys((dataset, bits) for dataset, bits, _ in table.columns))
     out = Table(title="mAP@K, mean ± std over seeds (bold: best per column; Δ = ours − published)",
