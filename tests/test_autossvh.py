@@ -137,8 +137,9 @@ def test_total_loss_and_prototype_term_from_the_warmup_epoch():
     assert model.binary.weight.grad.abs().sum() > 0
 
 
-def test_clustering_runs_once_per_epoch(monkeypatch):
-    method = tiny()
+@pytest.mark.parametrize("backend", ["faiss", "sklearn"])
+def test_clustering_runs_once_per_epoch(monkeypatch, backend):
+    method = tiny(kmeans_backend=backend)
     data = videos()
     method.fit(data, bits=16, seed=0)
     calls = []
@@ -263,3 +264,29 @@ def test_learning_rate_schedule():
 def test_bad_parameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):
         tiny(**params).fit(videos(), bits=16, seed=0)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_run_reclusters_and_ends_with_the_uninterrupted_codes(tmp_path):
+    data = videos()
+    full = tiny(epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "full")
+    broken = tiny(epochs=4, checkpoint_every=1)
+    losses = broken.training_losses
+
+    def fail_in_epoch_3(model, batch, indices, epoch, generator):
+        if epoch == 3:
+            raise Interrupted
+        return losses(model, batch, indices, epoch, generator)
+
+    broken.training_losses = fail_in_epoch_3
+    with pytest.raises(Interrupted):
+        broken.fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
+    resumed = tiny(epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
+    # every logged loss, the prototype term of the re-clustered epoch 3 included, equals the uninterrupted run's
+    terms = [[line.split(",")[:5] for line in (tmp_path / run / "history.csv").read_text().splitlines()]
+             for run in ("full", "resumed")]
+    assert len(terms[0]) == 5 and terms[0] == terms[1]
