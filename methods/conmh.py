@@ -9,13 +9,13 @@ code, so its released checkpoints load unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import ConfigError, DeepMethod, register_method, step_decay_lr
+from ssvh_bench import ConfigError, DeepMethod, register_method
 from ssvh_bench.nn import LAYER_NORM_EPS, TransformerBlock, debiased_contrastive_loss, hash_binarize, sinusoid_table
 
 ENCODER_OUTPUT_DIM = 256  # width of the encoder's head, the input of the hash layer
@@ -36,7 +36,6 @@ VARIANTS = {
     "base": Architecture(256, 12, 12),
     "large": Architecture(256, 24, 16),
     "mini": Architecture(256, 1, 1),
-    "test": Architecture(32, 1, 2, decoder_dim=16, decoder_depth=1, decoder_heads=2),  # for unit tests only
 }
 
 
@@ -134,7 +133,8 @@ def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: tor
     "conmh",
     description="ConMH (AAAI 2023): masked-frame reconstruction from codes + debiased contrast of two views",
     family="deep",
-    test_params={"variant": "test", "epochs": 1, "batch_size": 8},
+    test_params={"variant": "mini", "encoder_dim": 32, "encoder_heads": 2, "decoder_dim": 16, "decoder_depth": 1,
+                 "decoder_heads": 2, "epochs": 1, "batch_size": 8},
 )
 class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
@@ -151,47 +151,42 @@ class ConMH(DeepMethod):
     def __init__(self, variant: str = "small", mask_ratio: float = 0.75, epochs: int = 800, batch_size: int = 512,
                  lr: float = 1e-4, lr_decay: float = 0.9, lr_decay_every: int = 20, min_lr: float = 1e-5,
                  temperature: float = 0.5, tau_plus: float = 0.1, contrastive_weight: float = 1.0,
-                 checkpoint_every: int = 10, amp: bool = True) -> None:
-        self.variant = variant
-        self.mask_ratio = mask_ratio
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.lr_decay_every = lr_decay_every
-        self.min_lr = min_lr
-        self.temperature = temperature
-        self.tau_plus = tau_plus
-        self.contrastive_weight = contrastive_weight
-        self.checkpoint_every = checkpoint_every
-        self.amp = amp
+                 checkpoint_every: int = 10, amp: bool = True, encoder_dim: int | None = None,
+                 encoder_depth: int | None = None, encoder_heads: int | None = None, decoder_dim: int | None = None,
+                 decoder_depth: int | None = None, decoder_heads: int | None = None) -> None:
+        self.store_params(locals())
 
-    def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
+    @property
+    def architecture(self) -> Architecture:
+        """The variant's architecture with every size given explicitly (not None) in its place."""
         if self.variant not in VARIANTS:
             raise ConfigError(f"conmh: unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+        sizes = {name: getattr(self, name) for name in vars(VARIANTS[self.variant]) if getattr(self, name) is not None}
+        return replace(VARIANTS[self.variant], **sizes)
+
+    def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
+        architecture = self.architecture
         n_visible = n_visible_frames(n_frames, self.mask_ratio)
         if not 1 <= n_visible < n_frames:
             raise ConfigError(f"conmh: mask_ratio {self.mask_ratio} leaves {n_visible} of {n_frames} frames "
                               "visible; it must mask at least one frame and keep at least one")
-        return ConMHNetwork(feature_dim, n_frames, bits, VARIANTS[self.variant])
+        return ConMHNetwork(feature_dim, n_frames, bits, architecture)
 
-    def learning_rate(self, epoch: int) -> float:
-        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
-
-    def training_losses(self, model, batch, indices, epoch, generator):
-        n_videos, n_frames, _ = batch.shape
-        visible, masked = sample_views(n_videos, n_frames, self.mask_ratio, generator, batch.device)
-        video = torch.arange(n_videos, device=batch.device).repeat(2)[:, None]
-        reconstruction, codes = model(batch[video, visible], visible, masked)
+    def training_losses(self, model, batch, epoch, generator):
+        frames = batch.features
+        n_videos, n_frames, _ = frames.shape
+        visible, masked = sample_views(n_videos, n_frames, self.mask_ratio, generator, frames.device)
+        video = torch.arange(n_videos, device=frames.device).repeat(2)[:, None]
+        reconstruction, codes = model(frames[video, visible], visible, masked)
         # the reference sums one MSE per view; both views mask equally many frames, so that sum is twice
         # the MSE over both (computed without slicing, whose backward would zero-fill the full tensor)
-        reconstruction_loss = 2 * F.mse_loss(reconstruction.float(), batch[video, masked])
+        reconstruction_loss = 2 * F.mse_loss(reconstruction.float(), frames[video, masked])
         mean_codes = codes.float().mean(dim=1)
         contrastive = debiased_contrastive_loss(mean_codes[:n_videos], mean_codes[n_videos:],
                                                 temperature=self.temperature, tau_plus=self.tau_plus)
         return {"loss": reconstruction_loss + self.contrastive_weight * contrastive,
                 "reconstruction": reconstruction_loss, "contrastive": contrastive}
 
-    def encode_batch(self, model, batch):
+    def encode_batch(self, model, features):
         # the protocol's codes: per-frame codes averaged over frames, then sign (an exact 0 stays 0)
-        return torch.sign(model.frame_codes(batch).float().mean(dim=1))
+        return torch.sign(model.frame_codes(features).float().mean(dim=1))

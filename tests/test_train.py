@@ -31,10 +31,11 @@ class Toy(DeepMethod):
     def learning_rate(self, epoch):
         return self.lr * 0.5**epoch
 
-    def training_losses(self, model, batch, indices, epoch, generator):
+    def training_losses(self, model, batch, epoch, generator):
         if epoch == self.fail_at_epoch:
             raise Interrupted(f"epoch {epoch}")
-        noisy = batch + 0.1 * torch.randn(batch.shape, generator=generator, device=batch.device)
+        features = batch.features
+        noisy = features + 0.1 * torch.randn(features.shape, generator=generator, device=features.device)
         out = torch.tanh(model(noisy.mean(dim=1)))
         spread = out.var(dim=0).mean()
         loss = (1 - out.abs()).mean() - spread

@@ -43,6 +43,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """``fc2(dropout(gelu(fc1(x))))`` then dropout, over the last axis (``dim -> hidden -> dim``)."""
+
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
