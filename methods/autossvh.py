@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssvh_bench import ConfigError, DeepMethod, kmeans, nearest_anchors, register_method, resolve_kmeans_backend
-from ssvh_bench import step_decay_lr
-from ssvh_bench.nn import LAYER_NORM_EPS, TransformerBlock, debiased_contrastive_loss, hash_binarize, sinusoid_table
+from ssvh_bench import VideoFeatures, step_decay_lr
+from ssvh_bench.nn import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, MaskedAutoencoderShape, MaskedDecoder, TransformerBlock, debiased_contrastive_loss,
+                           hash_binarize, n_visible_frames, sample_views, sinusoid_table, xavier_init)
 
 SAMPLERS = ("random", "adversarial")
 SAMPLER_NOISE_SCALE = 10.0  # the released sampler adds 10 * N(0, 1) to the Gumbel-perturbed scores
@@ -30,31 +31,11 @@ SAMPLER_SOFTMAX_TEMPERATURE = 0.5
 KMEANS_ITERATIONS = 20
 
 
-@dataclass(frozen=True)
-class Architecture:
-    encoder_dim: int
-    encoder_depth: int
-    encoder_heads: int
-    decoder_dim: int = 192
-    decoder_depth: int = 2
-    decoder_heads: int = 3
-
-
+Architecture = MaskedAutoencoderShape
 VARIANTS = {
-    "small": Architecture(256, 12, 6),
-    "base": Architecture(256, 12, 12),
-    "large": Architecture(256, 24, 16),
-    "mini": Architecture(256, 1, 1),
+    **MASKED_AUTOENCODER_VARIANTS,
     "tiny": Architecture(32, 1, 2, decoder_dim=16, decoder_depth=1, decoder_heads=2),  # synthetic data, tests
 }
-
-
-def xavier_init(module: nn.Module) -> None:
-    """Xavier-uniform linears with zero biases (the released encoder/decoder initialisation)."""
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
 
 
 class ReversedChoice(torch.autograd.Function):
@@ -134,20 +115,6 @@ class Encoder(nn.Module):
         return self.head(self.norm(tokens))
 
 
-class Decoder(nn.Module):
-    def __init__(self, dim: int, depth: int, heads: int, feature_dim: int) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim, feature_dim)
-        self.apply(xavier_init)
-
-    def forward(self, tokens: torch.Tensor, n_predicted: int) -> torch.Tensor:
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.head(self.norm(tokens[:, -n_predicted:]))
-
-
 class AutoSSVHNetwork(nn.Module):
     def __init__(self, feature_dim: int, n_frames: int, bits: int, architecture: Architecture,
                  input_dropout: float) -> None:
@@ -157,7 +124,7 @@ class AutoSSVHNetwork(nn.Module):
         # learnable and zero-initialised in the released model (ConMH's is a fixed sinusoid)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_frames, a.decoder_dim))
         self.encoder = Encoder(feature_dim, n_frames, a.encoder_dim, a.encoder_depth, a.encoder_heads)
-        self.decoder = Decoder(a.decoder_dim, a.decoder_depth, a.decoder_heads, feature_dim)
+        self.decoder = MaskedDecoder(a.decoder_dim, a.decoder_depth, a.decoder_heads, feature_dim)
         self.encoder_to_decoder = nn.Linear(bits, a.decoder_dim, bias=False)
         self.binary = nn.Linear(a.encoder_dim, bits)
         self.ln = nn.LayerNorm(bits)
@@ -200,21 +167,6 @@ class AutoSSVHNetwork(nn.Module):
         visible_tokens = self.encoder_to_decoder(codes) + position[visible]
         mask_tokens = (self.mask_token + position[masked]).to(visible_tokens.dtype)
         return self.decoder(torch.cat((visible_tokens, mask_tokens), dim=1), masked.shape[1])
-
-
-def n_visible_frames(n_frames: int, mask_ratio: float) -> int:
-    return n_frames - int(mask_ratio * n_frames)
-
-
-def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: torch.Generator,
-                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random views (as ConMH's): rows 0..B-1 show the first ``n_visible`` frames of a random permutation,
-    rows B..2B-1 its last ``n_visible``; positions ascending. Returns visible [2B, v] and masked [2B, T - v]."""
-    n_visible = n_visible_frames(n_frames, mask_ratio)
-    order = torch.rand(n_videos, n_frames, generator=generator, device=device).argsort(dim=1)
-    visible = torch.cat((order[:, :n_visible], order[:, n_frames - n_visible:]))
-    masked = torch.cat((order[:, n_visible:], order[:, : n_frames - n_visible]))
-    return visible.sort(dim=1).values, masked.sort(dim=1).values
 
 
 @dataclass(frozen=True)
@@ -296,7 +248,6 @@ class AutoSSVH(DeepMethod):
     }
 
     _clusterings: list[Clustering] | None = None
-    _clustered_epoch: int | None = None
 
     def __init__(self, variant: str = "small", sampler: str = "random", mask_ratio: float = 0.75,
                  epochs: int = 805, batch_size: int = 512, lr: float = 1e-4, lr_decay: float = 0.9,
@@ -337,7 +288,7 @@ class AutoSSVH(DeepMethod):
         if not self.n_clusters or any(int(k) < 1 for k in self.n_clusters):
             raise ConfigError(f"autossvh: n_clusters must be positive cluster counts, got {self.n_clusters!r}")
         resolve_kmeans_backend(self.kmeans_backend)
-        self._clusterings, self._clustered_epoch = None, None
+        self._clusterings = None
 
     def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
         if self.variant not in VARIANTS:
@@ -355,15 +306,18 @@ class AutoSSVH(DeepMethod):
     def learning_rate(self, epoch: int) -> float:
         return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
 
-    def refresh_clusterings(self, model: nn.Module) -> None:
+    def on_epoch_start(self, model: nn.Module, epoch: int, train: VideoFeatures) -> None:
+        if epoch >= self.warmup_epochs:
+            self.refresh_clusterings(model, train)
+
+    def refresh_clusterings(self, model: nn.Module, train: VideoFeatures) -> None:
         """Cluster the training videos' codes (eval mode, full clips, frame-mean codes without sign,
         L2-normalised) once per epoch, before its first step, as the released loop does."""
-        assert self.train_videos is not None
         was_training = model.training
         model.eval()
-        features = np.empty((len(self.train_videos), self.bits), dtype=np.float32)
+        features = np.empty((len(train), self.bits), dtype=np.float32)
         with torch.no_grad():
-            for rows, frames in self.train_videos.iter_batches(self.batch_size, shuffle=False):
+            for rows, frames in train.iter_batches(self.batch_size, shuffle=False):
                 batch = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).float()
                 mean_codes = F.normalize(model.frame_codes(batch).float().mean(dim=1), dim=1)
                 features[rows] = mean_codes.cpu().numpy()
@@ -371,7 +325,8 @@ class AutoSSVH(DeepMethod):
         self._clusterings = cluster_codes(features, tuple(int(k) for k in self.n_clusters),
                                           self.kmeans_temperature, self.kmeans_backend, self.device)
 
-    def training_losses(self, model, batch, indices, epoch, generator):
+    def training_losses(self, model, batch, epoch, generator):
+        indices, batch = batch.indices, batch.features
         n_videos, n_frames, _ = batch.shape
         video = torch.arange(n_videos, device=batch.device).repeat(2)
         if self.sampler == "adversarial":
@@ -388,9 +343,6 @@ class AutoSSVH(DeepMethod):
                                                 temperature=self.temperature, tau_plus=self.tau_plus)
         prototype = torch.zeros((), device=batch.device)
         if epoch >= self.warmup_epochs:
-            if self._clustered_epoch != epoch:
-                self.refresh_clusterings(model)
-                self._clustered_epoch = epoch
             assert self._clusterings is not None
             for view in (mean_codes[:n_videos], mean_codes[n_videos:]):
                 for c in self._clusterings:

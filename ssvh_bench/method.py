@@ -31,6 +31,12 @@ class HashingMethod(ABC):
         """The constructor's parameters with their current values (feeds the run id)."""
         return {name: getattr(self, name) for name in signature_defaults(type(self))}
 
+    def store_params(self, arguments: dict[str, Any]) -> None:
+        """Keep every constructor parameter as an attribute of the same name; call it as
+        ``self.store_params(locals())`` in ``__init__``."""
+        for name in signature_defaults(type(self)):
+            setattr(self, name, arguments[name])
+
     @abstractmethod
     def fit(
         self,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, ConfigError, dataset_registry, method_registry
+from ssvh_bench import ArrayFeatures, ConfigError, dataset_registry, method_registry, read_batch
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.methods.autossvh import (VARIANTS, AutoSSVHNetwork, FrameSampler, ReversedChoice,
@@ -121,14 +121,15 @@ def test_clusters_of_identical_codes_do_not_get_zero_temperature():
 def test_total_loss_and_prototype_term_from_the_warmup_epoch():
     method = tiny(warmup_epochs=1)
     data = videos()
-    method.bits, method.train_videos = 16, data
+    method.bits = 16
     method.prepare(data, bits=16, seed=0, device=torch.device("cpu"), cache_dir=None, progress=False)
     torch.manual_seed(0)
     model = method.build_model(6, 12, 16)
-    batch, indices = torch.from_numpy(data.read(np.arange(16))).float(), torch.arange(16)
-    before = method.training_losses(model, batch, indices, 0, torch.Generator().manual_seed(0))
+    batch = read_batch(method, data, np.arange(16), epoch=0, generator=torch.Generator())
+    before = method.training_losses(model, batch, 0, torch.Generator().manual_seed(0))
     assert before["prototype"].item() == 0
-    after = method.training_losses(model, batch, indices, 1, torch.Generator().manual_seed(0))
+    method.on_epoch_start(model, 1, data)
+    after = method.training_losses(model, batch, 1, torch.Generator().manual_seed(0))
     assert after["prototype"].item() > 0
     assert after["loss"].item() == pytest.approx(
         after["reconstruction"].item() + method.contrastive_weight * after["contrastive"].item()
@@ -138,18 +139,16 @@ def test_total_loss_and_prototype_term_from_the_warmup_epoch():
 
 
 @pytest.mark.parametrize("backend", ["faiss", "sklearn"])
-def test_clustering_runs_once_per_epoch(monkeypatch, backend):
-    method = tiny(kmeans_backend=backend)
+def test_clustering_runs_once_per_epoch_from_the_warmup(monkeypatch, backend):
+    method = tiny(kmeans_backend=backend, epochs=4, warmup_epochs=2)
     data = videos()
-    method.fit(data, bits=16, seed=0)
     calls = []
     refresh = method.refresh_clusterings
-    monkeypatch.setattr(method, "refresh_clusterings", lambda model: calls.append(1) or refresh(model))
-    method.train_videos = data
-    batch, indices = torch.from_numpy(data.read(np.arange(16))).float(), torch.arange(16)
-    for epoch in (5, 5, 6):
-        method.training_losses(method.model, batch, indices, epoch, torch.Generator().manual_seed(0))
-    assert len(calls) == 2
+    monkeypatch.setattr(method, "refresh_clusterings",
+                        lambda model, train: calls.append(len(train)) or refresh(model, train))
+    method.fit(data, bits=16, seed=0)
+    assert calls == [len(data)] * 2  # epochs 2 and 3
+    assert [len(c.centroids) for c in method._clusterings] == [4, 6, 8]
     assert [len(c.centroids) for c in method._clusterings] == [4, 6, 8]
 
 
@@ -194,8 +193,8 @@ def masked_positions(method, seed=0):
     seen = []
     reconstruct = model.reconstruct
     model.reconstruct = lambda codes, visible, masked: seen.append(masked) or reconstruct(codes, visible, masked)
-    batch = torch.from_numpy(videos().read(np.arange(16))).float()
-    losses = method.training_losses(model, batch, torch.arange(16), 0, torch.Generator().manual_seed(seed))
+    batch = read_batch(method, videos(), np.arange(16), epoch=0, generator=torch.Generator())
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(seed))
     return seen[0], losses, model
 
 
@@ -276,10 +275,10 @@ def test_a_resumed_run_reclusters_and_ends_with_the_uninterrupted_codes(tmp_path
     broken = tiny(epochs=4, checkpoint_every=1)
     losses = broken.training_losses
 
-    def fail_in_epoch_3(model, batch, indices, epoch, generator):
+    def fail_in_epoch_3(model, batch, epoch, generator):
         if epoch == 3:
             raise Interrupted
-        return losses(model, batch, indices, epoch, generator)
+        return losses(model, batch, epoch, generator)
 
     broken.training_losses = fail_in_epoch_3
     with pytest.raises(Interrupted):
