@@ -7,7 +7,8 @@ from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayou
 from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
 from .method import HashingMethod, ShallowMethod
 from .metrics import DEFAULT_KS, evaluate
-from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph, resolve_kmeans_backend
+from .neighbours import (PseudoNeighbourhood, build_anchor_neighbourhood, kmeans, knn_graph, nearest_anchors,
+                         resolve_kmeans_backend)
 from .pca import fit_pca
 from .registry import dataset_registry, method_registry, register_dataset, register_method
 from .train import DeepMethod, step_decay_lr
@@ -39,8 +40,10 @@ __all__ = [
     "dataset_registry",
     "evaluate",
     "fit_pca",
+    "kmeans",
     "knn_graph",
     "method_registry",
+    "nearest_anchors",
     "pack_codes",
     "register_dataset",
     "register_method",
