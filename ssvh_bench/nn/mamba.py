@@ -40,14 +40,18 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
         delta = delta + delta_bias.float()[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    decay = torch.exp(torch.einsum("bdl,dn->bldn", delta, A))  # [batch, L, d, n]
-    drive = torch.einsum("bdl,bnl->bldn", delta * x, B)
+    # time-major, split once: indexing one step at a time would make autograd zero-fill the whole tensor
+    # for every step (quadratic in L)
+    delta_t = delta.permute(2, 0, 1).unsqueeze(3)  # [L, batch, d, 1]
+    decay = torch.exp(delta_t * A).unbind(0)  # L x [batch, d, n]
+    drive = (delta_t * x.permute(2, 0, 1).unsqueeze(3) * B.permute(2, 0, 1).unsqueeze(2)).unbind(0)
+    readout = C.permute(2, 0, 1).unsqueeze(3).unbind(0)  # L x [batch, n, 1]
     state = x.new_zeros(x.shape[0], x.shape[1], A.shape[1])
     outputs = []
-    for t in range(x.shape[2]):
-        state = decay[:, t] * state + drive[:, t]
-        outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, t]))
-    y = torch.stack(outputs, dim=2) + D[:, None] * x
+    for step_decay, step_drive, step_readout in zip(decay, drive, readout):
+        state = torch.addcmul(step_drive, step_decay, state)
+        outputs.append(torch.bmm(state, step_readout))  # [batch, d, 1]
+    y = torch.cat(outputs, dim=2) + D[:, None] * x
     if z is not None:
         y = y * F.silu(z.float())
     return y.to(dtype)
