@@ -171,6 +171,20 @@ def test_trained_weights_round_trip_through_evaluate_checkpoint(tmp_path, tiny_p
     assert 0 <= metrics["map@5"] <= 1
 
 
+def test_cli_evaluates_a_released_format_checkpoint(tmp_path, tiny_plugins):
+    from typer.testing import CliRunner
+
+    from ssvh_bench.cli import app
+
+    torch.manual_seed(0)  # the CLI builds the default (released FCVID) configuration
+    model = S5VHNetwork(16, 4, 16, 450, VARIANTS["small"], 0.5, tie_directions=True)
+    torch.save({"model_state_dict": model.state_dict()}, tmp_path / "fcv_16.pth")
+    result = CliRunner().invoke(app, ["evaluate", "--method", "s5vh", "--checkpoint", str(tmp_path / "fcv_16.pth"),
+                                      "--dataset", "tiny-blobs", "--bits", "16", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "40 queries x 40 database, 16 bits" in result.output
+
+
 # ---- losses, labels, schedule -----------------------------------------------------------------------------------
 def test_cluster_logits_are_scaled_by_bits_times_temperature():
     method = tiny(n_clusters=2)

@@ -61,6 +61,8 @@ def selective_scan(x: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: tor
 def _cuda_selective_scan():
     """mamba_ssm's fused scan when the package (and its compiled extension) imports, else None."""
     try:
+        # newer mamba_ssm releases import without their compiled extension and fail only when called
+        import selective_scan_cuda  # noqa: F401
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except ImportError:  # not installed, or installed without its CUDA extension
         return None
