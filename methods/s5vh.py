@@ -152,8 +152,9 @@ def sample_views(n_videos: int, n_frames: int, n_visible: int, generator: torch.
 def initial_hash_centres(n_classes: int, bits: int, seed: int = CENTRE_SEED) -> np.ndarray:
     """±1 centres [n_classes, bits] as the released generator starts them (CSQ): the rows of [H; -H] for a
     Sylvester Hadamard H when ``bits`` is a power of two, then random balanced vectors (bits/2 entries -1),
-    redrawn up to 10 times until their minimum Hamming distance exceeds bits/4 and the mean reaches bits/2.
-    The released optimisation towards semantic k-means centres that follows is not reproduced."""
+    redrawn up to 10 times until their minimum Hamming distance exceeds bits/4 and the mean reaches bits/2
+    (else the draw with the largest minimum is kept). The released optimisation towards semantic k-means
+    centres that follows is not reproduced."""
     rng = np.random.default_rng(seed)
     fixed = np.zeros((0, bits))
     if bits & (bits - 1) == 0:
