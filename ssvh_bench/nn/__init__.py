@@ -1,9 +1,11 @@
-"""Shared neural building blocks: transformer blocks, binarisers, masking, hashing and contrastive losses,
-position tables."""
+"""Shared neural building blocks: transformer and Mamba blocks, binarisers, masking, hashing and contrastive
+losses, position tables."""
 
 from .binarize import HashBinarizer, SignBinarizer, hash_binarize, sign_ste
 from .contrastive import debiased_contrastive_loss
+from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
+from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
 from .masking import KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views
 from .positional import sinusoid_table
 from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, MaskedAutoencoderShape,
@@ -17,9 +19,12 @@ __all__ = [
     "UNTOUCHED",
     "ZEROED",
     "Attention",
+    "BidirectionalMambaBlock",
+    "DropPath",
     "HashBinarizer",
     "MaskedAutoencoderShape",
     "MaskedDecoder",
+    "Mamba",
     "Mlp",
     "SignBinarizer",
     "TransformerBlock",
@@ -31,6 +36,7 @@ __all__ = [
     "pairwise_similarity_loss",
     "quantization_loss",
     "sample_views",
+    "selective_scan",
     "sign_ste",
     "sinusoid_table",
     "xavier_init",
