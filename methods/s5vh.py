@@ -27,8 +27,8 @@ from torch import nn
 
 from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, VideoFeatures, fit_pca, kmeans, nearest_anchors,
                         register_method, resolve_kmeans_backend)
-from ssvh_bench.nn import (LAYER_NORM_EPS, BidirectionalMambaBlock, Mamba, debiased_contrastive_loss, hash_binarize,
-                           sample_views, sinusoid_table, xavier_init)
+from ssvh_bench.nn import (BidirectionalMambaBlock, FrameEncoder, Mamba, MaskedDecoder, debiased_contrastive_loss,
+                           hash_binarize, sinusoid_table, two_view_reconstruction)
 
 STAGE1_KIND = "s5vh-stage1"
 STAGE1_FILE = "pseudo_labels.npz"
@@ -59,41 +59,6 @@ def mamba_blocks(dim: int, depth: int, drop_path_rate: float, tie_directions: bo
                          for rate in rates)
 
 
-class Encoder(nn.Module):
-    def __init__(self, feature_dim: int, n_frames: int, dim: int, depth: int, drop_path_rate: float,
-                 tie_directions: bool) -> None:
-        super().__init__()
-        self.patch_embed = nn.Linear(feature_dim, dim)
-        self.register_buffer("position", sinusoid_table(n_frames, dim), persistent=False)
-        self.blocks = mamba_blocks(dim, depth, drop_path_rate, tie_directions)
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim, dim)
-        self.apply(xavier_init)
-
-    def forward(self, frames: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-        """frames [N, n, F] at frame ``positions`` [N, n] in temporal order (None: all frames) -> [N, n, dim]."""
-        position = self.position[: frames.shape[1]] if positions is None else self.position[positions]
-        x = self.patch_embed(frames) + position
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x))
-
-
-class Decoder(nn.Module):
-    def __init__(self, dim: int, depth: int, feature_dim: int, tie_directions: bool) -> None:
-        super().__init__()
-        # the released decoder's drop-path rates are linspace(0, 0.5, 1) = [0]; deeper decoders are not used
-        self.blocks = mamba_blocks(dim, depth, 0.0, tie_directions)
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim, feature_dim)
-        self.apply(xavier_init)
-
-    def forward(self, tokens: torch.Tensor, n_predicted: int) -> torch.Tensor:
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.head(self.norm(tokens[:, -n_predicted:]))
-
-
 class S5VHNetwork(nn.Module):
     def __init__(self, feature_dim: int, n_frames: int, bits: int, n_clusters: int, architecture: Architecture,
                  drop_path_rate: float, tie_directions: bool) -> None:
@@ -103,8 +68,12 @@ class S5VHNetwork(nn.Module):
         # never called by the released model, but built (and saved): kept frozen so its checkpoints load
         self.get_token_probs = nn.Sequential(nn.Linear(feature_dim, a.encoder_dim), Mamba(a.encoder_dim),
                                              nn.Linear(a.encoder_dim, 1), nn.Flatten()).requires_grad_(False)
-        self.encoder = Encoder(feature_dim, n_frames, a.encoder_dim, a.encoder_depth, drop_path_rate, tie_directions)
-        self.decoder = Decoder(a.decoder_dim, a.decoder_depth, feature_dim, tie_directions)
+        self.encoder = FrameEncoder(feature_dim, n_frames,
+                                    mamba_blocks(a.encoder_dim, a.encoder_depth, drop_path_rate, tie_directions),
+                                    a.encoder_dim, a.encoder_dim)
+        # the released decoder's drop-path rates are linspace(0, 0.5, 1) = [0]; deeper decoders are not used
+        self.decoder = MaskedDecoder(mamba_blocks(a.decoder_dim, a.decoder_depth, 0.0, tie_directions), a.decoder_dim,
+                                     feature_dim)
         self.encoder_to_decoder = nn.Linear(bits, a.decoder_dim, bias=False)
         self.register_buffer("decoder_position", sinusoid_table(n_frames, a.decoder_dim), persistent=False)
         self.binary = nn.Linear(a.encoder_dim, bits)
@@ -286,12 +255,7 @@ class S5VH(DeepMethod):
             self._labels[indices] = ((1 - self.smoothing) * self._labels[indices]
                                      + self.smoothing * self.predicted_labels(model, batch))
         targets = self._labels[indices]
-        visible, masked = sample_views(n_videos, n_frames, self.mask_ratio, generator, batch.device)
-        video = torch.arange(n_videos, device=batch.device).repeat(2)[:, None]
-        reconstruction, codes = model(batch[video, visible], visible, masked)
-        # one MSE per view, summed; both views hide as many frames, so the sum is twice the MSE over both
-        reconstruction_loss = 2 * F.mse_loss(reconstruction.float(), batch[video, masked])
-        mean_codes = codes.float().mean(dim=1)
+        reconstruction_loss, mean_codes = two_view_reconstruction(model, batch, self.mask_ratio, generator)
         contrastive = debiased_contrastive_loss(mean_codes[:n_videos], mean_codes[n_videos:],
                                                 temperature=self.temperature, tau_plus=self.tau_plus)
         # soft-target cross-entropy, in float64 like the released float64 labels

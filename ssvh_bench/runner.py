@@ -29,7 +29,7 @@ from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
 from .errors import ConfigError, DataError, SsvhBenchError
-from .io import canonical_json, read_json, write_json, write_text
+from .io import canonical_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 

@@ -6,10 +6,11 @@ from .contrastive import debiased_contrastive_loss
 from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
 from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
-from .masking import KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views
+from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views,
+                      two_view_reconstruction)
 from .positional import sinusoid_table
-from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, MaskedAutoencoderShape,
-                          MaskedDecoder, Mlp, TransformerBlock, xavier_init)
+from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
+                          MaskedAutoencoderShape, MaskedDecoder, Mlp, TransformerBlock, transformer_blocks, xavier_init)
 
 __all__ = [
     "KEPT",
@@ -21,6 +22,7 @@ __all__ = [
     "Attention",
     "BidirectionalMambaBlock",
     "DropPath",
+    "FrameEncoder",
     "HashBinarizer",
     "MaskedAutoencoderShape",
     "MaskedDecoder",
@@ -39,5 +41,7 @@ __all__ = [
     "selective_scan",
     "sign_ste",
     "sinusoid_table",
+    "transformer_blocks",
+    "two_view_reconstruction",
     "xavier_init",
 ]
