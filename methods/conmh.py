@@ -68,6 +68,7 @@ class ConMHNetwork(nn.Module):
 class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
 
+    param_choices = {"variant": tuple(VARIANTS)}
     dataset_defaults = {
         "fcvid": {"epochs": 800, "batch_size": 512},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,
