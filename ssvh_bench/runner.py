@@ -29,7 +29,7 @@ from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
 from .errors import ConfigError, DataError, SsvhBenchError
-from .io import canonical_json, write_json, write_text
+from .io import canonical_json, read_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
@@ -242,7 +242,14 @@ def execute_run(
         shutil.rmtree(folder)
     for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
         (folder / stale).unlink(missing_ok=True)
-    write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})
+    for leftover in folder.glob(".*.tmp"):  # temporary files of a process killed while writing
+        leftover.unlink(missing_ok=True)
+    config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+    earlier = _read_config(folder)
+    if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
+        config["started_at"] = earlier.get("started_at", config["started_at"])
+        config["resumed_at"] = [*earlier.get("resumed_at", []), _now()]
+    write_json(folder / results.CONFIG_FILE, config)
     if deep:
         import torch
 
@@ -250,7 +257,7 @@ def execute_run(
     started = time.perf_counter()
     method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
                cache_dir=Path(results_dir) / "cache")
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
 
     started = time.perf_counter()
     database_codes = _encode(method, splits.database, spec.bits, "database")
@@ -326,13 +333,25 @@ def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:
     return codes
 
 
+def _read_config(folder: Path) -> dict[str, Any] | None:
+    try:
+        config = read_json(folder / results.CONFIG_FILE)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def run_config(spec: RunSpec, device: str, data_root: Path | None) -> dict[str, Any]:
     """The resolved configuration plus everything needed to trace the run back to its environment."""
     return {
         **spec.to_dict(),
         "device": device,
         "data_root": None if data_root is None else str(data_root),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": _now(),
         "git_commit": _git_commit(),
         "versions": _versions(),
         "host": platform.node(),

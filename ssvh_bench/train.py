@@ -162,10 +162,12 @@ class DeepMethod(TrainingHooks, HashingMethod):
         settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
                     "train_shape": list(train.shape)}
         workdir = None if workdir is None else Path(workdir)
-        run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
-                     history_path=None if workdir is None else workdir / HISTORY_FILE,
-                     checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
-                     progress=progress)
+        history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
+                               history_path=None if workdir is None else workdir / HISTORY_FILE,
+                               checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
+                               progress=progress)
+        # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
+        self.resumed_seconds = sum(row["seconds"] for row in history if row.get("resumed"))
         return self
 
     def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
@@ -350,7 +352,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start, history = state["epochs_done"], list(state["history"])
+        start = state["epochs_done"]
+        history = [{**row, "resumed": 1} for row in state["history"]]
 
     batch_size = min(hooks.batch_size, len(train))
     steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
@@ -411,7 +414,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             done = epoch + 1
             if checkpoint is not None and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": None if scaler is None else scaler.state_dict(), "history": history,
+                         "scaler": None if scaler is None else scaler.state_dict(),
+                         "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],
                          "settings": settings}
                 with atomic_path(checkpoint) as tmp:
                     torch.save(state, tmp)
@@ -425,7 +429,13 @@ def _epochs_in(checkpoint: Path) -> int:
 
 
 def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["epochs_done"], state["history"]  # noqa: B018  a checkpoint without them is damaged too
+    except Exception as error:  # noqa: BLE001  torch/zip/pickle errors alike: the file is damaged
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TrainingError(f"the checkpoint {path} is damaged ({reason}); delete it to train from scratch, "
+                            "or run with --force") from None
     if canonical_json(state.get("settings")) != canonical_json(settings):
         raise TrainingError(f"the checkpoint {path} was written with other settings ({state.get('settings')}); "
                             "delete it or train in another folder")
@@ -434,9 +444,9 @@ def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str,
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s."""
-    columns = list(dict.fromkeys(key for row in history for key in row))
+    columns = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(history)
     write_text(path, buffer.getvalue())

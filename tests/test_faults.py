@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import ssvh_bench
 from ssvh_bench import results
 from ssvh_bench.cli import app
+from ssvh_bench.io import read_json
 
 from real_layouts import write_fcvid, write_features
 
@@ -120,3 +121,87 @@ def test_the_sampled_check_reports_the_videos_it_read_truthfully(tmp_path):
     split = HDF5Features([write_features(tmp_path / "f.h5", features)])
     with pytest.raises(ssvh_bench.DataError, match="80 of 80 videos"):
         split.check_finite("test features")
+
+
+# ---- kills at chosen points, damaged result files ----------------------------------------------------------------
+TINY = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
+CONMH = {"epochs": 3, "checkpoint_every": 1, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
+
+
+class Killed(Exception):
+    """Stands for a kill: raised at a chosen point of a run."""
+
+
+def kill_at(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
+    """Make ``owner.name`` raise ``Killed`` when ``when(*args)`` holds (a kill at that point of the run)."""
+    original = getattr(owner, name)
+
+    def dying(*args, **kwargs):
+        if when(*args):
+            raise Killed(f"killed in {name}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, dying)
+
+
+def conmh_run(tmp_path, **extra):
+    return ssvh_bench.run("conmh", "synthetic", bits=16, params={**CONMH, **extra}, dataset_params=TINY,
+                          results_dir=tmp_path)[0]
+
+
+def test_a_run_killed_in_training_resumes_keeps_its_start_time_and_counts_all_epochs(tmp_path, monkeypatch):
+    from ssvh_bench.methods.conmh import ConMH
+
+    with monkeypatch.context() as patch:
+        kill_at(patch, ConMH, "training_losses", when=lambda self, model, batch, epoch, generator: epoch == 2)
+        killed = conmh_run(tmp_path)
+    assert killed.status == "failed" and killed.error == "Killed: killed in training_losses"
+    first = read_json(killed.folder / "config.json")
+    resumed = conmh_run(tmp_path)
+    assert resumed.status == "finished" and resumed.folder == killed.folder
+    config = read_json(resumed.folder / "config.json")
+    assert config["started_at"] == first["started_at"] and len(config["resumed_at"]) == 1
+    history = (resumed.folder / "history.csv").read_text().splitlines()
+    seconds = [float(row.split(",")[history[0].split(",").index("seconds")]) for row in history[1:]]
+    assert len(seconds) == 3 and resumed.metrics["train_seconds"] >= sum(seconds)
+    uninterrupted = ssvh_bench.run("conmh", "synthetic", bits=16, params={**CONMH, "lr": 1e-4}, dataset_params=TINY,
+                                   results_dir=tmp_path / "clean")[0]
+    assert uninterrupted.metrics["codes_sha256"] == resumed.metrics["codes_sha256"]
+
+
+def test_a_run_killed_while_writing_metrics_is_redone_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from ssvh_bench import io
+
+    with monkeypatch.context() as patch:
+        kill_at(patch, io, "write_text", when=lambda path, text: path.name == "metrics.json")
+        killed = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
+    assert killed.error == "Killed: killed in write_text" and not results.is_finished(killed.folder)
+    (killed.folder / ".metrics.json.abc.tmp").write_text("half")  # what a real kill can leave behind
+    redone = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
+    assert redone.status == "finished" and not list(redone.folder.glob(".*.tmp"))
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it_and_force_starts_over(tmp_path, monkeypatch):
+    from ssvh_bench.methods.conmh import ConMH
+
+    with monkeypatch.context() as patch:
+        kill_at(patch, ConMH, "training_losses", when=lambda self, model, batch, epoch, generator: epoch == 1)
+        killed = conmh_run(tmp_path)
+    checkpoint = killed.folder / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    result = invoke("run", "-m", "conmh", "-b", "16", "--results-dir", str(tmp_path),
+                    *[f"--set={k}={v}" for k, v in CONMH.items()], *[f"--dataset-param={k}={v}" for k, v in TINY.items()])
+    assert result.exit_code == 1
+    assert f"the checkpoint {checkpoint} is damaged" in result.output and "Traceback" not in result.output
+    forced = invoke("run", "-m", "conmh", "-b", "16", "--results-dir", str(tmp_path), "--force",
+                    *[f"--set={k}={v}" for k, v in CONMH.items()], *[f"--dataset-param={k}={v}" for k, v in TINY.items()])
+    assert forced.exit_code == 0, forced.output
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_damaged_codes_make_a_run_unfinished_so_it_is_redone(tmp_path, damage):
+    first = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
+    codes = first.folder / "codes.npz"
+    codes.write_bytes(codes.read_bytes()[:50]) if damage == "truncate" else codes.unlink()
+    again = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
+    assert again.status == "finished" and again.metrics["map@5"] == pytest.approx(first.metrics["map@5"])
