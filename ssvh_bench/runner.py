@@ -304,22 +304,44 @@ def evaluate_checkpoint(
     """Metrics of a trained deep method's weights (e.g. a released checkpoint) on a dataset's protocol.
 
     Builds ``method_name`` with its defaults for ``dataset`` (plus ``method_params``), loads the weights,
-    encodes the query and database splits and evaluates them; nothing is trained and nothing is written.
+    encodes the query and database splits and evaluates them; nothing is trained and nothing is written. When
+    the weights do not fit the chosen ``variant``, the other variants are tried, and the metrics name the one
+    whose shapes fit (``inferred_variant``).
     """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise DataError(f"no checkpoint file at {checkpoint}")
     bits = check_bits(bits)
-    splits = DatasetCache(data_root).get(dataset, resolve_params(dataset_registry.get(dataset), dataset_params or {}))
     entry = method_registry.get(method_name)
-    method = entry.create(**resolve_params(entry, method_params or {}, dataset=dataset))
-    if not hasattr(method, "load_checkpoint"):
+    if entry.family == "shallow":
         raise ConfigError(f"{method_name} is a {entry.family} method; only deep methods load checkpoints")
+    params = resolve_params(entry, method_params or {}, dataset=dataset)
+    device = resolve_device(device)
+    splits = DatasetCache(data_root).get(dataset, resolve_params(dataset_registry.get(dataset), dataset_params or {}))
     n_frames = max(split.n_frames for split in (splits.database, splits.query) if split is not None)
-    method.load_checkpoint(Path(checkpoint), bits=bits, n_frames=n_frames, feature_dim=splits.database.feature_dim,
-                           device=resolve_device(device))
+    method = entry.create(**params)
+    method.check_params()
+    shapes = {"bits": bits, "n_frames": n_frames, "feature_dim": splits.database.feature_dim, "device": device}
+    inferred = None
+    try:
+        method.load_checkpoint(checkpoint, **shapes)
+    except DataError as mismatch:
+        variants = [v for v in method.param_choices.get("variant", ()) if v != params.get("variant")]
+        for variant in variants:
+            try:
+                method = entry.create(**{**params, "variant": variant}).load_checkpoint(checkpoint, **shapes)
+            except DataError:
+                continue
+            inferred = variant
+            break
+        else:
+            raise mismatch
     database_codes = _encode(method, splits.database, bits, "database")
     query_codes = database_codes if splits.query is None else _encode(method, splits.query, bits, "query")
-    return evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
-                    normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
-                    progress=progress)
+    metrics = evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
+                       normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
+                       progress=progress)
+    return metrics if inferred is None else {**metrics, "inferred_variant": inferred}
 
 
 def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:

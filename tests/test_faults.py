@@ -205,3 +205,21 @@ def test_damaged_codes_make_a_run_unfinished_so_it_is_redone(tmp_path, damage):
     codes.write_bytes(codes.read_bytes()[:50]) if damage == "truncate" else codes.unlink()
     again = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
     assert again.status == "finished" and again.metrics["map@5"] == pytest.approx(first.metrics["map@5"])
+
+
+# ---- evaluate --checkpoint ---------------------------------------------------------------------------------------
+def test_evaluate_checkpoint_takes_set_infers_the_variant_and_reports_a_missing_file_first(tmp_path):
+    trained = ssvh_bench.run("conmh", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path,
+                             params={**CONMH, "epochs": 1, "variant": "mini"})[0]
+    checkpoint = trained.folder / "checkpoints" / "last.pt"
+    common = ["evaluate", "-m", "conmh", "-d", "synthetic", "-b", "16", "--checkpoint", str(checkpoint),
+              "--set", "encoder_dim=16", "--set", "decoder_dim=8", *[f"--dataset-param={k}={v}" for k, v in TINY.items()]]
+    chosen = invoke(*common, "--set", "variant=mini")
+    assert chosen.exit_code == 0, chosen.output
+    assert "fit variant" not in chosen.output
+    inferred = invoke(*common, "--set", "variant=small")  # small has 12 blocks: the weights have 1
+    assert inferred.exit_code == 0, inferred.output
+    assert "fit variant 'mini'" in inferred.output
+    assert f"{trained.metrics['map@5']:.4f}" in inferred.output  # the run's own numbers, recomputed
+    missing = invoke("evaluate", "-m", "conmh", "-d", "no-such-dataset", "--checkpoint", str(tmp_path / "nope.pt"))
+    assert_one_line_error(missing, "no checkpoint file at")

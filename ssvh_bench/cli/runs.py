@@ -12,7 +12,8 @@ from rich.table import Table
 
 from .. import results
 from ..io import write_json
-from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
+from ..config import (RunSpec, check_overrides_used, load_config_file, make_specs, merge_choices, overrides_for,
+                      parse_assignments, parse_list)
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
@@ -168,14 +169,31 @@ def evaluate_command(
     data_root: Optional[Path] = DataRootOption,
     bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
     device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
+    set_: list[str] = typer.Option([], "--set", help="With --checkpoint: method parameter key=value (e.g. variant=base)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="With --checkpoint: TOML/JSON file of method parameters; --set wins."),
+    dataset_param: list[str] = DatasetParamOption,
 ) -> None:
     """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
     cutoffs = parse_list(ks, option="--k")
     if checkpoint is not None or method is not None:
         if codes is not None or not (checkpoint and method and dataset):
             raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
-        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cutoffs,
+        if not checkpoint.is_file():
+            raise SsvhBenchError(f"no checkpoint file at {checkpoint}")
+        method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
+        choices = merge_choices(method_choices, parse_assignments(set_))
+        dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
+        several = [k for k, v in choices.items() if len(v) != 1]
+        if several:
+            raise SsvhBenchError(f"evaluate takes one value per parameter; {', '.join(several)} has several")
+        check_overrides_used([method], choices)
+        params = {k: v[0] for k, v in overrides_for(method, method_registry.get(method).defaults, choices).items()}
+        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, method_params=params,
+                                      dataset_params=dataset_overrides, device=device, ks=cutoffs,
                                       normalizer=normalizer, strict=strict, progress=sys.stderr.isatty())
+        if "inferred_variant" in metrics:
+            console.print(f"the checkpoint's shapes fit variant {metrics['inferred_variant']!r}, not the chosen one: "
+                          "evaluated with it", highlight=False, soft_wrap=True)
     elif codes is None:
         raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
     else:
