@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,8 +69,16 @@ class ArtefactCache:
             return build()
         folder = self.folder(kind, key)
         if folder.is_dir():
-            log.info("reusing %s artefact %s", kind, folder)
-            return load(folder)
+            try:
+                value = load(folder)
+            except Exception as error:  # noqa: BLE001  any read failure means a damaged entry: rebuild it
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                warnings.warn(f"the cached {kind} artefact {folder} is damaged ({reason}); rebuilding it",
+                              stacklevel=2)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                log.info("reusing %s artefact %s", kind, folder)
+                return value
         value = build()
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
