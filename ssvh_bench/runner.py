@@ -8,6 +8,7 @@ and, with ``keep_going``, the others go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -33,6 +34,7 @@ from .io import canonical_json, read_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
+log = logging.getLogger(__name__)
 RunStatus = Literal["finished", "skipped", "failed"]
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
 
@@ -71,6 +73,7 @@ def run(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -80,13 +83,14 @@ def run(
 
     ``params`` maps a method parameter (or ``method.parameter``) to a value or a list of values to sweep, as
     ``--set`` does; ``dataset_params`` are the datasets' parameters. ``threads`` sets torch's intra-op threads
-    (None: automatic, see ``choose_threads``).
+    (None: automatic, see ``choose_threads``). ``eval_every=N`` evaluates deep methods' intermediate codes on
+    the database split every N epochs (a diagnostic recorded in ``history.csv``; see ``epoch_evaluator``).
     """
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
              make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
     return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                     force=force, keep_going=keep_going, on_event=on_event, progress=progress)
+                     eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event, progress=progress)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -102,6 +106,7 @@ def run_specs(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -110,15 +115,17 @@ def run_specs(
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     cache = DatasetCache(None if data_root is None else Path(data_root))
+    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
+        resolve_device(device)
+    if threads is not None:
+        choose_threads(threads)
+    if eval_every is not None and eval_every < 1:
+        raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
     check_writable(results_dir)
     for spec in specs:  # every input error surfaces before the first run writes anything
         method_registry.create(spec.method, **spec.method_params).check_params()
         if force or not results.is_finished(results.run_dir(results_dir, spec)):
             cache.get(spec.dataset, spec.dataset_params)
-    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
-        resolve_device(device)
-    if threads is not None:
-        choose_threads(threads)
     emit = on_event or (lambda event: None)
     outcomes = []
     for index, spec in enumerate(specs, 1):
@@ -126,7 +133,7 @@ def run_specs(
         folder = results.run_dir(results_dir, spec)
         try:
             outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, threads=threads,
-                                  force=force, progress=progress)
+                                  eval_every=eval_every, force=force, progress=progress)
         except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
             outcome = RunResult(spec, folder, "failed", error=record_failure(folder, error))
             emit(RunEvent("failed", index, len(specs), spec, outcome))
@@ -147,6 +154,40 @@ def check_writable(folder: Path) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         why = "a file is in the way" if existing.exists() and not existing.is_dir() else "permission denied"
         raise ConfigError(f"results dir {folder} is not a writable folder ({why}: {existing})")
+
+
+CURVE_KS = (5, 20, 100)  # the cut-offs ``--eval-every`` records per epoch
+
+
+def epoch_evaluator(method: Any, splits: DatasetSplits, every: int) -> Callable[[int], dict[str, float]]:
+    """``after_epoch`` for ``DeepMethod.fit``: mAP@5/20/100 of the current codes on the database split (and
+    queries) after every ``every``-th epoch, the last one and before training (epoch -1); a diagnostic of
+    how training goes, never used to choose the final codes."""
+
+    def after_epoch(epoch: int) -> dict[str, float]:
+        if epoch >= 0 and (epoch + 1) % every and epoch + 1 != method.epochs:
+            return {}
+        database = method.encode(splits.database)
+        query = database if splits.query is None else method.encode(splits.query)
+        found = evaluate(query, database, splits.query_label_matrix, splits.database_labels, ks=CURVE_KS,
+                         query_is_database=splits.query_is_database)
+        return {f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}
+
+    return after_epoch
+
+
+def oracle_metrics(history_path: Path) -> dict[str, Any]:
+    """What choosing the checkpoint on test data would have reported, as the released S5VH and AutoSSVH
+    trainings do: the evaluated epoch with the best mAP@5 (``oracle_epoch``, counted from 1; 0 = untrained)
+    and its ``map@K_oracle``. For comparison with published numbers only: the suite's codes are the last
+    epoch's."""
+    import csv
+
+    with open(history_path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("map@5")]
+    best = max(rows, key=lambda row: float(row["map@5"]))
+    return {"oracle_epoch": int(best["epoch"]) + 1,
+            **{f"map@{k}_oracle": float(best[f"map@{k}"]) for k in CURVE_KS}}
 
 
 def record_failure(folder: Path, error: BaseException) -> str:
@@ -208,6 +249,7 @@ class DatasetCache:
     def get(self, name: str, params: dict[str, Any]) -> DatasetSplits:
         key = canonical_json([name, params])
         if key not in self._loaded:
+            log.info("loading dataset %s", name)
             splits = dataset_registry.create(name, **params).load(self.data_root)
             for split_name, split in (("train", splits.train), ("database", splits.database), ("query", splits.query)):
                 if split is not None:
@@ -226,6 +268,7 @@ def execute_run(
     datasets: DatasetCache,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     progress: bool = False,
 ) -> RunResult:
@@ -254,10 +297,14 @@ def execute_run(
         import torch
 
         torch.set_num_threads(n_threads)
+    log.info("%s: training on %d videos (%s)", spec.method, len(splits.train), device)
     started = time.perf_counter()
+    extra = {} if not deep or eval_every is None else {"after_epoch": epoch_evaluator(method, splits, eval_every)}
     method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
-               cache_dir=Path(results_dir) / "cache")
+               cache_dir=Path(results_dir) / "cache", **extra)
     train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
+    log.info("%s: encoding %d database%s videos", spec.method, len(splits.database),
+             "" if splits.query is None else f" and {len(splits.query)} query")
 
     started = time.perf_counter()
     database_codes = _encode(method, splits.database, spec.bits, "database")
@@ -265,6 +312,7 @@ def execute_run(
     n_encoded = len(splits.database) + (0 if splits.query is None else len(splits.query))
     encode_ms = 1000 * (time.perf_counter() - started) / n_encoded
 
+    log.info("%s: evaluating", spec.method)
     metrics = evaluate(
         database_codes if query_codes is None else query_codes,
         database_codes,
@@ -282,6 +330,8 @@ def execute_run(
         splits.query_labels,
     )
     metrics["codes_sha256"] = results.file_sha256(folder / results.CODES_FILE)
+    if extra:
+        metrics.update(oracle_metrics(folder / results.HISTORY_FILE))
     write_json(folder / results.METRICS_FILE, metrics)
     return RunResult(spec, folder, "finished", metrics)
 

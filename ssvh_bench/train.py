@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import pickle
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,9 @@ from .method import HashingMethod
 
 # What ``DeepMethod.fit`` writes in its run folder
 HISTORY_FILE = "history.csv"
+log = logging.getLogger(__name__)
+AfterEpoch = Callable[[int], Mapping[str, float]]
+
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
 RELEASED_STATE_KEY = "model_state_dict"  # how the reference code stores weights in its checkpoints
@@ -148,7 +152,8 @@ class DeepMethod(TrainingHooks, HashingMethod):
     def encode_batch(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor: ...
 
     # ---- the method contract -----------------------------------------------------------------------------
-    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None):
+    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
+            after_epoch: AfterEpoch | None = None):
         self.bits = check_bits(bits)
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
@@ -165,9 +170,9 @@ class DeepMethod(TrainingHooks, HashingMethod):
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if workdir is None else workdir / HISTORY_FILE,
                                checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
-                               progress=progress)
+                               progress=progress, after_epoch=after_epoch)
         # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
-        self.resumed_seconds = sum(row["seconds"] for row in history if row.get("resumed"))
+        self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
 
     def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
@@ -330,12 +335,15 @@ def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
 
 def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
                  settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
-                 progress: bool = False) -> list[dict[str, float]]:
+                 progress: bool = False, after_epoch: AfterEpoch | None = None) -> list[dict[str, float]]:
     """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
 
     ``history_path``: where ``history.csv`` is rewritten after every epoch. ``checkpoint_path``: where the
     training state is saved (every ``checkpoint_every`` epochs and at the end) and resumed from; a checkpoint
     written with other ``settings`` (any JSON-able record of what the training depends on) is refused.
+    ``after_epoch(epoch)`` (a diagnostic, e.g. ``--eval-every``) is called with -1 before the first epoch and
+    after each epoch, with the model in eval mode; what it returns joins that epoch's history row (row -1:
+    the untrained model). It must not draw random numbers: training is the same with or without it.
     """
     from tqdm.auto import tqdm
 
@@ -355,8 +363,11 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         start = state["epochs_done"]
         history = [{**row, "resumed": 1} for row in state["history"]]
 
+    if after_epoch is not None and start == 0:
+        history.append({"epoch": -1, **_diagnose(after_epoch, model, -1)})
     batch_size = min(hooks.batch_size, len(train))
     steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
+    trained_seconds = sum(row.get("seconds", 0.0) for row in history)
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not progress, unit="batch",
                dynamic_ncols=True, leave=False)
     try:
@@ -407,8 +418,13 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 kept = (f"last good checkpoint kept: {checkpoint}, {_epochs_in(checkpoint)} epochs done"
                         if checkpoint is not None and checkpoint.is_file() else "no checkpoint to resume from")
                 raise TrainingError(f"training stopped in epoch {epoch}: {', '.join(bad)} ({kept})")
-            history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds,
-                            "videos_per_s": n_videos / seconds})
+            row = {"epoch": epoch, **means, "lr": lr, "seconds": seconds, "videos_per_s": n_videos / seconds}
+            if after_epoch is not None:
+                row.update(_diagnose(after_epoch, model, epoch))
+            history.append(row)
+            trained_seconds += seconds
+            log.info(epoch_line(row, hooks.epochs, trained_seconds, (hooks.epochs - epoch - 1) * trained_seconds
+                                / max(1, sum(1 for r in history if "seconds" in r))))
             if history_path is not None:
                 write_history(Path(history_path), history)
             done = epoch + 1
@@ -422,6 +438,28 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     finally:
         bar.close()
     return history
+
+
+def _diagnose(after_epoch: AfterEpoch, model: nn.Module, epoch: int) -> dict[str, float]:
+    model.eval()
+    try:
+        return dict(after_epoch(epoch))
+    finally:
+        model.train()
+
+
+def epoch_line(row: dict[str, float], epochs: int, elapsed: float, eta: float) -> str:
+    """One plain log line per epoch, counted from 1 for people: losses, evaluation, speed, elapsed, ETA."""
+    skip = {"epoch", "lr", "seconds", "videos_per_s", "resumed"}
+    terms = "  ".join(f"{name} {value:.4g}" for name, value in row.items() if name not in skip)
+    return (f"epoch {int(row['epoch']) + 1}/{epochs}  {terms}  lr {row['lr']:.3g}  {row['videos_per_s']:.0f} videos/s  "
+            f"elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def _epochs_in(checkpoint: Path) -> int:
@@ -443,8 +481,10 @@ def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str,
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s."""
-    columns = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
+    """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s, and the evaluation
+    columns ``map@K`` where ``--eval-every`` evaluated (row -1: the untrained model)."""
+    keys = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
+    columns = sorted(keys, key=lambda key: key.startswith("map@"))  # evaluation columns (--eval-every) last
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

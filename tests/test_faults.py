@@ -7,6 +7,8 @@ command again.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -29,7 +31,8 @@ def invoke(*args: str):
 
 def assert_one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    # progress lines (timestamped, from the engine's log) may come before it; the error is one line
+    lines = [line for line in result.output.splitlines() if line.strip() and not re.match(r"\d\d:\d\d:\d\d ", line)]
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], result.output
 
 

@@ -23,6 +23,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    EvalEveryOption,
     FailFastOption,
     ThreadsOption,
     app,
@@ -52,6 +53,7 @@ def sweep(
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
 ) -> None:
@@ -63,7 +65,7 @@ def sweep(
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast)
+                fail_fast=fail_fast, eval_every=eval_every)
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
     console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
                   f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
@@ -81,6 +83,7 @@ def reproduce(
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
 ) -> None:
@@ -94,7 +97,8 @@ def reproduce(
         return
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
-                          results_dir=results_dir, data_root=data_root, device=device, threads=threads, force=force,
+                          results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                          eval_every=eval_every, force=force,
                           keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    EvalEveryOption,
     FailFastOption,
     ThreadsOption,
     app,
@@ -74,13 +76,14 @@ def run(
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force, threads=threads, fail_fast=fail_fast)
+                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -104,7 +107,8 @@ class RunPrinter:
     training shows its own bar under it). Lines go through tqdm.write so they never tear a bar."""
 
     def __init__(self) -> None:
-        self.on_terminal = sys.stderr.isatty()
+        self.quiet = not logging.getLogger("ssvh_bench").isEnabledFor(logging.INFO)  # --quiet
+        self.on_terminal = sys.stderr.isatty() and not self.quiet
         self.bar = tqdm(unit="run", desc="runs", disable=not self.on_terminal, dynamic_ncols=True)
 
     def __enter__(self) -> "RunPrinter":
@@ -115,6 +119,8 @@ class RunPrinter:
 
     def __call__(self, event: RunEvent) -> None:
         spec, result = event.spec, event.result
+        if self.quiet:
+            return
         if event.kind == "start":
             self.bar.total = event.total
             label = f"[{event.index}/{event.total}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
@@ -146,11 +152,12 @@ def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
 
 
 def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
-                threads: int | None, fail_fast: bool) -> list[RunResult]:
+                threads: int | None, fail_fast: bool, eval_every: int | None) -> list[RunResult]:
     """Run ``specs`` through the engine with a line per run and the summary (``run`` and ``sweep``)."""
     with RunPrinter() as show:
         outcomes = run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                             force=force, keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
+                             eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                             progress=show.on_terminal)
     summarise(outcomes, results_dir)
     return outcomes
 
