@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .display import setting_label
+from .display import method_rank, setting_label
 from .errors import ConfigError
 from .io import write_text
 from .tables import TABLE_KS
@@ -32,8 +32,9 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em aut
 padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{margin:1.4em 0 .4em}
 table{border-collapse:collapse;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
-th,td{padding:.25em .7em;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:top}
-th:first-child,td:first-child,td.text{text-align:left}
+th,td{padding:.25em .7em;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:top;
+white-space:nowrap}th.pub{white-space:normal;max-width:6em;font-weight:600;color:#555}
+th:first-child,td:first-child,td.text,th.text{text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
 td.best{font-weight:700}td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
@@ -128,7 +129,7 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
         shown = [k for k in ks if block[f"map@{k}_published"].notna().any()]
         best = {k: round(block[f"map@{k}_mean"].max(), 3) for k in ks}
         header = "<th>Method</th><th>Seeds</th>" + "".join(
-            f"<th>mAP@{k}</th>" + (f"<th>published mAP@{k}</th>" if k in shown else "") for k in ks)
+            f"<th>mAP@{k}</th>" + (f"<th class='pub'>published mAP@{k}</th>" if k in shown else "") for k in ks)
         rows = []
         for values in block.to_dict("records"):  # itertuples would rename the map@K columns
             cells = [f"<td>{html.escape(setting_label(values['method'], values['overrides']))}</td>",
@@ -152,23 +153,26 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
 
 def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
     """(title, caption, figure) of every figure kind these runs allow; figure None with the reason as caption
-    where a kind cannot be drawn (e.g. a single code length for map-bits). An ablation per swept parameter."""
-    from .plots import PLOT_KINDS, default_ks, make_figure
+    where a kind cannot be drawn (e.g. a single code length for map-bits).
 
-    swept = sorted({item.split("=", 1)[0] for overrides in frame["overrides"] for item in overrides.split(";")
-                    if item and not item.startswith("dataset.")})
-    requests = [(kind, {}) for kind in PLOT_KINDS if kind != "ablation"]
-    requests += [("ablation", {"param": param}) for param in swept]
+    Each parameter that runs vary (a sweep) gets an ablation figure; the runs that set it are left out of the
+    other figures, which would otherwise carry a line per swept value.
+    """
+    from .plots import PLOT_KINDS, ablation_runs, default_ks, make_figure
+
+    changed = sorted({item.split("=", 1)[0] for overrides in frame["overrides"] for item in overrides.split(";")
+                      if item and not item.startswith("dataset.")})
+    swept = [param for param in changed if not ablation_runs(frame, param).empty]
+    sets_swept = frame["overrides"].map(lambda o: any(item.split("=", 1)[0] in swept for item in o.split(";")))
+    requests = [(kind, frame[~sets_swept], {}) for kind in PLOT_KINDS if kind != "ablation"]
+    requests += [("ablation", frame, {"param": param}) for param in swept]
     figures = []
-    for kind, options in requests:
+    for kind, runs, options in requests:
         title = kind + (f" over {options['param']}" if options else "")
-        runs = frame[frame["overrides"] == ""] if kind != "ablation" else frame
+        caption = FIGURE_CAPTIONS[kind] + (f"; {len(runs)} run(s)" if kind != "ablation" else
+                                           f"; {len(ablation_runs(runs, options['param']))} run(s)")
         try:
-            if runs.empty:
-                raise ConfigError("every run changes a default parameter; see the ablation figures")
-            figure = make_figure(kind, runs, ks=default_ks(kind), **options)
-            figures.append((title, f"{FIGURE_CAPTIONS[kind]}; runs with default parameters"
-                            if kind != "ablation" else FIGURE_CAPTIONS[kind], figure))
+            figures.append((title, caption, make_figure(kind, runs, ks=default_ks(kind), **options)))
         except ConfigError as error:
             figures.append((title, f"not drawn: {error}", None))
     return figures
@@ -215,10 +219,13 @@ def runs_table(frame: pd.DataFrame, results_dir: Path) -> str:
 
     configs: dict[str, Any] = {config["run_id"]: (folder, config) for folder, config, _ in iter_finished_runs(results_dir)}
     k = 20 if "map@20" in frame.columns else int(next(c for c in frame.columns if c.startswith("map@"))[4:])
-    header = "".join(f"<th>{name}</th>" for name in
+    header = "".join(f"<th class='text'>{name}</th>" if name in ("Dataset", "Overrides", "Configuration")
+                     else f"<th>{name}</th>" for name in
                      ("Method", "Dataset", "Bits", "Seed", "Overrides", f"mAP@{k}", "Train (s)", "Configuration"))
     rows = []
-    for values in frame.to_dict("records"):
+    ordered = frame.assign(_rank=frame["method"].map(method_rank)).sort_values(
+        ["dataset", "bits", "_rank", "overrides", "seed"])
+    for values in ordered.to_dict("records"):
         folder, config = configs[values["run_id"]]
         config_json = html.escape(json.dumps(config, indent=2, sort_keys=True))
         details = (f"<details><summary>{CONFIG_FILE}</summary><p class='note'>{html.escape(str(folder))}</p>"
