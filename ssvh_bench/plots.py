@@ -290,13 +290,15 @@ def plot_pr(frame: pd.DataFrame) -> Figure:
 
 
 def plot_map_bits(frame: pd.DataFrame, k: int = 20) -> Figure:
-    """mAP@k against code length, one line per method, one panel per dataset."""
+    """mAP@k against code length, one line per method, one panel per dataset; settings run at a single code
+    length are left out."""
     from .tables import metric_columns
 
     _require(frame, "mAP against bits")
-    if frame["bits"].nunique() < 2:
-        raise ConfigError(f"map-bits needs runs at two code lengths or more; these runs all have "
-                          f"{frame['bits'].iloc[0]} bits")
+    # A setting run at one code length would be a lone point among lines (e.g. the runs of a sweep): left out.
+    frame = frame[frame.groupby(["dataset", "label"])["bits"].transform("nunique") >= 2]
+    if frame.empty:
+        raise ConfigError("map-bits needs a setting run at two code lengths or more")
     (column,) = metric_columns(frame, [k])
     figure, axes, panels = _method_panels(frame, ["dataset"])
     styles = setting_styles(frame)

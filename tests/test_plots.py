@@ -146,7 +146,10 @@ def test_legend_in_one_row_below_or_one_column_right(runs):
     assert legend_names(many)[0] == "LSH"
 
 
-def test_map_bits_needs_two_code_lengths(runs):
+def test_map_bits_leaves_out_settings_at_one_code_length(runs):
+    figure = plots.make_figure("map-bits", plots.load_runs(runs), ks=[20])
+    # mask_ratio=0.5 was run at 16 and 64 bits; 0.25 and 0.75 at 64 bits only: left out
+    assert legend_names(figure) == ["LSH", "ITQ", "ConMH", "ConMH (mask_ratio=0.5)"]
     with pytest.raises(ConfigError, match="two code lengths"):
         plots.make_figure("map-bits", select_runs(defaults(runs), bits="64"), ks=[20])
 
