@@ -217,7 +217,8 @@ def runs_table(frame: pd.DataFrame, results_dir: Path) -> str:
     """Every run with its headline numbers and its config.json in a ``<details>`` element."""
     from .results import CONFIG_FILE, iter_finished_runs
 
-    configs: dict[str, Any] = {config["run_id"]: (folder, config) for folder, config, _ in iter_finished_runs(results_dir)}
+    configs: dict[str, Any] = {config["run_id"]: (folder, config)
+                               for folder, config, _ in iter_finished_runs(results_dir)}
     k = 20 if "map@20" in frame.columns else int(next(c for c in frame.columns if c.startswith("map@"))[4:])
     header = "".join(f"<th class='text'>{name}</th>" if name in ("Dataset", "Overrides", "Configuration")
                      else f"<th>{name}</th>" for name in
