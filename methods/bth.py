@@ -30,39 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, VideoFeatures
-from ssvh_bench import build_anchor_neighbourhood, register_method, resolve_kmeans_backend, step_decay_lr
-from ssvh_bench.nn import TransformerBlock, hash_binarize, sinusoid_table
+from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related, TrainingHooks,
+                        VideoFeatures, build_anchor_neighbourhood, register_method, resolve_kmeans_backend,
+                        train_model)
+from ssvh_bench.nn import (TransformerBlock, anchor_loss, bert_mask, hash_binarize, pairwise_similarity_loss,
+                           sinusoid_table)
 
 STAGE1_KIND = "bth-stage1"
+STAGE1_CHECKPOINT = "last.pt"
 N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
-ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
-# DeepMethod.fit checks a code length; the stage-1 model has no hash layer and ignores it.
-STAGE1_NOMINAL_BITS = 8
-
-UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
-
-
-def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking of frames [B, T, F], on their device; returns (masked copy, what happened to each frame).
-
-    The second tensor [B, T] holds UNTOUCHED, ZEROED, REPLACED (by a random frame of a random video of the
-    batch) or KEPT (selected but left as it is). ``frames`` itself is not modified.
-    """
-    n_videos, n_frames, _ = frames.shape
-    device = frames.device
-    selected = torch.rand(n_videos, n_frames, generator=generator, device=device) < mask_prob
-    action = torch.rand(n_videos, n_frames, generator=generator, device=device)
-    kind = torch.full((n_videos, n_frames), UNTOUCHED, dtype=torch.int8, device=device)
-    kind[selected & (action < ZEROED_SHARE)] = ZEROED
-    kind[selected & (action >= ZEROED_SHARE) & (action < ZEROED_SHARE + REPLACED_SHARE)] = REPLACED
-    kind[selected & (action >= ZEROED_SHARE + REPLACED_SHARE)] = KEPT
-    source_video = torch.randint(0, n_videos, (n_videos, n_frames), generator=generator, device=device)
-    source_frame = torch.randint(0, n_frames, (n_videos, n_frames), generator=generator, device=device)
-    masked = frames.masked_fill((kind == ZEROED)[..., None], 0)
-    replaced = kind == REPLACED
-    masked[replaced] = frames[source_video[replaced], source_frame[replaced]]
-    return masked, kind
 
 
 class Encoder(nn.Module):
@@ -134,53 +110,38 @@ class BTHNetwork(nn.Module):
         return self.restore(codes), codes, hidden
 
 
-class Stage1(DeepMethod):
-    """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from continuous hidden states."""
+@dataclass
+class Stage1(TrainingHooks):
+    """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from continuous hidden states
+    (a ``ReconstructionNetwork``)."""
 
-    def __init__(self, shape: EncoderShape, mask_prob: float, epochs: int, batch_size: int, lr: float,
-                 lr_decay: float, lr_decay_every: int, min_lr: float, checkpoint_every: int, amp: bool) -> None:
-        self.shape = shape
-        self.mask_prob = mask_prob
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.lr_decay_every = lr_decay_every
-        self.min_lr = min_lr
-        self.checkpoint_every = checkpoint_every
-        self.amp = amp
+    mask_prob: float
+    epochs: int
+    batch_size: int
+    lr: float
+    checkpoint_every: int
+    amp: bool
+    lr_decay: float
+    lr_decay_every: int
+    min_lr: float
 
-    def get_params(self):
-        # no signature defaults to read: every setting, so a resumed checkpoint is checked against all of them
-        return {"shape": vars(self.shape), "mask_prob": self.mask_prob, "epochs": self.epochs,
-                "batch_size": self.batch_size, "lr": self.lr, "lr_decay": self.lr_decay,
-                "lr_decay_every": self.lr_decay_every, "min_lr": self.min_lr, "amp": self.amp}
-
-    def build_model(self, n_frames, feature_dim, bits):
-        return ReconstructionNetwork(feature_dim, n_frames, self.shape)
-
-    def learning_rate(self, epoch):
-        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
-
-    def training_losses(self, model, batch, indices, epoch, generator):
-        masked, _ = bert_mask(batch, self.mask_prob, generator)
+    def training_losses(self, model, batch, epoch, generator):
+        masked, _ = bert_mask(batch.features, self.mask_prob, generator)
         restored, _ = model(masked)
-        reconstruction = F.mse_loss(restored.float(), batch)
+        reconstruction = F.mse_loss(restored.float(), batch.features)
         return {"loss": reconstruction, "reconstruction": reconstruction}
 
-    def encode_batch(self, model, batch):
-        raise TypeError("BTH's stage 1 has no hash layer; use frame_mean_hidden")
 
-    def frame_mean_hidden(self, videos: VideoFeatures) -> np.ndarray:
-        """Each video's hidden states averaged over frames, [N, hidden_dim] float32 (eval mode, no mask)."""
-        assert self.model is not None
-        self.model.eval()
-        out = np.empty((len(videos), self.shape.hidden_dim), dtype=np.float32)
-        with torch.inference_mode():
-            for indices, features in videos.iter_batches(self.batch_size):
-                _, hidden = self.model(torch.from_numpy(np.ascontiguousarray(features)).to(self.device).float())
-                out[indices] = hidden.float().mean(dim=1).cpu().numpy()
-        return out
+def frame_mean_hidden(model: ReconstructionNetwork, videos: VideoFeatures, batch_size: int,
+                      device: torch.device) -> np.ndarray:
+    """Each video's hidden states averaged over frames, [N, hidden_dim] float32 (eval mode, no mask)."""
+    model.eval()
+    out = np.empty((len(videos), model.restore.in_features), dtype=np.float32)
+    with torch.inference_mode():
+        for indices, features in videos.iter_batches(batch_size):
+            _, hidden = model(torch.from_numpy(np.ascontiguousarray(features)).to(device).float())
+            out[indices] = hidden.float().mean(dim=1).cpu().numpy()
+    return out
 
 
 @register_method(
@@ -198,6 +159,8 @@ class BTH(DeepMethod):
     the device type and every stage-1 setting, but not by ``bits``.
     """
 
+    version = 2  # 2: partners and masks drawn through the shared blocks (other random streams)
+
     family = "two_stage"
 
     dataset_defaults = {
@@ -210,7 +173,6 @@ class BTH(DeepMethod):
     }
 
     neighbourhood: PseudoNeighbourhood | None = None
-    stage1_built: bool | None = None  # whether the last prepare built stage 1 (True) or reused it (False)
     _anchor_centres: torch.Tensor | None = None  # [N, hidden_dim]: each training video's first anchor
 
     def __init__(self, hidden_dim: int = 256, ffn_dim: int = 1024, layers: int = 1, heads: int = 1,
@@ -219,27 +181,7 @@ class BTH(DeepMethod):
                  min_lr: float = 1e-4, reconstruction_weight: float = 0.92, similarity_weight: float = 0.08,
                  anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
                  kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True) -> None:
-        self.hidden_dim = hidden_dim
-        self.ffn_dim = ffn_dim
-        self.layers = layers
-        self.heads = heads
-        self.dropout = dropout
-        self.mask_prob = mask_prob
-        self.epochs = epochs
-        self.stage1_epochs = stage1_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.lr_decay_every = lr_decay_every
-        self.min_lr = min_lr
-        self.reconstruction_weight = reconstruction_weight
-        self.similarity_weight = similarity_weight
-        self.anchor_weight = anchor_weight
-        self.similar_prob = similar_prob
-        self.n_anchors = n_anchors
-        self.kmeans_backend = kmeans_backend
-        self.checkpoint_every = checkpoint_every
-        self.amp = amp
+        self.store_params(locals())
 
     @property
     def encoder_shape(self) -> EncoderShape:
@@ -263,16 +205,18 @@ class BTH(DeepMethod):
         workdir = None if cache_dir is None else _training_folder(cache.folder(STAGE1_KIND, key))
 
         def build() -> PseudoNeighbourhood:
-            stage1 = Stage1(self.encoder_shape, self.mask_prob, self.stage1_epochs, self.batch_size, self.lr,
-                            self.lr_decay, self.lr_decay_every, self.min_lr, self.checkpoint_every, self.amp)
-            stage1.fit(train, bits=STAGE1_NOMINAL_BITS, seed=seed, device=device, progress=progress, workdir=workdir)
-            features = stage1.frame_mean_hidden(train)
+            stage1 = Stage1(self.mask_prob, self.stage1_epochs, self.batch_size, self.lr, self.checkpoint_every,
+                            self.amp, lr_decay=self.lr_decay, lr_decay_every=self.lr_decay_every, min_lr=self.min_lr)
+            model = train_model(
+                stage1, lambda: ReconstructionNetwork(train.feature_dim, train.n_frames, self.encoder_shape), train,
+                seed=seed, device=device, settings={"kind": STAGE1_KIND, **key}, progress=progress,
+                checkpoint_path=None if workdir is None else workdir / STAGE1_CHECKPOINT)
+            features = frame_mean_hidden(model, train, self.batch_size, device)
             return build_anchor_neighbourhood(features, n_anchors=self.n_anchors, n_nearest=N_NEAREST_ANCHORS,
                                               seed=seed, kmeans_backend=self.kmeans_backend, progress=progress)
 
         self.use_neighbourhood(cache.get_or_build(STAGE1_KIND, key, build, save=PseudoNeighbourhood.save,
                                                   load=PseudoNeighbourhood.load), device)
-        self.stage1_built = cache.last_built
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -286,42 +230,31 @@ class BTH(DeepMethod):
     def build_model(self, n_frames, feature_dim, bits):
         return BTHNetwork(feature_dim, n_frames, bits, self.encoder_shape)
 
-    def learning_rate(self, epoch):
-        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
-
-    def sample_partners(self, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """For each training video, a similar neighbour (target +1, probability ``similar_prob``) or a
-        dissimilar video (target -1); returns (partner indices, targets)."""
+    def related_indices(self, indices, epoch, generator):
         assert self.neighbourhood is not None
-        similar = rng.random(len(rows)) < self.similar_prob
-        partners = np.empty(len(rows), dtype=np.int64)
-        partners[similar] = self.neighbourhood.sample_similar(rows[similar], rng)
-        partners[~similar] = self.neighbourhood.sample_dissimilar(rows[~similar], rng)
-        return partners, np.where(similar, 1.0, -1.0).astype(np.float32)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        partners, targets = self.neighbourhood.sample_partners(indices, np.random.default_rng(seed), self.similar_prob)
+        return Related(partners, {"target": targets})
 
-    def training_losses(self, model, batch, indices, epoch, generator):
-        assert self.train_videos is not None and self._anchor_centres is not None
-        n_videos = len(batch)
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-        partners, targets = self.sample_partners(indices.cpu().numpy(), np.random.default_rng(seed))
-        partner_frames = torch.from_numpy(self.train_videos.read(partners)).to(batch.device).float()
-        originals = torch.cat((batch, partner_frames))
+    def training_losses(self, model, batch, epoch, generator):
+        assert self._anchor_centres is not None
+        n_videos = len(batch.indices)
+        originals = torch.cat((batch.features, batch.related))
         masked, _ = bert_mask(originals, self.mask_prob, generator)
         restored, codes, hidden = model(masked)
         # target: the original clip (the reference's in-place masking made its target the masked clip)
         reconstruction = F.mse_loss(restored.float(), originals)
         mean_codes = codes.float().mean(dim=1)
-        agreement = (mean_codes[:n_videos] * mean_codes[n_videos:]).sum(dim=1) / mean_codes.shape[1]
-        similarity = ((torch.from_numpy(targets).to(batch.device) - agreement) ** 2).mean()
-        videos = torch.cat((indices, torch.from_numpy(partners).to(indices.device)))
-        anchor = F.mse_loss(hidden.float().mean(dim=1), self._anchor_centres[videos])
+        similarity = pairwise_similarity_loss(mean_codes[:n_videos], mean_codes[n_videos:], batch.extras["target"])
+        videos = torch.cat((batch.indices, batch.related_indices))
+        anchor = anchor_loss(hidden.float().mean(dim=1), self._anchor_centres[videos])
         loss = (self.reconstruction_weight * reconstruction + self.similarity_weight * similarity
                 + self.anchor_weight * anchor)
         return {"loss": loss, "reconstruction": reconstruction, "similarity": similarity, "anchor": anchor}
 
-    def encode_batch(self, model, batch):
+    def encode_batch(self, model, features):
         # the protocol's codes: per-frame codes averaged over frames, then sign (an exact 0 stays 0)
-        codes, _ = model.frame_codes(batch)
+        codes, _ = model.frame_codes(features)
         return torch.sign(codes.float().mean(dim=1))
 
 

@@ -1,4 +1,4 @@
-"""ITQ (Gong & Lazebnik, CVPR 2011): PCA, then an orthogonal rotation that minimises the quantisation loss."""
+"""ITQ (Gong & Lazebnik, CVPR 2011): PCA, then an orthogonal rotation that minimises the quantization loss."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from threadpoolctl import threadpool_limits
 from ssvh_bench import ConfigError, ShallowMethod, fit_pca, register_method
 
 
-@register_method("itq", description="PCA, then iterative quantisation (orthogonal rotation)", family="shallow",
+@register_method("itq", description="PCA, then iterative quantization (orthogonal rotation)", family="shallow",
                  test_params={"n_iter": 3})
 class ITQ(ShallowMethod):
-    """Iterative quantisation: alternate B = sign(V R) and the orthogonal Procrustes rotation R that best maps
+    """Iterative quantization: alternate B = sign(V R) and the orthogonal Procrustes rotation R that best maps
     the PCA projections V onto B, from a random orthogonal start (the seed picks it).
 
     ``bits`` may not exceed min(training videos, feature dim) (ConfigError naming the limit).

@@ -23,7 +23,7 @@ Stage 2, our reading of the paper and its public code:
   ``alpha = sqrt(epoch + 1)`` while training; codes are ``sign(h)`` (an exact 0 stays 0). Like the reference
   evaluation, encoding uses ``alpha = 1``.
 
-Losses, weights ``0.8 cluster + 0.1 pairwise + 0.01 quantisation + 0.01 quadruplet``: every step draws for
+Losses, weights ``0.8 cluster + 0.1 pairwise + 0.01 quantization + 0.01 quadruplet``: every step draws for
 each video a partner (with probability 1/2 a tagged-similar video, target +1, else a dissimilar one,
 target -1), a similar positive and two dissimilar negatives (the second redrawn once when the two negatives
 are tagged similar). The video and its partner are seen through BERT-style frame masking (15% of frames:
@@ -32,12 +32,12 @@ are tagged similar). The video and its partner are seen through BERT-style frame
 - cluster: the frame-mean hidden state regresses the (PCA-reduced) centre of its video's pseudo-label, for
   the video and its partner: ``sum ||mean_t e - centre||^2 / (256 * B)`` (no learnable projection).
 - pairwise: ``mean (target - h1 . h2 / bits)^2`` over video/partner pairs.
-- quantisation: ``sum ||h - sign(h)||^2 / (B * bits)`` over the video and its partner.
+- quantization: ``sum ||h - sign(h)||^2 / (B * bits)`` over the video and its partner.
 - quadruplet: ``mean relu(bits/4 + d(a, p) - d(a, n1)) + relu(bits/64 + d(a, p) - d(n1, n2))`` with d the
   squared Euclidean distance of continuous codes (4x the Hamming distance for binary ones).
 
 Deliberate differences from the reference code (noted so numbers can be compared fairly):
-- The reference passes the quantisation target through a straight-through sign, which makes that term's
+- The reference passes the quantization target through a straight-through sign, which makes that term's
   gradient exactly zero; we stop the gradient at the target, so the term pulls ``h`` towards +-1 as written.
 - The reference masks frames in place in its loader's copy of the training set, so a video met twice in an
   epoch carries the earlier masking; we mask a fresh copy. Its random replacement frame comes from anywhere
@@ -55,8 +55,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, build_anchor_neighbourhood,
-                        register_method, resolve_kmeans_backend, step_decay_lr)
+from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
+                        build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
+from ssvh_bench.nn import Mlp, anchor_loss, bert_mask, pairwise_similarity_loss, quantization_loss
 
 RANGES = ("long", "middle", "short")
 MIDDLE_POOL = 3  # the middle range pools the context axis into bins of about this many positions
@@ -64,7 +65,8 @@ TOKEN_REDUCTION = 4  # the reference's r_min (gates in the token mixer)
 CHANNEL_REDUCTION = 16  # the reference's r_max (gates in the channel mixer and after it)
 MLP_EXPANSION = 2
 MASK_PROBABILITY = 0.15  # BERT-style: of the chosen frames 80% are zeroed, 10% replaced, 10% kept
-LOSS_WEIGHTS = {"cluster": 0.8, "pairwise": 0.1, "quantisation": 0.01, "quadruplet": 0.01}
+RELATED_ORDER = ("partner", "positive", "negative1", "negative2")  # a batch's related videos, block by block
+LOSS_WEIGHTS = {"cluster": 0.8, "pairwise": 0.1, "quantization": 0.01, "quadruplet": 0.01}
 
 
 class ContextGate(nn.Module):
@@ -130,28 +132,15 @@ class MultiRangeGates(nn.Module):
         return sum(gate(x) for gate in self.gates.values())
 
 
-class Mlp(nn.Module):
-    """Linear -> GELU -> dropout -> Linear -> dropout over the last axis."""
-
-    def __init__(self, dim: int, dropout: float) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, dim * MLP_EXPANSION)
-        self.fc2 = nn.Linear(dim * MLP_EXPANSION, dim)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(x)))))
-
-
 class MixerEncoder(nn.Module):
     """Frames [B, T, F] -> hidden states [B, T, H]: embedding, token mixing, channel mixing, last gates."""
 
     def __init__(self, feature_dim: int, n_frames: int, hidden_dim: int, dropout: float) -> None:
         super().__init__()
         self.embed = nn.Linear(feature_dim, hidden_dim)
-        self.token_mlp = Mlp(n_frames, dropout)
+        self.token_mlp = Mlp(n_frames, n_frames * MLP_EXPANSION, dropout)
         self.token_gates = MultiRangeGates(hidden_dim, n_frames, TOKEN_REDUCTION, grouped=False)
-        self.channel_mlp = Mlp(hidden_dim, dropout)
+        self.channel_mlp = Mlp(hidden_dim, hidden_dim * MLP_EXPANSION, dropout)
         self.channel_gates = MultiRangeGates(n_frames, hidden_dim, CHANNEL_REDUCTION, grouped=True)
         self.output_gates = MultiRangeGates(n_frames, hidden_dim, CHANNEL_REDUCTION, grouped=True)
 
@@ -174,23 +163,7 @@ class MCMSHNetwork(nn.Module):
         return torch.tanh(alpha * self.hash(hidden)).mean(dim=1), hidden
 
 
-# ---- losses (each a mean over the batch, as in the reference) ------------------------------------------------
-def cluster_loss(mean_hidden: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """``sum ||mean_hidden - centre||^2 / (H * B)`` for one view [B, H]."""
-    return ((mean_hidden - centres) ** 2).sum() / mean_hidden.numel()
-
-
-def pairwise_similarity_loss(codes1: torch.Tensor, codes2: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean (target - codes1 . codes2 / bits)^2``; target +1 for similar pairs, -1 for dissimilar ones."""
-    similarity = (codes1 * codes2).sum(dim=1) / codes1.shape[1]
-    return ((target - similarity) ** 2).mean()
-
-
-def quantisation_loss(codes: torch.Tensor) -> torch.Tensor:
-    """``sum ||codes - sign(codes)||^2 / (B * bits)``; the sign target carries no gradient."""
-    return ((codes - torch.sign(codes).detach()) ** 2).mean()
-
-
+# ---- the loss only MCMSH has (a mean over the batch, as in the reference) ------------------------------------
 def quadruplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative1: torch.Tensor,
                     negative2: torch.Tensor) -> torch.Tensor:
     """``mean relu(bits/4 + d(a,p) - d(a,n1)) + relu(bits/64 + d(a,p) - d(n1,n2))``, d squared Euclidean."""
@@ -202,19 +175,6 @@ def quadruplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative1: tor
             + F.relu(bits / 64 + positive_distance - negatives_distance)).mean()
 
 
-def mask_frames(videos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A BERT-style masked copy of ``videos [B, T, F]``: each frame with probability 0.15 is chosen; a chosen
-    frame is zeroed (80%), replaced by a random frame of a random video of the batch (10%) or kept (10%)."""
-    n_videos, n_frames, _ = videos.shape
-    draw = torch.rand(n_videos, n_frames, generator=generator, device=videos.device)
-    source_video = torch.randint(n_videos, (n_videos, n_frames), generator=generator, device=videos.device)
-    source_frame = torch.randint(n_frames, (n_videos, n_frames), generator=generator, device=videos.device)
-    zeroed = draw < 0.8 * MASK_PROBABILITY
-    replaced = (draw >= 0.8 * MASK_PROBABILITY) & (draw < 0.9 * MASK_PROBABILITY)
-    masked = torch.where(replaced[:, :, None], videos[source_video, source_frame], videos)
-    return masked.masked_fill(zeroed[:, :, None], 0.0)
-
-
 @register_method(
     "mcmsh",
     description="MCMSH (ACM MM 2022): gated MLP-Mixer over frames, anchor-graph pseudo-neighbourhood losses",
@@ -223,6 +183,8 @@ def mask_frames(videos: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 )
 class MCMSH(DeepMethod):
     """MCMSH with the reference's architecture, stage 1, pair sampling, losses and schedule."""
+
+    version = 2  # 2: partners and masks drawn through the shared blocks (other random streams)
 
     family = "two_stage"
     stage1_kind = "mcmsh-stage1"
@@ -241,18 +203,7 @@ class MCMSH(DeepMethod):
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
                  lr_decay_every: int = 20, min_lr: float = 1e-4, checkpoint_every: int = 10,
                  amp: bool = True) -> None:
-        self.hidden_dim = hidden_dim
-        self.n_anchors = n_anchors
-        self.n_nearest = n_nearest
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.lr_decay = lr_decay
-        self.lr_decay_every = lr_decay_every
-        self.min_lr = min_lr
-        self.checkpoint_every = checkpoint_every
-        self.amp = amp
+        self.store_params(locals())
 
     # ---- stage 1 -----------------------------------------------------------------------------------------
     def stage1_settings(self, seed: int) -> dict:
@@ -275,7 +226,6 @@ class MCMSH(DeepMethod):
                 train.pooled(), n_anchors=self.n_anchors, n_nearest=self.n_nearest, seed=seed,
                 pca_dim=self.hidden_dim, kmeans_backend=settings["kmeans_backend"], progress=progress),
             save=PseudoNeighbourhood.save, load=PseudoNeighbourhood.load)
-        self.stage1_built = cache.last_built
         self.label_centres = torch.from_numpy(
             self.neighbourhood.centres[self.neighbourhood.pseudo_labels]).to(device)
 
@@ -283,48 +233,44 @@ class MCMSH(DeepMethod):
     def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
         return MCMSHNetwork(feature_dim, n_frames, bits, self.hidden_dim, self.dropout)
 
-    def learning_rate(self, epoch: int) -> float:
-        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
-
     def sample_relations(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per video: a partner with its target (+1 similar / -1 dissimilar), a positive and two negatives."""
         neighbourhood = self.neighbourhood
-        is_similar = rng.random(len(rows)) < 0.5
-        partner = np.where(is_similar, neighbourhood.sample_similar(rows, rng),
-                           neighbourhood.sample_dissimilar(rows, rng))
+        partner, target = neighbourhood.sample_partners(rows, rng)
         positive = neighbourhood.sample_similar(rows, rng)
         negative1 = neighbourhood.sample_dissimilar(rows, rng)
         negative2 = neighbourhood.sample_dissimilar(rows, rng)
         tagged = np.asarray(neighbourhood.similar[negative1, negative2]).ravel().astype(bool)
         if tagged.any():  # the reference redraws once when the two negatives are tagged similar
             negative2[tagged] = neighbourhood.sample_dissimilar(rows[tagged], rng)
-        return {"partner": partner, "target": np.where(is_similar, 1.0, -1.0), "positive": positive,
-                "negative1": negative1, "negative2": negative2}
+        return {"partner": partner, "target": target, "positive": positive, "negative1": negative1,
+                "negative2": negative2}
 
-    def training_losses(self, model, batch, indices, epoch, generator):
-        n_videos = len(batch)
-        rows = indices.cpu().numpy()
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
-        relations = self.sample_relations(rows, np.random.default_rng(seed))
-        others = np.concatenate([relations[name] for name in ("partner", "positive", "negative1", "negative2")])
-        other_frames = torch.from_numpy(self.train_videos.read(others)).to(batch.device, non_blocking=True).float()
-        frames = torch.cat((mask_frames(batch, generator), mask_frames(other_frames[:n_videos], generator),
-                            other_frames[n_videos:]))
+    def related_indices(self, indices, epoch, generator):
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        relations = self.sample_relations(indices, np.random.default_rng(seed))
+        # read as one block: partners, positives, first negatives, second negatives
+        return Related(np.concatenate([relations[name] for name in RELATED_ORDER]), {"target": relations["target"]})
+
+    def training_losses(self, model, batch, epoch, generator):
+        n_videos = len(batch.indices)
+        partner_frames = batch.related[:n_videos]
+        frames = torch.cat((bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
+                            bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], batch.related[n_videos:]))
         codes, hidden = model(frames, alpha=math.sqrt(epoch + 1))
         codes, hidden = codes.float(), hidden.float()
         video, partner, positive, negative1, negative2 = codes.split(n_videos)
         mean_hidden = hidden[: 2 * n_videos].mean(dim=1)
-        partner_rows = torch.from_numpy(relations["partner"]).to(batch.device)
+        partner_rows = batch.related_indices[:n_videos]
         losses = {
-            "cluster": cluster_loss(mean_hidden[:n_videos], self.label_centres[indices])
-            + cluster_loss(mean_hidden[n_videos:], self.label_centres[partner_rows]),
-            "pairwise": pairwise_similarity_loss(
-                video, partner, torch.from_numpy(relations["target"]).to(batch.device, torch.float32)),
-            "quantisation": quantisation_loss(video) + quantisation_loss(partner),
+            "cluster": anchor_loss(mean_hidden[:n_videos], self.label_centres[batch.indices])
+            + anchor_loss(mean_hidden[n_videos:], self.label_centres[partner_rows]),
+            "pairwise": pairwise_similarity_loss(video, partner, batch.extras["target"].float()),
+            "quantization": quantization_loss(video) + quantization_loss(partner),
             "quadruplet": quadruplet_loss(video, positive, negative1, negative2),
         }
         return {"loss": sum(LOSS_WEIGHTS[name] * value for name, value in losses.items()), **losses}
 
-    def encode_batch(self, model, batch):
+    def encode_batch(self, model, features):
         # the reference evaluates a fresh model, whose alpha is 1; an exact 0 stays 0
-        return torch.sign(model(batch)[0].float())
+        return torch.sign(model(features)[0].float())

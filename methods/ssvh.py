@@ -49,8 +49,9 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ssvh_bench import ArtefactCache, ConfigError, DeepMethod, VideoFeatures, knn_graph, register_method
-from ssvh_bench.nn import sign_ste
+from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, VideoFeatures, boolean_csr_arrays,
+                        boolean_csr_from_arrays, knn_graph, register_method)
+from ssvh_bench.nn import quantization_loss, sign_ste
 
 NEIGHBOURHOOD_FILE = "similarity.npz"
 
@@ -89,15 +90,13 @@ def _rows_to_csr(columns: np.ndarray, n_videos: int, dtype: type) -> sp.csr_matr
 
 
 def save_similarity(similarity: sp.csr_matrix, folder: Path) -> None:
-    similarity.sort_indices()
     with open(Path(folder) / NEIGHBOURHOOD_FILE, "wb") as handle:
-        np.savez(handle, indptr=similarity.indptr, indices=similarity.indices, shape=np.array(similarity.shape))
+        np.savez(handle, **boolean_csr_arrays(similarity))
 
 
 def load_similarity(folder: Path) -> sp.csr_matrix:
     with np.load(Path(folder) / NEIGHBOURHOOD_FILE) as data:
-        indices = data["indices"]
-        return sp.csr_matrix((np.ones(len(indices), dtype=bool), indices, data["indptr"]), shape=tuple(data["shape"]))
+        return boolean_csr_from_arrays(data)
 
 
 # ---- network ----------------------------------------------------------------------------------------------
@@ -223,23 +222,7 @@ class SSVH(DeepMethod):
                  batch_size: int = 256, lr: float = 1e-4, momentum: float = 0.9, step_clip: float = 1e-4,
                  lr_decay: float = 0.9, lr_decay_steps: int = 10_000, l2_penalty: float = 1e-4,
                  checkpoint_every: int = 10, amp: bool = True) -> None:
-        self.hidden_size = hidden_size
-        self.max_frames = max_frames
-        self.stride = stride
-        self.k1 = k1
-        self.k2 = k2
-        self.neighbourhood_weight = neighbourhood_weight
-        self.quantization_weight = quantization_weight
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.momentum = momentum
-        self.step_clip = step_clip
-        self.lr_decay = lr_decay
-        self.lr_decay_steps = lr_decay_steps
-        self.l2_penalty = l2_penalty
-        self.checkpoint_every = checkpoint_every
-        self.amp = amp
+        self.store_params(locals())
 
     # ---- stage before training: the neighbourhood and the code memory ---------------------------------------
     def prepare(self, train: VideoFeatures, *, bits, seed, device, cache_dir, progress) -> None:
@@ -252,7 +235,6 @@ class SSVH(DeepMethod):
         self._neighbour_rows = torch.from_numpy(similarity.indptr.astype(np.int64)).to(device)
         self._neighbour_cols = torch.from_numpy(similarity.indices.astype(np.int64)).to(device)
         self._memory: torch.Tensor | None = None
-        self._memory_epoch = -1
 
     def refresh_memory(self, model: nn.Module, train: VideoFeatures) -> torch.Tensor:
         """Every training video's relaxed code [N, bits] under the current model."""
@@ -274,10 +256,15 @@ class SSVH(DeepMethod):
         return ClippedMomentumSGD(model.parameters(), lr=self.lr, momentum=self.momentum, step_clip=self.step_clip,
                                   decay=self.lr_decay, decay_steps=self.lr_decay_steps, l2_penalty=self.l2_penalty)
 
-    def training_losses(self, model, batch, indices, epoch, generator):
-        if self._memory_epoch != epoch:
-            self._memory, self._memory_epoch = self.refresh_memory(model, self.train_videos), epoch
-        relaxed, predictions = model(batch)
+    def learning_rate(self, epoch: int) -> float:
+        return self.lr  # the optimiser decays it per step (``lr_decay`` every ``lr_decay_steps`` updates)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int, train: VideoFeatures) -> None:
+        self._memory = self.refresh_memory(model, train)
+
+    def training_losses(self, model, batch, epoch, generator):
+        indices = batch.indices
+        relaxed, predictions = model(batch.features)
         relaxed = relaxed.float()
         # the batch's rows of the memory are the live codes, so gradients reach both sides of its own pairs
         codes = self._memory.index_put((indices,), relaxed)
@@ -286,9 +273,9 @@ class SSVH(DeepMethod):
         rows, cols = self._neighbours_of(indices)
         # sum_j (inner_ij - S_ij)^2 with S sparse: sum of squares, minus 2 * inner on neighbours, plus |S|
         neighbourhood = (inner**2).sum() - 2 * inner[rows, cols].sum() + len(cols)
-        quantization = ((relaxed - torch.sign(relaxed).detach()) ** 2).sum()
+        quantization = quantization_loss(relaxed, reduction="sum")
 
-        targets = reconstruction_targets(batch, model.n_frames_used)
+        targets = reconstruction_targets(batch.features, model.n_frames_used)
         errors = {name: ((predictions[name].float() - target) ** 2).sum() for name, target in targets.items()}
         reconstruction = (errors["forward"] + errors["backward"] + targets["forward"].shape[1] * errors["mean"]) / 3
         weight = self.neighbourhood_weight
@@ -305,6 +292,6 @@ class SSVH(DeepMethod):
         positions = torch.repeat_interleave(starts, counts) + torch.arange(len(rows), device=indices.device) - first
         return rows, self._neighbour_cols[positions]
 
-    def encode_batch(self, model, batch):
+    def encode_batch(self, model, features):
         # one code per video from the hierarchy's final state; sign(0) = 0 is kept
-        return torch.sign(model.relaxed_codes(batch).float())
+        return torch.sign(model.relaxed_codes(features).float())

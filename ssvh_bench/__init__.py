@@ -1,50 +1,78 @@
-"""ssvh-bench: the reference benchmark suite for self-supervised video hashing."""
+"""ssvh-bench: the reference benchmark suite for self-supervised video hashing.
 
-from .artefacts import ArtefactCache
-from .codes import PackedCodes, pack_codes, strict_codes
-from .data import (ArrayFeatures, Dataset, DatasetSplits, FileDataset, FileLayout, FileSplit, HDF5Features,
-                   VideoFeatures)
-from .errors import ConfigError, DataError, SsvhBenchError, TrainingError, UnknownNameError
-from .method import HashingMethod, ShallowMethod
-from .metrics import DEFAULT_KS, evaluate
-from .neighbours import PseudoNeighbourhood, build_anchor_neighbourhood, knn_graph, resolve_kmeans_backend
-from .pca import fit_pca
-from .registry import dataset_registry, method_registry, register_dataset, register_method
-from .train import DeepMethod, step_decay_lr
+Names are imported on first use (PEP 562), so ``import ssvh_bench`` and the command line's start stay light:
+torch, pandas, scikit-learn and matplotlib load only when something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArrayFeatures",
-    "ArtefactCache",
-    "ConfigError",
-    "DEFAULT_KS",
-    "DataError",
-    "Dataset",
-    "DatasetSplits",
-    "DeepMethod",
-    "FileDataset",
-    "FileLayout",
-    "FileSplit",
-    "HDF5Features",
-    "HashingMethod",
-    "PackedCodes",
-    "PseudoNeighbourhood",
-    "ShallowMethod",
-    "SsvhBenchError",
-    "TrainingError",
-    "UnknownNameError",
-    "VideoFeatures",
-    "build_anchor_neighbourhood",
-    "dataset_registry",
-    "evaluate",
-    "fit_pca",
-    "knn_graph",
-    "method_registry",
-    "pack_codes",
-    "register_dataset",
-    "register_method",
-    "resolve_kmeans_backend",
-    "step_decay_lr",
-    "strict_codes",
-]
+_LAZY = {
+    "ArrayFeatures": "data",
+    "ArtefactCache": "artefacts",
+    "Batch": "train",
+    "boolean_csr_arrays": "neighbours",
+    "boolean_csr_from_arrays": "neighbours",
+    "build_anchor_neighbourhood": "neighbours",
+    "ConfigError": "errors",
+    "DataError": "errors",
+    "Dataset": "data",
+    "dataset_registry": "registry",
+    "DatasetSplits": "data",
+    "DeepMethod": "train",
+    "DEFAULT_KS": "metrics",
+    "evaluate": "metrics",
+    "evaluate_checkpoint": "runner",
+    "FileDataset": "data",
+    "FileLayout": "data",
+    "FileSplit": "data",
+    "fit_pca": "pca",
+    "HashingMethod": "method",
+    "HDF5Features": "data",
+    "kmeans": "neighbours",
+    "knn_graph": "neighbours",
+    "method_registry": "registry",
+    "nearest_anchors": "neighbours",
+    "pack_codes": "codes",
+    "PackedCodes": "codes",
+    "PseudoNeighbourhood": "neighbours",
+    "read_batch": "train",
+    "register_dataset": "registry",
+    "register_method": "registry",
+    "Related": "train",
+    "reproduce": "targets",
+    "Reproduction": "targets",
+    "resolve_kmeans_backend": "neighbours",
+    "run": "runner",
+    "run_training": "train",
+    "RunEvent": "runner",
+    "RunResult": "runner",
+    "RunSpec": "config",
+    "ShallowMethod": "method",
+    "SsvhBenchError": "errors",
+    "step_decay_lr": "train",
+    "strict_codes": "codes",
+    "train_model": "train",
+    "TrainingError": "errors",
+    "TrainingHooks": "train",
+    "UnknownNameError": "errors",
+    "VideoFeatures": "data",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ssvh_bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

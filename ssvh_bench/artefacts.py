@@ -38,14 +38,10 @@ def artefact_id(kind: str, key: Mapping[str, Any]) -> str:
 
 
 class ArtefactCache:
-    """Builds artefacts once and reuses them; ``cache_dir=None`` builds every time, in memory only.
-
-    ``last_built`` tells whether the latest ``get_or_build`` built (True) or reused (False) its artefact.
-    """
+    """Builds artefacts once and reuses them; ``cache_dir=None`` builds every time, in memory only."""
 
     def __init__(self, cache_dir: Path | None) -> None:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.last_built: bool | None = None
 
     def folder(self, kind: str, key: Mapping[str, Any]) -> Path:
         """Where the artefact for ``kind`` and ``key`` lives (whether or not it exists yet)."""
@@ -69,11 +65,9 @@ class ArtefactCache:
         """
         if self.cache_dir is None:
             _check_kind(kind)
-            self.last_built = True
             return build()
         folder = self.folder(kind, key)
         if folder.is_dir():
-            self.last_built = False
             log.info("reusing %s artefact %s", kind, folder)
             return load(folder)
         value = build()
@@ -90,7 +84,6 @@ class ArtefactCache:
                 log.info("%s artefact %s was stored by another process first; keeping that one", kind, folder)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self.last_built = True
         log.info("built %s artefact %s", kind, folder)
         return value
 

@@ -1,7 +1,7 @@
 """Hash codes: the {-1, 0, +1} form methods produce and the packed form stored and searched.
 
 Methods return int8 codes of shape [N, bits] with values in {-1, 0, +1}. A 0 appears only where the
-reference protocol averages per-frame codes and the mean is exactly 0 (DESIGN.md section 2); most methods
+reference protocol averages per-frame codes and the mean is exactly 0; most methods
 never produce one. Packed form: ``signs`` has bit 1 where the code is +1; ``nonzero`` (only kept when some
 entry is 0) has bit 1 where the code is not 0. Bit order is numpy's ``packbits`` default ("big"): code
 position j lives in byte j // 8 at bit 7 - j % 8.

@@ -15,7 +15,7 @@ from typing import Any
 from .codes import check_bits
 from .errors import ConfigError
 from .io import canonical_json
-from .registry import Entry, dataset_registry, method_registry
+from .registry import Entry, coerce_param, dataset_registry, method_registry
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,28 @@ class RunSpec:
     method_params: dict[str, Any] = field(default_factory=dict)
     dataset_params: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
+    method_version: int = 1
+
+    @property
+    def setting_id(self) -> str:
+        """The run id without the seed: runs that differ only in their seed share it (the leaderboard's groups)."""
+        return self._digest(seed=None)
 
     @property
     def run_id(self) -> str:
+        return f"seed{self.seed}-{self._digest(seed=self.seed)}"
+
+    def _digest(self, seed: int | None) -> str:
         identity = {
             "method": self.method,
+            "method_version": self.method_version,
             "dataset": self.dataset,
             "bits": self.bits,
-            "seed": self.seed,
+            "seed": seed,
             "method_params": self.method_params,
             "dataset_params": self.dataset_params,
         }
-        digest = hashlib.sha1(canonical_json(identity).encode()).hexdigest()
-        return f"seed{self.seed}-{digest[:10]}"
+        return hashlib.sha1(canonical_json(identity).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +65,8 @@ class RunSpec:
             "method_params": self.method_params,
             "dataset_params": self.dataset_params,
             "overrides": self.overrides,
+            "method_version": self.method_version,
+            "setting_id": self.setting_id,
             "run_id": self.run_id,
         }
 
@@ -100,33 +111,13 @@ def expand_grid(choices: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 def resolve_params(entry: Entry, overrides: Mapping[str, Any], *, dataset: str | None = None) -> dict[str, Any]:
     """Signature defaults, then the plugin's per-dataset defaults, then the user's overrides (type-checked)."""
     defaults = entry.defaults
-    per_dataset = getattr(entry.factory, "dataset_defaults", {}).get(dataset, {}) if dataset else {}
+    per_dataset = entry.dataset_defaults.get(dataset, {}) if dataset else {}
     resolved = {**defaults, **per_dataset}
     for key, value in overrides.items():
         if key not in defaults:
             raise ConfigError(f"{entry.name} has no parameter {key!r}; known: {', '.join(sorted(defaults))}")
-        resolved[key] = _coerce(entry.name, key, value, defaults[key])
+        resolved[key] = coerce_param(entry.name, key, value, defaults[key])
     return resolved
-
-
-def _coerce(owner: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
-        return value
-    expected = type(default)
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-    elif expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif expected is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    elif expected is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    elif expected in (str, tuple, list) and isinstance(value, expected):
-        return value
-    elif expected not in (bool, int, float, str, tuple, list):
-        return value
-    raise ConfigError(f"{owner}: {key} expects {expected.__name__}, got {value!r}")
 
 
 def overrides_for(method: str, known: Iterable[str], choices: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
@@ -222,7 +213,9 @@ def make_specs(
     dataset_overrides = dict(dataset_overrides or {})
     dataset_params = resolve_params(dataset_entry, dataset_overrides)
     bits = [check_bits(b) for b in bits]
-    seeds = list(seeds)
+    seeds = [int(s) for s in seeds]
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"seeds must be non-negative integers, got {min(seeds)}")
     choices = dict(method_overrides or {})
     check_overrides_used(methods, choices)
     specs = []
@@ -232,5 +225,6 @@ def make_specs(
             params = resolve_params(entry, overrides, dataset=dataset)
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
-                                     {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}}))
+                                     {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},
+                                     entry.version))
     return specs

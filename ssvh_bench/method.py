@@ -19,13 +19,23 @@ from .registry import signature_defaults
 
 
 class HashingMethod(ABC):
-    family: ClassVar[str]
+    # Read by the registry (and checked when the method registers):
+    family: ClassVar[str]  # "shallow", "deep" or "two_stage"
+    version: ClassVar[int] = 1  # enters the run id: bump it whenever a change alters the method's codes
+    # per-dataset defaults over the constructor's, e.g. {"activitynet": {"batch_size": 128}}
+    dataset_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     bits: int
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters with their current values (feeds the run id)."""
         return {name: getattr(self, name) for name in signature_defaults(type(self))}
+
+    def store_params(self, arguments: dict[str, Any]) -> None:
+        """Keep every constructor parameter as an attribute of the same name; call it as
+        ``self.store_params(locals())`` in ``__init__``."""
+        for name in signature_defaults(type(self)):
+            setattr(self, name, arguments[name])
 
     @abstractmethod
     def fit(

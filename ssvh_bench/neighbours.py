@@ -8,7 +8,7 @@ boolean CSR matrices whose rows are videos.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -319,6 +319,21 @@ class PseudoNeighbourhood:
             picked[missing] = self._other_cluster(rows[missing], rng)
         return picked
 
+    def sample_partners(self, rows: np.ndarray, rng: np.random.Generator,
+                        similar_prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        """One partner per row: with probability ``similar_prob`` a similar video (target +1), else a
+        dissimilar one (target -1). Returns (partners, float32 targets).
+
+        Draws, in this order: one uniform per row, then ``sample_similar`` for the rows that drew a similar
+        partner, then ``sample_dissimilar`` for the others.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        similar = rng.random(len(rows)) < similar_prob
+        partners = np.empty(len(rows), dtype=np.int64)
+        partners[similar] = self.sample_similar(rows[similar], rng)
+        partners[~similar] = self.sample_dissimilar(rows[~similar], rng)
+        return partners, np.where(similar, 1.0, -1.0).astype(np.float32)
+
     @cached_property
     def _clusters(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Videos ordered by pseudo-label, each cluster's start and size in that order, each video's position."""
@@ -360,11 +375,7 @@ class PseudoNeighbourhood:
             "anchors": self.anchors,
         }
         for name in ("similar", "dissimilar"):
-            matrix: sp.csr_matrix = getattr(self, name)
-            matrix.sort_indices()
-            arrays[f"{name}_indptr"] = matrix.indptr
-            arrays[f"{name}_indices"] = matrix.indices
-            arrays[f"{name}_shape"] = np.array(matrix.shape)
+            arrays.update(boolean_csr_arrays(getattr(self, name), prefix=f"{name}_"))
         with atomic_path(_neighbourhood_file(path)) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
@@ -376,11 +387,7 @@ class PseudoNeighbourhood:
         with np.load(path) as data:
             if int(data["format_version"]) != _FORMAT_VERSION:
                 raise DataError(f"{path} has format version {int(data['format_version'])}, expected {_FORMAT_VERSION}")
-            pairs = {}
-            for name in ("similar", "dissimilar"):
-                indices = data[f"{name}_indices"]
-                pattern = (np.ones(len(indices), dtype=bool), indices, data[f"{name}_indptr"])
-                pairs[name] = sp.csr_matrix(pattern, shape=tuple(data[f"{name}_shape"]))
+            pairs = {name: boolean_csr_from_arrays(data, prefix=f"{name}_") for name in ("similar", "dissimilar")}
             return cls(data["features"], data["centres"], data["anchors"], pairs["similar"], pairs["dissimilar"])
 
 
@@ -421,6 +428,21 @@ def build_anchor_neighbourhood(
     anchors, squared = nearest_anchors(features, centres, needed, block_size=block_size)
     similar, dissimilar = anchor_graph_tags(anchors, squared, len(centres), block_size=block_size, progress=progress)
     return PseudoNeighbourhood(features, centres, np.ascontiguousarray(anchors[:, :n_nearest]), similar, dissimilar)
+
+
+def boolean_csr_arrays(matrix: sp.csr_matrix, prefix: str = "") -> dict[str, np.ndarray]:
+    """The pattern of a boolean CSR matrix as arrays for ``np.savez``: ``{prefix}indptr``, ``{prefix}indices``
+    (sorted within each row) and ``{prefix}shape``. Stored values are not kept: every stored entry is True."""
+    matrix.sort_indices()
+    return {f"{prefix}indptr": matrix.indptr, f"{prefix}indices": matrix.indices,
+            f"{prefix}shape": np.array(matrix.shape)}
+
+
+def boolean_csr_from_arrays(arrays: Mapping[str, np.ndarray], prefix: str = "") -> sp.csr_matrix:
+    """The boolean CSR matrix that ``boolean_csr_arrays`` stored under ``prefix`` (e.g. an open ``np.load``)."""
+    indices = arrays[f"{prefix}indices"]
+    pattern = (np.ones(len(indices), dtype=bool), indices, arrays[f"{prefix}indptr"])
+    return sp.csr_matrix(pattern, shape=tuple(arrays[f"{prefix}shape"]))
 
 
 def _sample_from_rows(

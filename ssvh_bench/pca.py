@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from sklearn.decomposition import PCA
-from threadpoolctl import threadpool_limits
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from sklearn.decomposition import PCA
 
 # Below this many multiply-adds (N * D * min(N, D)) the fit runs on one BLAS thread: thread synchronisation
 # then costs more than it saves, and on busy shared cores far more (5,000 x 512: 4 s threaded, 0.08 s not).
@@ -27,6 +30,9 @@ def fit_pca(pooled: np.ndarray, n_components: int, *, owner: str) -> PCA:
             f"{owner}: {n_components} bits need as many principal directions, but the training data has only "
             f"min(videos, feature dim) = min({n}, {dim}) = {limit}; use at most {limit} bits"
         )
+    from sklearn.decomposition import PCA  # scikit-learn loads only when a method fits
+    from threadpoolctl import threadpool_limits
+
     solver = "covariance_eigh" if n >= dim else "full"
     threads = 1 if n * dim * limit < SINGLE_THREAD_FLOPS else None
     with threadpool_limits(limits=threads, user_api="blas"):

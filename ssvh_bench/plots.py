@@ -454,3 +454,4 @@ def save_figure(figure: Figure, folder: Path, name: str, dpi: int = 200) -> list
             figure.savefig(tmp, format=suffix, dpi=dpi)
         paths.append(path)
     return paths
+

@@ -8,19 +8,25 @@ temporary name and renamed, so a crash never leaves a file half-written or a run
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from .codes import PackedCodes
 from .config import RunSpec
 from .errors import DataError
 from .io import read_json, write_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CONFIG_FILE, METRICS_FILE, CODES_FILE, HISTORY_FILE = "config.json", "metrics.json", "codes.npz", "history.csv"
 LEADERBOARD_FILE = "leaderboard.csv"
@@ -35,7 +41,30 @@ def run_dir(results_dir: Path, spec: RunSpec) -> Path:
 
 
 def is_finished(folder: Path) -> bool:
-    return (Path(folder) / METRICS_FILE).is_file()
+    """Finished: ``metrics.json`` and ``config.json`` parse, and ``codes.npz`` matches the checksum that
+    ``metrics.json`` records. A damaged run counts as not finished, so running it again redoes it."""
+    return read_finished(folder) is not None
+
+
+def read_finished(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(config, metrics) of a finished run; None for a run that is unfinished or damaged."""
+    folder = Path(folder)
+    try:
+        metrics, config = read_json(folder / METRICS_FILE), read_json(folder / CONFIG_FILE)
+        recorded = metrics["codes_sha256"] if isinstance(metrics, dict) else None
+        if not isinstance(config, dict) or recorded is None or file_sha256(folder / CODES_FILE) != recorded:
+            return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return config, metrics
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_codes(
@@ -83,14 +112,22 @@ def load_codes(path: Path) -> dict[str, Any]:
 
 
 def iter_finished_runs(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any], dict[str, Any]]]:
-    """(folder, config, metrics) of every finished run under ``results_dir``, in path order."""
+    """(folder, config, metrics) of every finished run under ``results_dir``, in path order; a folder whose
+    files are damaged or unreadable is skipped with a warning naming it."""
     for metrics_path in sorted((Path(results_dir) / "runs").glob(f"*/*/*/*/{METRICS_FILE}")):
         folder = metrics_path.parent
-        yield folder, read_json(folder / CONFIG_FILE), read_json(metrics_path)
+        finished = read_finished(folder)
+        if finished is None:
+            warnings.warn(f"skipped {folder}: its metrics.json, config.json or codes.npz is damaged or unreadable "
+                          "(running the same command again redoes the run)", stacklevel=2)
+            continue
+        yield folder, *finished
 
 
 def leaderboard_frame(results_dir: Path) -> pd.DataFrame:
     """One row per finished run with stable column names (see README, "Leaderboard columns")."""
+    import pandas as pd
+
     rows = []
     for _, config, metrics in iter_finished_runs(results_dir):
         row: dict[str, Any] = {
@@ -98,18 +135,19 @@ def leaderboard_frame(results_dir: Path) -> pd.DataFrame:
             "method": config["method"],
             "bits": config["bits"],
             "seed": config["seed"],
-            "overrides": format_overrides(config.get("overrides", {})),
+            "overrides": setting_label(config),
         }
         row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and "@" in k})
         row.update({k: metrics.get(k) for k in ("train_seconds", "encode_ms_per_video", "n_params")})
-        row.update({"device": config.get("device"), "run_id": config["run_id"]})
+        row.update({"device": config.get("device"), "setting_id": config.get("setting_id", config["run_id"]),
+                    "run_id": config["run_id"]})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     metric_columns = sorted((c for c in frame.columns if "@" in c), key=_metric_order)
     leading = ["dataset", "method", "bits", "seed", "overrides"]
-    trailing = ["train_seconds", "encode_ms_per_video", "n_params", "device", "run_id"]
+    trailing = ["train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
     return frame[leading + metric_columns + trailing].sort_values(["dataset", "bits", "method", "overrides", "seed"])
 
 
@@ -123,11 +161,39 @@ def format_overrides(overrides: dict[str, Any]) -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(overrides.items()))
 
 
+def setting_label(config: dict[str, Any]) -> str:
+    """What a run's setting changes from today's defaults, ``k=v;k=v`` (dataset parameters as ``dataset.k``),
+    computed from its resolved parameters, never from what was typed; ``version=N`` when the method's
+    version has changed since. Falls back to the typed overrides for a method that is no longer registered."""
+    from .config import resolve_params
+    from .errors import SsvhBenchError
+    from .registry import dataset_registry, method_registry
+
+    try:
+        entry = method_registry.get(config["method"])
+        defaults = resolve_params(entry, {}, dataset=config["dataset"])
+        dataset_defaults = dataset_registry.get(config["dataset"]).defaults
+    except SsvhBenchError:
+        return format_overrides(config.get("overrides", {}))
+    changed = {k: v for k, v in config.get("method_params", {}).items() if defaults.get(k, object()) != v}
+    changed.update({f"dataset.{k}": v for k, v in config.get("dataset_params", {}).items()
+                    if dataset_defaults.get(k, object()) != v})
+    if config.get("method_version", 1) != entry.version:
+        changed["version"] = config.get("method_version", 1)
+    return format_overrides(changed)
+
+
 def aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each setting, with the number of seeds."""
-    keys = ["dataset", "method", "bits", "overrides"]
-    grouped = frame.groupby(keys, sort=True, dropna=False)
+    """Mean and standard deviation over the seeds of each setting (runs that share a ``setting_id``), with
+    the number of seeds. A seed that occurs twice in a setting is counted once (its first run) and listed in
+    ``repeated_seeds``: averaging it twice would weigh it double."""
+    keys = ["dataset", "method", "bits", "overrides", "setting_id"]
+    repeated = frame[frame.duplicated(keys + ["seed"], keep="first")]
+    unique = frame.drop_duplicates(keys + ["seed"], keep="first")
+    grouped = unique.groupby(keys, sort=True, dropna=False)
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
     table["n_seeds"] = grouped.size()
+    twice = repeated.groupby(keys, dropna=False)["seed"].agg(lambda seeds: ",".join(map(str, sorted(set(seeds))))).astype(object)
+    table["repeated_seeds"] = twice.reindex(table.index, fill_value="")
     return table.reset_index()

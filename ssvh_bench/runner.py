@@ -1,44 +1,189 @@
-"""Executes runs: load the dataset, fit the method, encode, evaluate, write the run folder."""
+"""Runs: the grid API (``run``), one run (``execute_run``), and metrics of a checkpoint (``evaluate_checkpoint``).
+
+``run`` is what ``ssvh-bench run`` does, from Python. Every run of the grid is validated (names, parameters,
+data) before the first one starts; then each run is executed in turn. A finished run is skipped; a run that
+fails is recorded in its folder (``error.json`` with the one-line message, ``error.log`` with the traceback)
+and, with ``keep_going``, the others go on.
+"""
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from . import results
 from .codes import check_bits, check_codes, pack_codes
-from .config import RunSpec, resolve_params
-from .io import canonical_json, read_json, write_json
+from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, SsvhBenchError
+from .io import canonical_json, read_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
+RunStatus = Literal["finished", "skipped", "failed"]
+ERROR_FILE, ERROR_LOG = "error.json", "error.log"
+
 
 @dataclass
-class RunOutcome:
+class RunResult:
+    """What became of one run: ``finished`` (trained now), ``skipped`` (finished before) or ``failed``."""
+
     spec: RunSpec
     folder: Path
-    skipped: bool
-    metrics: dict[str, Any]
+    status: RunStatus
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunEvent:
+    """Sent to ``on_event``: ``start`` before a run, then ``finished``, ``skipped`` or ``failed`` with its result."""
+
+    kind: Literal["start", "finished", "skipped", "failed"]
+    index: int  # 1-based position in the grid
+    total: int
+    spec: RunSpec
+    result: RunResult | None = None
+
+
+def run(
+    methods: str | Sequence[str],
+    datasets: str | Sequence[str] = "synthetic",
+    bits: int | Sequence[int] = 64,
+    seeds: int | Sequence[int] = 0,
+    params: Mapping[str, Any] | None = None,
+    dataset_params: Mapping[str, Any] | None = None,
+    *,
+    results_dir: Path | str | None = None,
+    data_root: Path | str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    force: bool = False,
+    keep_going: bool = True,
+    on_event: Callable[[RunEvent], None] | None = None,
+    progress: bool = False,
+) -> list[RunResult]:
+    """Run every combination of methods x datasets x bits x seeds x parameter values; see the module docstring.
+
+    ``params`` maps a method parameter (or ``method.parameter``) to a value or a list of values to sweep, as
+    ``--set`` does; ``dataset_params`` are the datasets' parameters. ``threads`` sets torch's intra-op threads
+    (None: automatic, see ``choose_threads``).
+    """
+    choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
+    specs = [spec for dataset in _as_list(datasets) for spec in
+             make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
+    return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                     force=force, keep_going=keep_going, on_event=on_event, progress=progress)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value) if isinstance(value, Iterable) else [value]
+
+
+def run_specs(
+    specs: Sequence[RunSpec],
+    *,
+    results_dir: Path | str | None = None,
+    data_root: Path | str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    force: bool = False,
+    keep_going: bool = True,
+    on_event: Callable[[RunEvent], None] | None = None,
+    progress: bool = False,
+) -> list[RunResult]:
+    """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
+    results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
+    cache = DatasetCache(None if data_root is None else Path(data_root))
+    for spec in specs:  # every input error surfaces before the first run writes anything
+        if not results.is_finished(results.run_dir(results_dir, spec)) or force:
+            cache.get(spec.dataset, spec.dataset_params)
+    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
+        resolve_device(device)
+    if threads is not None:
+        choose_threads(threads)
+    emit = on_event or (lambda event: None)
+    outcomes = []
+    for index, spec in enumerate(specs, 1):
+        emit(RunEvent("start", index, len(specs), spec))
+        folder = results.run_dir(results_dir, spec)
+        try:
+            outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, threads=threads,
+                                  force=force, progress=progress)
+        except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
+            outcome = RunResult(spec, folder, "failed", error=record_failure(folder, error))
+            emit(RunEvent("failed", index, len(specs), spec, outcome))
+            if not keep_going:
+                raise
+            outcomes.append(outcome)
+            continue
+        emit(RunEvent(outcome.status, index, len(specs), spec, outcome))
+        outcomes.append(outcome)
+    return outcomes
+
+
+def record_failure(folder: Path, error: BaseException) -> str:
+    """Write ``error.json`` (the one-line message) and ``error.log`` (the traceback); return the message."""
+    message = one_line(error)
+    write_json(folder / ERROR_FILE, {"error": message, "type": type(error).__name__,
+                                     "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_text(folder / ERROR_LOG, "".join(traceback.format_exception(error)))
+    return message
+
+
+def one_line(error: BaseException) -> str:
+    """The message a user sees: input errors as they are, anything else prefixed by its type."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if isinstance(error, SsvhBenchError) else f"{type(error).__name__}: {text}"
+
+
+def choose_threads(requested: int | None) -> int:
+    """torch's intra-op threads: ``requested``, or 1 on small machines (up to 4 cores), where threads of tiny
+    models mostly wait on each other and on other jobs (one thread made ConMH 2-3.5x faster on 2 shared
+    cores), else torch's own default."""
+    if requested is not None:
+        if requested < 1:
+            raise ConfigError(f"threads must be at least 1, got {requested}")
+        return requested
+    cores = os.cpu_count() or 1
+    if cores <= 4:
+        return 1
+    import torch
+
+    return torch.get_num_threads()
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks CUDA when present, else the CPU."""
-    if device != "auto":
+    """``auto`` picks CUDA when present, else the CPU; a malformed name or CUDA without CUDA is a ConfigError."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
+    return device
 
 
 class DatasetCache:
@@ -65,19 +210,28 @@ def execute_run(
     results_dir: Path,
     datasets: DatasetCache,
     device: str = "auto",
+    threads: int | None = None,
     force: bool = False,
     progress: bool = False,
-) -> RunOutcome:
+) -> RunResult:
     folder = results.run_dir(results_dir, spec)
-    if results.is_finished(folder) and not force:
-        return RunOutcome(spec, folder, True, read_json(folder / results.METRICS_FILE))
+    finished = None if force else results.read_finished(folder)
+    if finished is not None:
+        return RunResult(spec, folder, "skipped", finished[1])
     splits = datasets.get(spec.dataset, spec.dataset_params)
+    method = method_registry.create(spec.method, **spec.method_params)
+    deep = method_registry.get(spec.method).family != "shallow"
+    device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
+    n_threads = choose_threads(threads)
     if force and folder.exists():
         shutil.rmtree(folder)
-    device = resolve_device(device)
-    write_json(folder / results.CONFIG_FILE, run_config(spec, device, datasets.data_root))
+    for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
+        (folder / stale).unlink(missing_ok=True)
+    write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})
+    if deep:
+        import torch
 
-    method = method_registry.create(spec.method, **spec.method_params)
+        torch.set_num_threads(n_threads)
     started = time.perf_counter()
     method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
                cache_dir=Path(results_dir) / "cache")
@@ -105,8 +259,9 @@ def execute_run(
         None if query_codes is None else pack_codes(query_codes),
         splits.query_labels,
     )
+    metrics["codes_sha256"] = results.file_sha256(folder / results.CODES_FILE)
     write_json(folder / results.METRICS_FILE, metrics)
-    return RunOutcome(spec, folder, False, metrics)
+    return RunResult(spec, folder, "finished", metrics)
 
 
 def evaluate_checkpoint(

@@ -1,22 +1,34 @@
-"""The one training loop shared by every deep and two-stage method, and ``DeepMethod``, its method contract.
+"""The one training loop shared by every deep and two-stage method, its hooks, and ``DeepMethod``.
 
-A subclass supplies the model and the losses through hooks; the loop does everything else:
+``TrainingHooks`` is what the loop trains: a subclass supplies the losses (and optionally the optimiser, the
+learning rate, per-epoch work and related videos); ``run_training(hooks, model, train, ...)`` does the rest.
+``DeepMethod`` is a ``TrainingHooks`` that is also a hashing method (``fit`` / ``encode``); a stage-1 model
+(BTH's reconstruction network) is a bare ``TrainingHooks`` trained by the same loop.
 
-- ``prepare(train, ...)`` (optional): two-stage methods run stage 1 here (cached under ``cache_dir``).
-- ``build_model(n_frames, feature_dim, bits)``, built right after ``torch.manual_seed(seed)``.
-- ``build_optimizer(model)`` (default: Adam at ``self.lr``) and ``learning_rate(epoch)`` (default: constant
-  ``self.lr``), applied to every parameter group at the start of each epoch.
-- ``training_losses(model, batch, indices, epoch, generator)``: a dict of scalar tensors holding ``"loss"``
-  (minimised) and anything else worth logging. ``batch`` is float32 [B, T, D] on the device, ``indices`` the
-  videos' positions in ``self.train_videos``; draw every random number from ``generator``.
-- ``encode_batch(model, batch)``: codes [B, bits] in {-1, 0, +1}.
+Hooks, in the order the loop calls them:
 
-Hyper-parameters read from the method: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
+- ``build_optimizer(model)`` (default: Adam at ``self.lr``), once.
+- ``learning_rate(epoch)`` (default: ``step_decay_lr(epoch, lr, lr_decay, lr_decay_every, min_lr)``, which is
+  constant ``lr`` unless a method sets the decay), applied to every parameter group at each epoch start.
+- ``on_epoch_start(model, epoch, train)``: per-epoch work before the first batch (e.g. refreshing a memory
+  of every video's code), with the model in train mode.
+- ``related_indices(indices, epoch, generator)``: the extra training videos a batch needs (partners,
+  positives, ...) as a ``Related`` (or None). The loop reads them with the batch through the same read path
+  (the read-ahead thread on CUDA), so draw only from ``generator``: a CPU generator of its own stream.
+- ``training_losses(model, batch, epoch, generator)``: a dict of scalar tensors holding ``"loss"``
+  (minimised) and anything else worth logging. ``batch`` is a ``Batch`` on the device; draw every random
+  number from ``generator``.
+
+``DeepMethod`` adds ``prepare(train, ...)`` (stage 1 of two-stage methods, cached under ``cache_dir``),
+``build_model(n_frames, feature_dim, bits)`` (built right after ``torch.manual_seed(seed)``) and
+``encode_batch(model, features)`` (codes [B, bits] in {-1, 0, +1}).
+
+Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
-Reproducibility: batches come from ``train.iter_batches(shuffle=True, seed=...)`` and in-epoch randomness
-from a generator, both seeded by (seed, epoch), and the global RNGs are re-seeded per epoch (dropout), so a
-run resumed from an epoch-boundary checkpoint reproduces the uninterrupted run exactly on the CPU.
+Reproducibility: batches come from ``train.iter_batches(shuffle=True, seed=...)``, in-epoch randomness from
+generators, all seeded by (seed, epoch), and the global RNGs are re-seeded per epoch (dropout), so a run
+resumed from an epoch-boundary checkpoint reproduces the uninterrupted run exactly on the CPU.
 """
 
 from __future__ import annotations
@@ -27,9 +39,10 @@ import math
 import pickle
 import random
 import time
-from abc import abstractmethod
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,19 +56,46 @@ from .data import VideoFeatures, as_video_features
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
-from .results import HISTORY_FILE
 
+# What ``DeepMethod.fit`` writes in its run folder
+HISTORY_FILE = "history.csv"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
 RELEASED_STATE_KEY = "model_state_dict"  # how the reference code stores weights in its checkpoints
 PROGRESS_REFRESH_S = 0.5
 READ_AHEAD_BATCHES = 2  # batches read ahead on CUDA
+# random streams of one epoch (see ``epoch_seed``)
+ORDER_STREAM, LOSS_STREAM, GLOBAL_STREAM, RELATED_STREAM = 0, 1, 2, 3
 
 
-class DeepMethod(HashingMethod):
-    """A method trained by the shared loop (see the module docstring for the hooks)."""
+@dataclass(frozen=True)
+class Related:
+    """The extra training videos one batch needs, named by a ``related_indices`` hook.
 
-    family = "deep"
+    ``indices`` [R] are positions in the training set (any order, repeats allowed); ``extras`` are arrays
+    drawn with them that the losses need (e.g. pair targets), handed back as tensors on the device.
+    """
+
+    indices: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch on the device: ``features`` float32 [B, T, D] of the videos at ``indices`` [B];
+    ``related`` float32 [R, T, D] of the videos at ``related_indices`` [R] and the ``extras`` of the batch's
+    ``Related`` (empty / None when the hooks name no related videos)."""
+
+    features: torch.Tensor
+    indices: torch.Tensor
+    related: torch.Tensor | None = None
+    related_indices: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainingHooks(ABC):
+    """What ``run_training`` trains (see the module docstring for the hooks)."""
+
     # A ragged last batch would leave contrastive losses with few negatives; the loop still keeps one
     # (smaller) batch when the training set is smaller than ``batch_size``.
     drop_last: ClassVar[bool] = True
@@ -65,31 +105,47 @@ class DeepMethod(HashingMethod):
     lr: float
     checkpoint_every: int
     amp: bool
+    # the step-decay schedule; these defaults keep ``lr`` constant
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1
+    min_lr: float = 0.0
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(model.parameters(), lr=self.lr)
+
+    def learning_rate(self, epoch: int) -> float:
+        return step_decay_lr(epoch, self.lr, self.lr_decay, self.lr_decay_every, self.min_lr)
+
+    def on_epoch_start(self, model: nn.Module, epoch: int, train: VideoFeatures) -> None:
+        """Work at the start of every epoch, before its first batch (the model is in train mode)."""
+
+    def related_indices(self, indices: np.ndarray, epoch: int, generator: torch.Generator) -> Related | None:
+        """The extra training videos the batch ``indices`` needs (read with it), or None."""
+        return None
+
+    @abstractmethod
+    def training_losses(self, model: nn.Module, batch: Batch, epoch: int,
+                        generator: torch.Generator) -> dict[str, torch.Tensor]: ...
+
+
+class DeepMethod(TrainingHooks, HashingMethod):
+    """A hashing method trained by the shared loop (see the module docstring for the hooks)."""
+
+    family = "deep"
 
     model: nn.Module | None = None
-    train_videos: VideoFeatures | None = None
     device: torch.device = torch.device("cpu")
 
     # ---- hooks -------------------------------------------------------------------------------------------
     @abstractmethod
     def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module: ...
 
-    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(model.parameters(), lr=self.lr)
-
-    def learning_rate(self, epoch: int) -> float:
-        return self.lr
-
     def prepare(self, train: VideoFeatures, *, bits: int, seed: int, device: torch.device,
                 cache_dir: Path | None, progress: bool) -> None:
         """Work before the first epoch (stage 1 of two-stage methods); runs again when a run resumes."""
 
     @abstractmethod
-    def training_losses(self, model: nn.Module, batch: torch.Tensor, indices: torch.Tensor, epoch: int,
-                        generator: torch.Generator) -> dict[str, torch.Tensor]: ...
-
-    @abstractmethod
-    def encode_batch(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor: ...
+    def encode_batch(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor: ...
 
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None):
@@ -97,19 +153,19 @@ class DeepMethod(HashingMethod):
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
         self.device = torch_device(device)
-        self.train_videos = train
-        try:
-            seed_everything(seed)
-            self.prepare(train, bits=self.bits, seed=seed, device=self.device, cache_dir=cache_dir,
-                         progress=progress)
-            # Seed again: whether ``prepare`` built its stage 1 or loaded it from the cache must not change
-            # the model's initial weights.
-            seed_everything(seed)
-            self._build(train.n_frames, train.feature_dim)
-            run_training(self, train, seed=seed, workdir=None if workdir is None else Path(workdir),
-                         progress=progress)
-        finally:
-            self.train_videos = None
+        seed_everything(seed)
+        self.prepare(train, bits=self.bits, seed=seed, device=self.device, cache_dir=cache_dir, progress=progress)
+        # Seed again: whether ``prepare`` built its stage 1 or loaded it from the cache must not change the
+        # model's initial weights.
+        seed_everything(seed)
+        self._build(train.n_frames, train.feature_dim)
+        settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
+                    "train_shape": list(train.shape)}
+        workdir = None if workdir is None else Path(workdir)
+        run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
+                     history_path=None if workdir is None else workdir / HISTORY_FILE,
+                     checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
+                     progress=progress)
         return self
 
     def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
@@ -200,7 +256,8 @@ def seed_everything(seed: int) -> None:
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
-    """A seed for one random stream (0: batch order, 1: in-epoch generator, 2: global RNGs) of one epoch."""
+    """A seed for one random stream of one epoch: batch order, the loss generator, the global RNGs (dropout) or
+    the related-video generator (``ORDER_STREAM``, ``LOSS_STREAM``, ``GLOBAL_STREAM``, ``RELATED_STREAM``)."""
     return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
 
 
@@ -210,12 +267,6 @@ def to_device(features: np.ndarray | torch.Tensor, device: torch.device) -> torc
     return features.to(device, non_blocking=True).float()
 
 
-def pinned(batches: Iterator[tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-    """Batches in page-locked memory, so their copy to the GPU is asynchronous."""
-    for indices, features in batches:
-        yield indices, torch.from_numpy(np.ascontiguousarray(features)).pin_memory()
-
-
 def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     """bf16 where the GPU supports it, else fp16 (with a GradScaler); full precision on the CPU."""
     if not amp or device.type != "cuda":
@@ -223,19 +274,67 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir: Path | None,
-                 progress: bool) -> list[dict[str, float]]:
-    """Train ``method.model`` for ``method.epochs`` epochs (resuming from ``workdir``); returns the history."""
+def train_model(hooks: TrainingHooks, build: Callable[[], nn.Module], train: VideoFeatures, *, seed: int,
+                device: torch.device | str, settings: dict[str, Any], history_path: Path | None = None,
+                checkpoint_path: Path | None = None, progress: bool = False) -> nn.Module:
+    """Seed every RNG with ``seed``, ``build()`` a model on ``device`` and train it with ``run_training``;
+    returns the trained model. For models that are not hashing methods (a stage 1)."""
+    device = torch_device(device)
+    seed_everything(seed)
+    model = build().to(device)
+    run_training(hooks, model, train, seed=seed, device=device, settings=settings, history_path=history_path,
+                 checkpoint_path=checkpoint_path, progress=progress)
+    return model
+
+
+def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, *, epoch: int,
+               generator: torch.Generator, device: torch.device | str = "cpu") -> Batch:
+    """The ``Batch`` the loop would hand to ``training_losses`` for these videos (``generator`` draws the
+    related videos); for tests and tools that call the hooks outside the loop."""
+    indices = np.asarray(indices, dtype=np.int64)
+    return _to_batch(_with_related(hooks, train, indices, train.read(indices), epoch, generator),
+                     torch.device(device))
+
+
+def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
+                  epoch: int, generator: torch.Generator) -> tuple:
+    """(indices, features, Related or None, related features or None): one batch as read from storage."""
+    related = hooks.related_indices(indices, epoch, generator)
+    return indices, features, related, None if related is None else train.read(related.indices)
+
+
+def _to_batch(item: tuple, device: torch.device) -> Batch:
+    indices, features, related, related_features = item
+    if related is None:
+        return Batch(to_device(features, device), torch.from_numpy(indices).to(device))
+    extras = {name: torch.from_numpy(np.asarray(value)).to(device) for name, value in related.extras.items()}
+    return Batch(to_device(features, device), torch.from_numpy(indices).to(device),
+                 to_device(related_features, device), torch.from_numpy(np.asarray(related.indices)).to(device),
+                 extras)
+
+
+def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
+    """Batches (and their related videos) in page-locked memory, so their copy to the GPU is asynchronous."""
+    for indices, features, related, related_features in items:
+        yield (indices, torch.from_numpy(np.ascontiguousarray(features)).pin_memory(), related,
+               None if related_features is None else torch.from_numpy(np.ascontiguousarray(related_features)).pin_memory())
+
+
+def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
+                 settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
+                 progress: bool = False) -> list[dict[str, float]]:
+    """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
+
+    ``history_path``: where ``history.csv`` is rewritten after every epoch. ``checkpoint_path``: where the
+    training state is saved (every ``checkpoint_every`` epochs and at the end) and resumed from; a checkpoint
+    written with other ``settings`` (any JSON-able record of what the training depends on) is refused.
+    """
     from tqdm.auto import tqdm
 
-    model, device = method.model, method.device
-    assert model is not None
-    optimizer = method.build_optimizer(model)
-    precision = autocast_dtype(device, method.amp)
+    optimizer = hooks.build_optimizer(model)
+    precision = autocast_dtype(device, hooks.amp)
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
-    checkpoint = None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE
-    settings = {"method": type(method).__name__, "params": method.get_params(), "bits": method.bits,
-                "seed": seed, "train_shape": list(train.shape)}
+    checkpoint = None if checkpoint_path is None else Path(checkpoint_path)
 
     history: list[dict[str, float]] = []
     start = 0
@@ -247,29 +346,34 @@ def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir
             scaler.load_state_dict(state["scaler"])
         start, history = state["epochs_done"], list(state["history"])
 
-    batch_size = min(method.batch_size, len(train))
-    steps = len(train) // batch_size if method.drop_last else math.ceil(len(train) / batch_size)
-    bar = tqdm(total=method.epochs * steps, initial=start * steps, disable=not progress, unit="batch",
+    batch_size = min(hooks.batch_size, len(train))
+    steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
+    bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not progress, unit="batch",
                dynamic_ncols=True, leave=False)
     try:
-        for epoch in range(start, method.epochs):
-            lr = method.learning_rate(epoch)
+        for epoch in range(start, hooks.epochs):
+            lr = hooks.learning_rate(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            seed_everything(epoch_seed(seed, epoch, 2))
-            generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, 1))
+            seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM))
+            generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, LOSS_STREAM))
+            # a CPU generator of its own: on CUDA the read-ahead thread draws the related videos ahead of the
+            # losses, so sharing the loss generator would make the draws' order depend on thread timing
+            related_generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, RELATED_STREAM))
             model.train()
+            hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            batches = train.iter_batches(batch_size, shuffle=True, seed=epoch_seed(seed, epoch, 0),
-                                         drop_last=method.drop_last)
+            batches = (_with_related(hooks, train, indices, features, epoch, related_generator)
+                       for indices, features in train.iter_batches(batch_size, shuffle=True,
+                                                                   seed=epoch_seed(seed, epoch, ORDER_STREAM),
+                                                                   drop_last=hooks.drop_last))
             if device.type == "cuda":  # read (gather, decode) and pin the next batches while the GPU works
-                batches = ReadAhead(pinned(batches), depth=READ_AHEAD_BATCHES)
-            for indices, features in batches:
-                batch = to_device(features, device)
+                batches = ReadAhead(_pinned(batches), depth=READ_AHEAD_BATCHES)
+            for item in batches:
+                batch = _to_batch(item, device)
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
-                    losses = method.training_losses(model, batch, torch.from_numpy(indices).to(device), epoch,
-                                                    generator)
+                    losses = hooks.training_losses(model, batch, epoch, generator)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(losses["loss"]).backward()
@@ -278,13 +382,14 @@ def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir
                 else:
                     losses["loss"].backward()
                     optimizer.step()
+                size = len(batch.indices)
                 for name, value in losses.items():  # summed on the device: no sync per step
-                    totals[name] = totals.get(name, 0) + value.detach().float() * len(indices)
-                n_videos += len(indices)
+                    totals[name] = totals.get(name, 0) + value.detach().float() * size
+                n_videos += size
                 bar.update(1)
                 if progress and time.perf_counter() - shown > PROGRESS_REFRESH_S:
                     shown = time.perf_counter()
-                    bar.set_postfix_str(f"epoch {epoch}/{method.epochs - 1} loss {losses['loss'].item():.4f} "
+                    bar.set_postfix_str(f"epoch {epoch}/{hooks.epochs - 1} loss {losses['loss'].item():.4f} "
                                         f"{n_videos / (shown - started):.0f} videos/s")
             seconds = time.perf_counter() - started
             means = {name: float(total) / n_videos for name, total in totals.items()}
@@ -295,15 +400,15 @@ def run_training(method: DeepMethod, train: VideoFeatures, *, seed: int, workdir
                 raise TrainingError(f"training stopped in epoch {epoch}: {', '.join(bad)} ({kept})")
             history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds,
                             "videos_per_s": n_videos / seconds})
-            if workdir is not None:
-                write_history(workdir / HISTORY_FILE, history)
-                done = epoch + 1
-                if checkpoint is not None and (done % max(method.checkpoint_every, 1) == 0 or done == method.epochs):
-                    state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scaler": None if scaler is None else scaler.state_dict(), "history": history,
-                             "settings": settings}
-                    with atomic_path(checkpoint) as tmp:
-                        torch.save(state, tmp)
+            if history_path is not None:
+                write_history(Path(history_path), history)
+            done = epoch + 1
+            if checkpoint is not None and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
+                state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": None if scaler is None else scaler.state_dict(), "history": history,
+                         "settings": settings}
+                with atomic_path(checkpoint) as tmp:
+                    torch.save(state, tmp)
     finally:
         bar.close()
     return history

@@ -1,4 +1,4 @@
-"""Hand-made finished run folders (config.json + metrics.json) for the report tests."""
+"""Hand-made finished run folders (config.json, codes.npz, metrics.json) for the report tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssvh_bench import results
+from ssvh_bench import pack_codes, results
 from ssvh_bench.io import read_json, write_json
 from ssvh_bench.config import RunSpec
 
@@ -27,6 +27,13 @@ def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: s
     metrics["pr_curve"] = {"radius": radius.tolist(), "precision": (map_at_5 * (1 - radius / (bits + 1))).tolist(),
                            "recall": (radius / bits).tolist()}
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=0.01 * (seed + 1), n_params=10)
+    return finish_run(spec, folder, metrics)
+
+
+def finish_run(spec: RunSpec, folder: Path, metrics: dict) -> Path:
+    """Write ``folder`` as the runner does: config, codes (two tiny videos), then metrics with the codes' checksum."""
     write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
-    write_json(folder / results.METRICS_FILE, metrics)
+    codes = np.where(np.arange(2 * spec.bits).reshape(2, spec.bits) % 3 == 0, 1, -1).astype(np.int8)
+    results.save_codes(folder / results.CODES_FILE, pack_codes(codes), np.eye(2, dtype=np.uint8))
+    write_json(folder / results.METRICS_FILE, {**metrics, "codes_sha256": results.file_sha256(folder / results.CODES_FILE)})
     return folder

@@ -7,10 +7,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, ConfigError, build_anchor_neighbourhood, dataset_registry, method_registry
+from ssvh_bench import (ArrayFeatures, Batch, ConfigError, build_anchor_neighbourhood, dataset_registry,
+                        method_registry, read_batch)
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
-from ssvh_bench.methods.bth import KEPT, REPLACED, STAGE1_KIND, UNTOUCHED, ZEROED, bert_mask
+from ssvh_bench.methods import bth as bth_module
+from ssvh_bench.methods.bth import STAGE1_KIND
 
 
 def tiny(**params):
@@ -38,7 +40,6 @@ def ready_for_stage2(method, data, bits=16):
     # the anchor term compares hidden states with centres: give the centres the model's width
     neighbourhood.centres = np.random.default_rng(0).normal(size=(len(neighbourhood.centres), method.hidden_dim))
     method.use_neighbourhood(neighbourhood, torch.device("cpu"))
-    method.train_videos = data
     return model
 
 
@@ -46,8 +47,8 @@ def test_forward_backward_every_parameter_gets_a_gradient():
     method = tiny()
     data = videos()
     model = ready_for_stage2(method, data)
-    batch = torch.from_numpy(data.read(np.arange(8)))
-    losses = method.training_losses(model, batch, torch.arange(8), 0, torch.Generator().manual_seed(0))
+    batch = read_batch(method, data, np.arange(8), epoch=0, generator=torch.Generator().manual_seed(1))
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(0))
     assert set(losses) == {"loss", "reconstruction", "similarity", "anchor"}
     expected = 0.92 * losses["reconstruction"] + 0.08 * losses["similarity"] + 0.8 * losses["anchor"]
     assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
@@ -56,39 +57,6 @@ def test_forward_backward_every_parameter_gets_a_gradient():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
         assert parameter.grad.abs().sum() > 0, name
-
-
-def test_bert_masking_proportions_and_what_each_kind_does():
-    n_videos, n_frames = 4000, 25
-    # every frame carries a distinct value, so a replaced frame can be traced to a frame of the batch
-    frames = torch.arange(n_videos * n_frames, dtype=torch.float32).reshape(n_videos, n_frames, 1) + 1
-    frames = frames.expand(n_videos, n_frames, 3).contiguous()
-    original = frames.clone()
-    masked, kind = bert_mask(frames, 0.15, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(frames, original)  # not masked in place
-    selected = kind != UNTOUCHED
-    n_selected = selected.sum().item()
-    assert n_selected / kind.numel() == pytest.approx(0.15, abs=0.005)  # 100k frames: std 0.001
-    shares = {k: (kind == k).sum().item() / n_selected for k in (ZEROED, REPLACED, KEPT)}
-    assert shares[ZEROED] == pytest.approx(0.8, abs=0.01)
-    assert shares[REPLACED] == pytest.approx(0.1, abs=0.01)
-    assert shares[KEPT] == pytest.approx(0.1, abs=0.01)
-    assert (masked[kind == ZEROED] == 0).all()
-    unchanged = (kind == UNTOUCHED) | (kind == KEPT)
-    torch.testing.assert_close(masked[unchanged], original[unchanged])
-    replaced = masked[kind == REPLACED]
-    assert (replaced >= 1).all() and (replaced <= n_videos * n_frames).all()
-    assert (replaced == replaced[:, :1]).all()  # a whole frame of the batch, not a mix
-    # sources are spread over the batch, not the frame's own position
-    assert (replaced[:, 0] != original[kind == REPLACED][:, 0]).float().mean() > 0.99
-
-
-def test_mask_is_drawn_from_the_generator():
-    frames = torch.ones(6, 10, 2)
-    first = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
-    again = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
-    other = bert_mask(frames, 0.5, torch.Generator().manual_seed(2))[1]
-    assert torch.equal(first, again) and not torch.equal(first, other)
 
 
 class RecordingFeatures(ArrayFeatures):
@@ -113,11 +81,11 @@ def test_stage2_reconstructs_the_original_unmasked_frames():
         return torch.zeros_like(frames), torch.ones(n, t, 16), torch.zeros(n, t, method.hidden_dim)
 
     model.forward = spy
-    batch = torch.from_numpy(videos().read(np.arange(6)))
     data.reads.clear()
-    losses = method.training_losses(model, batch, torch.arange(6), 0, torch.Generator().manual_seed(3))
-    assert len(data.reads) == 1  # the partners come in one batched read
-    originals = torch.cat((batch, torch.from_numpy(videos().read(data.reads[0]))))
+    batch = read_batch(method, data, np.arange(6), epoch=0, generator=torch.Generator().manual_seed(4))
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(3))
+    assert len(data.reads) == 2  # the batch, then its partners in one batched read
+    originals = torch.cat((batch.features, torch.from_numpy(videos().read(data.reads[1]))))
     assert seen["input"].shape == originals.shape == (12, 5, 12)  # the batch and one partner per video
     assert not torch.equal(seen["input"], originals)  # the model saw masked clips...
     # ...but predicting zeros costs the mean square of the original clips
@@ -125,11 +93,11 @@ def test_stage2_reconstructs_the_original_unmasked_frames():
 
 
 def test_stage1_reconstructs_the_original_unmasked_frames():
-    from ssvh_bench.methods.bth import Stage1
+    from ssvh_bench.methods.bth import ReconstructionNetwork, Stage1
 
     method = tiny(mask_prob=0.5)
-    stage1 = Stage1(method.encoder_shape, 0.5, 1, 8, 3e-4, 0.9, 20, 1e-4, 1, False)
-    model = stage1.build_model(5, 12, 8)
+    stage1 = Stage1(0.5, 1, 8, 3e-4, 1, False, lr_decay=0.9, lr_decay_every=20, min_lr=1e-4)
+    model = ReconstructionNetwork(12, 5, method.encoder_shape)
     seen = {}
 
     def spy(frames):
@@ -138,7 +106,7 @@ def test_stage1_reconstructs_the_original_unmasked_frames():
 
     model.forward = spy
     batch = torch.from_numpy(videos().read(np.arange(6)))
-    losses = stage1.training_losses(model, batch, torch.arange(6), 0, torch.Generator().manual_seed(0))
+    losses = stage1.training_losses(model, Batch(batch, torch.arange(6)), 0, torch.Generator().manual_seed(0))
     assert not torch.equal(seen["input"], batch)
     assert losses["reconstruction"].item() == pytest.approx((batch**2).mean().item())
 
@@ -165,18 +133,28 @@ def test_stage1_neighbourhood_on_two_separated_groups():
     assert (own < swapped).all()
 
 
-def test_stage1_is_built_once_for_a_sweep_over_bits(tmp_path):
+def counting_stage1_builds(monkeypatch) -> list:
+    """Records every stage-1 build (a reused stage 1 builds no anchor neighbourhood)."""
+    builds = []
+    real = bth_module.build_anchor_neighbourhood
+    monkeypatch.setattr(bth_module, "build_anchor_neighbourhood", lambda *a, **k: builds.append(1) or real(*a, **k))
+    return builds
+
+
+def test_stage1_is_built_once_for_a_sweep_over_bits(tmp_path, monkeypatch):
+    builds = counting_stage1_builds(monkeypatch)
     data = videos(n=30)
     first = tiny().fit(data, bits=16, seed=0, cache_dir=tmp_path)
+    first_built = len(builds) == 1
     second = tiny().fit(data, bits=32, seed=0, cache_dir=tmp_path)
-    assert (first.stage1_built, second.stage1_built) == (True, False)
+    assert (first_built, len(builds) == 2) == (True, False)
     np.testing.assert_array_equal(first.neighbourhood.anchors, second.neighbourhood.anchors)
     assert [p.name for p in tmp_path.iterdir()] == [STAGE1_KIND]
     stored = list((tmp_path / STAGE1_KIND).iterdir())
     assert len(stored) == 1 and not stored[0].name.startswith(".")  # the stage-1 training folder is gone
     assert json.loads((stored[0] / "key.json").read_text())["key"]["n_anchors"] == 6
     third = tiny().fit(data, bits=16, seed=1, cache_dir=tmp_path)
-    assert third.stage1_built  # another seed is another stage 1
+    assert len(builds) == 2  # another seed is another stage 1
     assert third.encode(data).shape == (30, 16)
 
 

@@ -7,13 +7,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, ConfigError, DataError, method_registry
+from ssvh_bench import ArrayFeatures, Batch, ConfigError, DataError, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.runner import evaluate_checkpoint
-from ssvh_bench.methods.conmh import VARIANTS, ConMHNetwork, n_visible_frames, sample_views
+from ssvh_bench.methods.conmh import VARIANTS, ConMHNetwork
+from ssvh_bench.nn import n_visible_frames, sample_views
 
 REFERENCE = Path(__file__).parent / "data" / "conmh_small_fcvid64_state_dict.txt"
+
+
+TINY_ARCHITECTURE = {name: value for name, value in method_registry.get("conmh").test_params.items()
+                     if name not in ("epochs", "batch_size")}
 
 
 def tiny(**params):
@@ -83,7 +88,7 @@ def test_forward_backward_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
     model = method.build_model(5, 12, 16)
     batch = torch.randn(6, 5, 12)
-    losses = method.training_losses(model, batch, torch.arange(6), 0, torch.Generator().manual_seed(0))
+    losses = method.training_losses(model, Batch(batch, torch.arange(6)), 0, torch.Generator().manual_seed(0))
     assert set(losses) == {"loss", "reconstruction", "contrastive"}
     assert losses["loss"].item() == pytest.approx(
         losses["reconstruction"].item() + method.contrastive_weight * losses["contrastive"].item(), rel=1e-6)
@@ -105,7 +110,7 @@ def test_reconstruction_targets_are_the_masked_frames():
 
     batch = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
     model.forward = spy
-    losses = method.training_losses(model, batch, torch.arange(2), 0, torch.Generator().manual_seed(1))
+    losses = method.training_losses(model, Batch(batch, torch.arange(2)), 0, torch.Generator().manual_seed(1))
     video = torch.tensor([0, 1, 0, 1])
     for row in range(4):
         torch.testing.assert_close(seen["frames"][row], batch[video[row], seen["visible"][row]])
@@ -187,7 +192,7 @@ def test_evaluate_checkpoint_and_cli(tmp_path, tiny_plugins):
     trained = tiny(epochs=2).fit(splits.train, bits=16, seed=0)
     torch.save({"model_state_dict": trained.model.state_dict()}, tmp_path / "w.pth")
     metrics = evaluate_checkpoint("conmh", tmp_path / "w.pth", "tiny-blobs", bits=16,
-                                  method_params={"variant": "test"}, device="cpu")
+                                  method_params=TINY_ARCHITECTURE, device="cpu")
     assert 0 <= metrics["map@5"] <= 1
 
     runner = CliRunner()
@@ -201,8 +206,8 @@ def test_evaluate_checkpoint_and_cli(tmp_path, tiny_plugins):
 
 def test_cli_run_trains_writes_history_and_checkpoint_and_reuses_it(tmp_path, tiny_plugins):
     runner = CliRunner()
-    argv = ["run", "--method", "conmh", "--dataset", "tiny-blobs", "--bits", "16", "--set", "variant=test",
-            "--set", "epochs=2", "--set", "batch_size=8", "--device", "cpu", "--results-dir", str(tmp_path)]
+    sizes = [f"--set={name}={value}" for name, value in TINY_ARCHITECTURE.items()]
+    argv = ["run", "--method", "conmh", "--dataset", "tiny-blobs", "--bits", "16", *sizes, "--set", "epochs=2", "--set", "batch_size=8", "--device", "cpu", "--results-dir", str(tmp_path)]
     result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     folder = next((tmp_path / "runs").glob("*/*/*/*/metrics.json")).parent

@@ -7,11 +7,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, ArtefactCache, ConfigError, dataset_registry, evaluate, method_registry
+from ssvh_bench import (ArrayFeatures, ArtefactCache, ConfigError, dataset_registry, evaluate, method_registry,
+                        read_batch)
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
-from ssvh_bench.methods.mcmsh import (LOSS_WEIGHTS, MCMSH, ContextGate, cluster_loss, mask_frames,
-                                      pairwise_similarity_loss, quadruplet_loss, quantisation_loss)
+from ssvh_bench.methods import mcmsh as mcmsh_module
+from ssvh_bench.methods.mcmsh import LOSS_WEIGHTS, MCMSH, ContextGate, quadruplet_loss
 
 
 def tiny(**params) -> MCMSH:
@@ -31,10 +32,8 @@ def test_forward_backward_every_parameter_gets_a_gradient():
     method = tiny().fit(videos, bits=16, seed=0)
     model = method.model
     model.train()
-    method.train_videos = videos
-    indices = torch.arange(12)
-    batch = torch.from_numpy(videos.read(indices.numpy()))
-    losses = method.training_losses(model, batch, indices, 3, torch.Generator().manual_seed(0))
+    batch = read_batch(method, videos, np.arange(12), epoch=3, generator=torch.Generator().manual_seed(1))
+    losses = method.training_losses(model, batch, 3, torch.Generator().manual_seed(0))
     assert set(losses) == {"loss", *LOSS_WEIGHTS}
     expected = sum(LOSS_WEIGHTS[name] * losses[name].item() for name in LOSS_WEIGHTS)
     assert losses["loss"].item() == pytest.approx(expected, rel=1e-6)
@@ -109,38 +108,21 @@ def test_stage1_on_two_separated_groups(tmp_path):
     assert (group[relations["positive"]] == group).all()
 
 
-def test_stage1_is_built_once_for_every_code_length(tmp_path):
+def test_stage1_is_built_once_for_every_code_length(tmp_path, monkeypatch):
+    builds = []  # a reused stage 1 builds no anchor neighbourhood
+    real = mcmsh_module.build_anchor_neighbourhood
+    monkeypatch.setattr(mcmsh_module, "build_anchor_neighbourhood", lambda *a, **k: builds.append(1) or real(*a, **k))
     videos = two_groups()
     first = tiny(epochs=0).fit(videos, bits=16, seed=0, cache_dir=tmp_path)
+    first_built = len(builds) == 1
     second = tiny(epochs=0).fit(videos, bits=32, seed=0, cache_dir=tmp_path)
-    assert first.stage1_built and not second.stage1_built
+    assert first_built and not len(builds) == 2
     (folder,) = (tmp_path / MCMSH.stage1_kind).iterdir()
     key = ArtefactCache.read_key(folder)["key"]
     assert "bits" not in key and key["n_anchors"] == 20 and key["pca_dim"] == 16 and key["seed"] == 0
     np.testing.assert_array_equal(first.neighbourhood.anchors, second.neighbourhood.anchors)
-    assert tiny(epochs=0).fit(videos, bits=16, seed=1, cache_dir=tmp_path).stage1_built  # a new setting
-
-
-def test_cluster_loss_by_hand():
-    mean_hidden = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
-    centres = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
-    assert cluster_loss(mean_hidden, centres).item() == pytest.approx((1 + 4 + 1) / 4)
-
-
-def test_pairwise_similarity_loss_by_hand():
-    codes1 = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
-    codes2 = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
-    # similarities 0 and 1; targets +1 and -1: (1 - 0)^2 and (-1 - 1)^2
-    assert pairwise_similarity_loss(codes1, codes2, torch.tensor([1.0, -1.0])).item() == pytest.approx(2.5)
-
-
-def test_quantisation_loss_by_hand_pulls_towards_the_sign():
-    codes = torch.tensor([[0.5, -1.0], [-0.25, 0.0]], requires_grad=True)
-    loss = quantisation_loss(codes)
-    assert loss.item() == pytest.approx((0.25 + 0 + 0.5625 + 0) / 4)
-    loss.backward()
-    # d/dh (h - sign h)^2 / 4 = (h - sign h) / 2: negative for 0.5 (pushed up), positive for -0.25
-    torch.testing.assert_close(codes.grad, torch.tensor([[-0.25, 0.0], [0.375, 0.0]]))
+    tiny(epochs=0).fit(videos, bits=16, seed=1, cache_dir=tmp_path)
+    assert len(builds) == 2  # a new setting
 
 
 def test_quadruplet_loss_margins_by_hand():
@@ -153,18 +135,6 @@ def test_quadruplet_loss_margins_by_hand():
     assert quadruplet_loss(anchor, positive, negative1, negative2).item() == pytest.approx(expected)
     far = torch.full((1, 4), -1.0)
     assert quadruplet_loss(anchor[:1], anchor[:1], far, -far).item() == 0  # d(a,n1) = 16 >= 1, d(n1,n2) = 16
-
-
-def test_mask_frames_zeroes_replaces_or_keeps_a_fifth_of_the_frames():
-    n_videos, n_frames = 400, 25
-    videos = torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape(n_videos, n_frames, 1)
-    masked = mask_frames(videos, torch.Generator().manual_seed(0))
-    zeroed = (masked == 0).float().mean().item()
-    replaced = ((masked != videos) & (masked != 0)).float().mean().item()
-    assert zeroed == pytest.approx(0.12, abs=0.01)
-    assert replaced == pytest.approx(0.015, abs=0.005)
-    assert set(masked[masked != 0].tolist()) <= set(videos.flatten().tolist())  # replacements are real frames
-    assert torch.equal(videos, torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape_as(videos))
 
 
 def test_encoding_uses_alpha_one_and_keeps_exact_zeros():
@@ -187,10 +157,9 @@ def test_training_sharpens_tanh_with_the_epoch(tmp_path):
     alphas = []
     real_forward = method.model.forward
     method.model.forward = lambda frames, alpha=1.0: (alphas.append(alpha), real_forward(frames, alpha))[1]
-    method.train_videos = two_groups()
     for epoch in (0, 3):
-        method.training_losses(method.model, torch.zeros(4, 5, 20), torch.arange(4), epoch,
-                               torch.Generator().manual_seed(0))
+        batch = read_batch(method, two_groups(), np.arange(4), epoch=epoch, generator=torch.Generator())
+        method.training_losses(method.model, batch, epoch, torch.Generator().manual_seed(0))
     assert alphas == pytest.approx([1.0, 2.0])
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssvh_bench import ArrayFeatures, DeepMethod, method_registry
+from ssvh_bench import ArrayFeatures, DeepMethod, method_registry, read_batch
 
 ENTRIES = method_registry.list()
 BITS = 16
@@ -49,10 +49,8 @@ def test_every_trainable_parameter_gets_a_finite_gradient(entry, tmp_path):
     model = method.model
     model.train()
     model.zero_grad()
-    method.train_videos = videos  # the loop sets it during fit; two-stage methods read neighbours through it
-    indices = torch.arange(16)
-    batch = torch.from_numpy(videos.read(indices.numpy()))
-    losses = method.training_losses(model, batch, indices, 0, torch.Generator().manual_seed(0))
+    batch = read_batch(method, videos, np.arange(16), epoch=0, generator=torch.Generator().manual_seed(1))
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(0))
     assert torch.isfinite(losses["loss"])
     losses["loss"].backward()
     for name, parameter in model.named_parameters():

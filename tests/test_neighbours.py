@@ -8,6 +8,8 @@ from ssvh_bench.errors import ConfigError, DataError
 from ssvh_bench.neighbours import (
     PseudoNeighbourhood,
     anchor_graph_tags,
+    boolean_csr_arrays,
+    boolean_csr_from_arrays,
     anchor_weights,
     build_anchor_neighbourhood,
     kmeans,
@@ -231,6 +233,32 @@ def test_samplers_draw_tagged_neighbours_and_fall_back():
     assert drawn(neighbourhood.sample_dissimilar, 2) == {0, 1, 5}  # none tagged: any video outside anchor 1
     assert drawn(neighbourhood.sample_dissimilar, 0) == {5}
     assert drawn(neighbourhood.sample_dissimilar, 4) == {0, 1, 5}
+
+
+def test_partners_are_similar_with_target_plus_one_or_dissimilar_with_minus_one():
+    # each video has exactly one similar and one dissimilar video, so a partner tells which was drawn
+    neighbourhood = toy_neighbourhood([0, 0, 1, 1], similar={0: [1], 1: [0], 2: [3], 3: [2]},
+                                      dissimilar={0: [2], 1: [3], 2: [0], 3: [1]})
+    rows = np.array([0, 1, 2, 3, 0])
+    for prob, expected, target in ((1.0, [1, 0, 3, 2, 1], 1.0), (0.0, [2, 3, 0, 1, 2], -1.0)):
+        partners, targets = neighbourhood.sample_partners(rows, np.random.default_rng(0), similar_prob=prob)
+        assert partners.tolist() == expected and targets.dtype == np.float32 and (targets == target).all()
+    rows = np.repeat(np.arange(4), 500)
+    partners, targets = neighbourhood.sample_partners(rows, np.random.default_rng(1), similar_prob=0.25)
+    similar_partner = np.array([1, 0, 3, 2])[rows]
+    assert ((partners == similar_partner) == (targets == 1)).all()  # the target says which kind was drawn
+    assert (targets == 1).mean() == pytest.approx(0.25, abs=0.03)  # 2,000 draws: std 0.01
+
+
+def test_boolean_csr_arrays_by_hand_and_round_trip(tmp_path):
+    matrix = sp.csr_matrix(np.array([[0, 1, 1], [0, 0, 0], [1, 0, 0]], dtype=bool))
+    arrays = boolean_csr_arrays(matrix, prefix="similar_")
+    assert sorted(arrays) == ["similar_indices", "similar_indptr", "similar_shape"]
+    assert arrays["similar_indptr"].tolist() == [0, 2, 2, 3] and arrays["similar_indices"].tolist() == [1, 2, 0]
+    np.savez(tmp_path / "m.npz", **arrays)
+    with np.load(tmp_path / "m.npz") as data:
+        loaded = boolean_csr_from_arrays(data, prefix="similar_")
+    assert loaded.dtype == bool and (loaded != matrix).nnz == 0 and loaded.shape == (3, 3)
 
 
 def test_dissimilar_fallback_with_a_single_cluster_is_any_video():

@@ -5,7 +5,9 @@ import math
 import pytest
 import torch
 
-from ssvh_bench.nn import TransformerBlock, debiased_contrastive_loss, hash_binarize, sign_ste, sinusoid_table
+from ssvh_bench.nn import (KEPT, REPLACED, UNTOUCHED, ZEROED, Mlp, TransformerBlock, anchor_loss, bert_mask,
+                           debiased_contrastive_loss, hash_binarize, pairwise_similarity_loss, quantization_loss,
+                           sign_ste, sinusoid_table)
 
 
 def test_hash_binarize_values_and_gradient_mask():
@@ -105,3 +107,88 @@ def test_sinusoid_table_values():
     assert table[1].tolist() == pytest.approx(expected, abs=1e-7)
     assert table[5, 2].item() == pytest.approx(math.sin(0.05), abs=1e-7)
     assert sinusoid_table(30, 256)[29, 255].item() == pytest.approx(math.cos(29 / 10000 ** (254 / 256)), abs=1e-6)
+
+
+def test_mlp_by_hand():
+    torch.manual_seed(0)
+    mlp = Mlp(2, 3)
+    with torch.no_grad():
+        mlp.fc1.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+        mlp.fc1.bias.copy_(torch.tensor([0.0, 0.0, -1.0]))
+        mlp.fc2.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 2.0]]))
+        mlp.fc2.bias.copy_(torch.tensor([0.5, 0.0]))
+    # fc1([1, -1]) = [1, -1, -1]; exact GELU: x * Phi(x) gives [0.841345, -0.158655, -0.158655]
+    gelu_1, gelu_minus_1 = 0.8413447, -0.1586553
+    expected = torch.tensor([[gelu_1 + 0.5, gelu_minus_1 + 2 * gelu_minus_1]])
+    torch.testing.assert_close(mlp(torch.tensor([[1.0, -1.0]])), expected)
+    assert [name for name, _ in mlp.named_parameters()] == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+
+
+def test_bert_masking_proportions_and_what_each_kind_does():
+    n_videos, n_frames = 4000, 25
+    # every frame carries a distinct value, so a replaced frame can be traced to a frame of the batch
+    frames = torch.arange(n_videos * n_frames, dtype=torch.float32).reshape(n_videos, n_frames, 1) + 1
+    frames = frames.expand(n_videos, n_frames, 3).contiguous()
+    original = frames.clone()
+    masked, kind = bert_mask(frames, 0.15, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(frames, original)  # not masked in place
+    selected = kind != UNTOUCHED
+    n_selected = selected.sum().item()
+    assert n_selected / kind.numel() == pytest.approx(0.15, abs=0.005)  # 100k frames: std 0.001
+    shares = {k: (kind == k).sum().item() / n_selected for k in (ZEROED, REPLACED, KEPT)}
+    assert shares[ZEROED] == pytest.approx(0.8, abs=0.01)
+    assert shares[REPLACED] == pytest.approx(0.1, abs=0.01)
+    assert shares[KEPT] == pytest.approx(0.1, abs=0.01)
+    assert (masked[kind == ZEROED] == 0).all()
+    unchanged = (kind == UNTOUCHED) | (kind == KEPT)
+    torch.testing.assert_close(masked[unchanged], original[unchanged])
+    replaced = masked[kind == REPLACED]
+    assert (replaced >= 1).all() and (replaced <= n_videos * n_frames).all()
+    assert (replaced == replaced[:, :1]).all()  # a whole frame of the batch, not a mix
+    # sources are spread over the batch, not the frame's own position
+    assert (replaced[:, 0] != original[kind == REPLACED][:, 0]).float().mean() > 0.99
+
+
+def test_mask_is_drawn_from_the_generator():
+    frames = torch.ones(6, 10, 2)
+    first = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
+    again = bert_mask(frames, 0.5, torch.Generator().manual_seed(1))[1]
+    other = bert_mask(frames, 0.5, torch.Generator().manual_seed(2))[1]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_anchor_loss_by_hand():
+    mean_hidden = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    centres = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert anchor_loss(mean_hidden, centres).item() == pytest.approx((1 + 4 + 1) / 4)
+
+
+def test_pairwise_similarity_loss_by_hand():
+    codes1 = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    codes2 = torch.tensor([[1.0, -1.0], [1.0, 1.0]])
+    # similarities 0 and 1; targets +1 and -1: (1 - 0)^2 and (-1 - 1)^2
+    assert pairwise_similarity_loss(codes1, codes2, torch.tensor([1.0, -1.0])).item() == pytest.approx(2.5)
+
+
+def test_quantization_loss_by_hand_pulls_towards_the_sign():
+    codes = torch.tensor([[0.5, -1.0], [-0.25, 0.0]], requires_grad=True)
+    loss = quantization_loss(codes)
+    assert loss.item() == pytest.approx((0.25 + 0 + 0.5625 + 0) / 4)
+    loss.backward()
+    # d/dh (h - sign h)^2 / 4 = (h - sign h) / 2: negative for 0.5 (pushed up), positive for -0.25
+    torch.testing.assert_close(codes.grad, torch.tensor([[-0.25, 0.0], [0.375, 0.0]]))
+    assert quantization_loss(codes, reduction="sum").item() == pytest.approx(0.25 + 0.5625)
+    with pytest.raises(ValueError, match="reduction"):
+        quantization_loss(codes, reduction="max")
+
+
+def test_bert_mask_zeroes_replaces_or_keeps_a_fifth_of_the_frames():
+    n_videos, n_frames = 400, 25
+    videos = torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape(n_videos, n_frames, 1)
+    masked = bert_mask(videos, 0.15, torch.Generator().manual_seed(0))[0]
+    zeroed = (masked == 0).float().mean().item()
+    replaced = ((masked != videos) & (masked != 0)).float().mean().item()
+    assert zeroed == pytest.approx(0.12, abs=0.01)
+    assert replaced == pytest.approx(0.015, abs=0.005)
+    assert set(masked[masked != 0].tolist()) <= set(videos.flatten().tolist())  # replacements are real frames
+    assert torch.equal(videos, torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape_as(videos))

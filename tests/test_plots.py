@@ -20,7 +20,7 @@ def runs(tmp_path_factory):
             for seed in (0, 1):
                 write_run(root, method, seed, 0.3 + 0.1 * index + 0.01 * seed, bits=bits,
                           train_seconds=10.0 ** index)
-    for ratio in (0.25, 0.5, 0.75):
+    for ratio in (0.25, 0.5, 0.9):  # not ConMH's default 0.75, which would read as the default setting
         for seed in (0, 1):
             write_run(root, "conmh", seed, ratio + 0.01 * seed, bits=64, params={"mask_ratio": ratio},
                       overrides={"mask_ratio": ratio})
@@ -92,7 +92,7 @@ def test_changed_parameter_settings_keep_the_method_colour_hollow(runs):
     frame = select_runs(plots.load_runs(runs), bits="64", method="conmh")
     figure = plots.make_figure("map-k", frame, ks=[5, 20])
     names = legend_names(figure)
-    assert names == ["ConMH", "ConMH (mask_ratio=0.25)", "ConMH (mask_ratio=0.5)", "ConMH (mask_ratio=0.75)"]
+    assert names == ["ConMH", "ConMH (mask_ratio=0.25)", "ConMH (mask_ratio=0.5)", "ConMH (mask_ratio=0.9)"]
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
     assert {line.get_color() for line in lines.values()} == {method_style("conmh")["color"]}
     assert lines["ConMH"].get_markerfacecolor() != "none"
@@ -116,8 +116,8 @@ def test_ablation_uses_only_runs_that_vary_the_parameter(runs):
     figure = plots.plot_ablation(frame, "mask_ratio", [5], by="bits")
     assert series_per_panel(figure) == [1]  # 16 bits had one value: no lone point
     (line,) = figure.axes[0].get_lines()
-    assert list(line.get_xdata()) == [0.25, 0.5, 0.75]
-    assert line.get_ydata() == pytest.approx([0.255, 0.505, 0.755])
+    assert list(line.get_xdata()) == [0.25, 0.5, 0.9]
+    assert line.get_ydata() == pytest.approx([0.255, 0.505, 0.905])
     assert line.get_label() == "64 bits"
     assert figure.axes[0].get_title() == "ConMH, synthetic"
 
@@ -148,7 +148,7 @@ def test_legend_in_one_row_below_or_one_column_right(runs):
 
 def test_map_bits_leaves_out_settings_at_one_code_length(runs):
     figure = plots.make_figure("map-bits", plots.load_runs(runs), ks=[20])
-    # mask_ratio=0.5 was run at 16 and 64 bits; 0.25 and 0.75 at 64 bits only: left out
+    # mask_ratio=0.5 was run at 16 and 64 bits; 0.25 and 0.9 at 64 bits only: left out
     assert legend_names(figure) == ["LSH", "ITQ", "ConMH", "ConMH (mask_ratio=0.5)"]
     with pytest.raises(ConfigError, match="two code lengths"):
         plots.make_figure("map-bits", select_runs(defaults(runs), bits="64"), ks=[20])

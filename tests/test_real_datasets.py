@@ -9,7 +9,7 @@ import scipy.io
 from real_layouts import WRITERS, write_activitynet, write_fcvid, write_features, write_labels, write_yfcc
 from typer.testing import CliRunner
 
-from ssvh_bench import DataError, HDF5Features, dataset_registry, results
+from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry, results
 from ssvh_bench.io import read_json, write_json
 from ssvh_bench.cli import app
 
@@ -220,6 +220,11 @@ def test_data_check_reports_the_files_and_label_statistics(tmp_path):
     assert runner.invoke(app, ["data", "check", "nosuch", "--data-root", str(root)]).exit_code == 2
 
 
+# the tiny ConMH of the test suite: a 32-wide mini (every size of conmh's test_params but epochs and batch size)
+TINY_CONMH = [f"--set={name}={value}" for name, value in method_registry.get("conmh").test_params.items()
+              if name not in ("epochs", "batch_size")]
+
+
 def chance_map_at_5(splits) -> float:
     relevant = splits.query_label_matrix.astype(int) @ splits.database_labels.T.astype(int) > 0
     return float(relevant.mean())
@@ -229,7 +234,7 @@ def chance_map_at_5(splits) -> float:
 def test_a_shallow_and_a_deep_method_run_end_to_end(tmp_path, name):
     root = WRITERS[name](tmp_path / "data")
     result = runner.invoke(app, ["run", "--method", "itq,conmh", "--dataset", name, "--bits", "16",
-                                 "--set", "variant=test", "--set", "epochs=2", "--set", "batch_size=8",
+                                 *TINY_CONMH, "--set", "epochs=2", "--set", "batch_size=8",
                                  "--data-root", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results")])
     assert result.exit_code == 0, result.output
     chance = chance_map_at_5(load(name, root))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ssvh_bench import ConfigError, UnknownNameError
-from ssvh_bench.registry import Registry, method_registry
+from ssvh_bench.registry import Registry, _read_registrations, method_registry, signature_defaults
 
 
 def fresh_registry() -> Registry:
@@ -103,3 +103,59 @@ def test_no_top_level_methods_or_datasets_package(tmp_path):
 def test_builtin_plugins_load_under_ssvh_bench():
     for entry in method_registry.list():
         assert entry.factory.__module__.startswith("ssvh_bench.methods."), entry.factory.__module__
+
+
+def checked_registry() -> Registry:
+    return Registry("method", "ssvh_bench.methods", "ssvh_bench.test_plugins_group",
+                    known_datasets=lambda: ["fcvid", "synthetic"])
+
+
+@pytest.mark.parametrize("dataset_defaults, message", [
+    ({"fcvd": {"size": 4}}, "unknown dataset 'fcvd'"),
+    ({"fcvid": {"colour": 4}}, "'colour', which is not a parameter"),
+    ({"fcvid": {"size": "big"}}, "size expects int"),
+])
+def test_dataset_defaults_are_checked_at_registration(dataset_defaults, message):
+    class Sized:
+        family = "deep"
+
+        def __init__(self, size: int = 3) -> None:
+            self.size = size
+
+    Sized.dataset_defaults = dataset_defaults
+    with pytest.raises(ValueError, match=message):
+        checked_registry().register("sized", description="x", family="deep")(Sized)
+
+
+def test_a_family_that_contradicts_the_class_raises():
+    class Deep:
+        family = "deep"
+
+    with pytest.raises(ValueError, match="declares 'deep'"):
+        checked_registry().register("deep", description="x", family="shallow")(Deep)
+
+
+def test_builtin_entries_read_from_source_equal_the_imported_classes():
+    for entry in method_registry.list():
+        read = (entry.defaults, entry.family, entry.dataset_defaults, entry.version)
+        factory = entry.factory  # imports the module; registration compares the defaults once more
+        assert read == (signature_defaults(factory), factory.family, getattr(factory, "dataset_defaults", {}),
+                        getattr(factory, "version", 1)), entry.name
+
+
+def test_source_reading_falls_back_to_import_when_not_literal(tmp_path):
+    plugin = tmp_path / "computed.py"
+    plugin.write_text(textwrap.dedent('''
+        from ssvh_bench import register_method
+        WIDTH = 4
+        @register_method("computed", description="x", family="shallow")
+        class Computed:
+            def __init__(self, width: int = WIDTH) -> None:
+                self.width = width
+    '''))
+    literal = tmp_path / "literal.py"
+    literal.write_text(plugin.read_text().replace("= WIDTH", "= 4").replace('"computed"', '"literal"'))
+    assert _read_registrations(plugin, "register_method") is None
+    assert _read_registrations(literal, "register_method") == [
+        {"name": "literal", "description": "x", "family": "shallow", "test_params": None, "defaults": {"width": 4},
+         "dataset_defaults": None, "version": 1}]

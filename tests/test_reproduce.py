@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from ssvh_bench import reproduce
+from ssvh_bench import targets
 from ssvh_bench.cli import app
-from ssvh_bench.reproduce import Report, Target
+from ssvh_bench.targets import Report, Target
 
 runner = CliRunner()
 TINY = Target("tiny", "two offsets of first-coords", ("first-coords",), (16,),
@@ -18,7 +18,7 @@ def invoke(*args: str):
 
 @pytest.fixture
 def tiny_target(tiny_plugins, monkeypatch):
-    monkeypatch.setitem(reproduce.TARGETS, "tiny", TINY)
+    monkeypatch.setitem(targets.TARGETS, "tiny", TINY)
 
 
 def test_dry_run_lists_the_runs_and_marks_finished_ones(tmp_path, tiny_target):
@@ -41,7 +41,7 @@ def test_reproduce_runs_the_missing_runs_and_writes_its_reports(tmp_path, tiny_t
     assert result.exit_code == 0, result.output
     assert "2 run(s) done, 0 skipped" in result.output
     markdown = (tmp_path / "tables" / "tiny.md").read_text()
-    assert "first-coords (offset=0.0)" in markdown and "first-coords (offset=0.5)" in markdown
+    assert "| first-coords |" in markdown and "first-coords (offset=0.5)" in markdown  # offset=0.0 is the default
     assert (tmp_path / "tables" / "tiny.tex").is_file() and (tmp_path / "tables" / "tiny.csv").is_file()
     assert (tmp_path / "figures" / "tiny-map-k.png").stat().st_size > 0
     again = invoke("reproduce", "tiny", "--dataset", "tiny-blobs", "--results-dir", str(tmp_path))
@@ -50,7 +50,7 @@ def test_reproduce_runs_the_missing_runs_and_writes_its_reports(tmp_path, tiny_t
 
 def test_unregistered_methods_are_all_named(tmp_path, tiny_plugins, monkeypatch):
     needs = Target("needs", "", ("first-coords", "conmh-x", "bth-x"), (16,), ())
-    monkeypatch.setitem(reproduce.TARGETS, "needs", needs)
+    monkeypatch.setitem(targets.TARGETS, "needs", needs)
     result = invoke("reproduce", "needs", "--dataset", "tiny-blobs", "--dry-run", "--results-dir", str(tmp_path))
     assert result.exit_code == 2
     assert "needs method(s) that are not registered: conmh-x, bth-x" in result.output
@@ -58,14 +58,14 @@ def test_unregistered_methods_are_all_named(tmp_path, tiny_plugins, monkeypatch)
 
 def test_unknown_target_lists_the_targets(tmp_path):
     result = invoke("reproduce", "conmh-tabel", "--results-dir", str(tmp_path))
-    assert result.exit_code == 2 and "targets: conmh-map-k, conmh-mask-ratio, conmh-pr, conmh-table" in result.output
+    assert result.exit_code == 2 and "targets: autossvh-table, conmh-map-k, conmh-mask-ratio, conmh-pr, conmh-table" in result.output
 
 
 def test_conmh_targets_are_the_papers_grids():
-    table = reproduce.TARGETS["conmh-table"]
+    table = targets.TARGETS["conmh-table"]
     assert set(table.methods) >= {"conmh", "bth", "mcmsh", "ssvh", "itq", "lsh", "sh", "pcah"}
     assert table.bits == (16, 32, 64)
-    ablation = reproduce.TARGETS["conmh-mask-ratio"]
+    ablation = targets.TARGETS["conmh-mask-ratio"]
     assert ablation.methods == ("conmh",) and ablation.bits == (64,)
     assert ablation.method_overrides == {"mask_ratio": (0.1, 0.25, 0.5, 0.75, 0.9)}
     assert [r.kind for r in ablation.reports] == ["ablation"]

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ssvh_bench import pack_codes, results
 from ssvh_bench.io import atomic_path, read_json, write_json
 from ssvh_bench.config import RunSpec
+
+from runs_on_disk import finish_run
 
 
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
@@ -43,12 +46,9 @@ def test_codes_round_trip_binary_with_query(tmp_path):
 
 def write_run(root, method, seed, value, bits=16):
     spec = RunSpec(method, "synthetic", bits, seed)
-    folder = results.run_dir(root, spec)
-    write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
-    write_json(folder / results.METRICS_FILE, {"map@5": value, "map@10": value / 2, "p@5": value,
-                                                       "train_seconds": 1.0, "encode_ms_per_video": 0.1,
-                                                       "n_params": 3, "pr_curve": {"radius": [0]}})
-    return folder
+    return finish_run(spec, results.run_dir(root, spec), {
+        "map@5": value, "map@10": value / 2, "p@5": value, "train_seconds": 1.0, "encode_ms_per_video": 0.1,
+        "n_params": 3, "pr_curve": {"radius": [0]}})
 
 
 def test_leaderboard_rows_columns_and_aggregate(tmp_path):
@@ -59,9 +59,45 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
     write_json(unfinished / results.CONFIG_FILE, {})
     frame = results.leaderboard_frame(tmp_path)
     assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
-                                   "train_seconds", "encode_ms_per_video", "n_params", "device", "run_id"]
+                                   "train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
     assert sorted(frame["method"]) == ["itq", "itq", "lsh"]
     table = results.aggregate(frame, ["map@5"]).set_index("method")
     assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)
     assert table.loc["itq", "map@5_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
     assert table.loc["itq", "n_seeds"] == 2 and table.loc["lsh", "n_seeds"] == 1
+
+
+def test_aggregate_groups_by_setting_and_flags_a_repeated_seed(tmp_path):
+    write_run(tmp_path, "itq", 0, 0.6)
+    write_run(tmp_path, "itq", 1, 0.8)
+    frame = results.leaderboard_frame(tmp_path)
+    doubled = frame[frame["seed"] == 0].assign(**{"map@5": 0.1})
+    table = results.aggregate(pd.concat([frame, doubled]), ["map@5"]).set_index("method")
+    assert table.loc["itq", "n_seeds"] == 2 and table.loc["itq", "repeated_seeds"] == "0"
+    assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)  # the repeated seed's second run is not averaged
+
+
+def test_settings_differing_in_resolved_parameters_are_separate_rows(tmp_path):
+    first, second = RunSpec("itq", "synthetic", 16, 0, {"n_iter": 10}), RunSpec("itq", "synthetic", 16, 0, {"n_iter": 30})
+    assert first.setting_id != second.setting_id and first.run_id != second.run_id
+    assert first.setting_id == RunSpec("itq", "synthetic", 16, 1, {"n_iter": 10}).setting_id
+    assert RunSpec("itq", "synthetic", 16, 0, {"n_iter": 10}, method_version=2).run_id != first.run_id
+    for spec in (first, second):
+        finish_run(spec, results.run_dir(tmp_path, spec), {"map@5": 0.5})
+    frame = results.leaderboard_frame(tmp_path)
+    assert sorted(frame["overrides"]) == ["n_iter=10", "n_iter=30"]  # labels from parameters, none typed
+    assert len(results.aggregate(frame, ["map@5"])) == 2
+
+
+@pytest.mark.parametrize("damage", ["codes", "metrics", "config"])
+def test_a_damaged_run_is_not_finished_and_the_leaderboard_skips_it(tmp_path, damage):
+    folder = write_run(tmp_path, "itq", 0, 0.6)
+    write_run(tmp_path, "lsh", 0, 0.4)
+    assert results.is_finished(folder)
+    target = {"codes": results.CODES_FILE, "metrics": results.METRICS_FILE, "config": results.CONFIG_FILE}[damage]
+    data = (folder / target).read_bytes()
+    (folder / target).write_bytes(data[: len(data) // 2])
+    assert not results.is_finished(folder)
+    with pytest.warns(UserWarning, match=f"skipped {folder}"):
+        frame = results.leaderboard_frame(tmp_path)
+    assert list(frame["method"]) == ["lsh"]

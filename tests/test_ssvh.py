@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, ConfigError, method_registry
+from ssvh_bench import ArrayFeatures, Batch, ConfigError, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.methods import ssvh as ssvh_module
 from ssvh_bench.methods.ssvh import (ClippedMomentumSGD, coarse_steps, neighbourhood_similarity,
@@ -25,10 +25,12 @@ def videos(n=24, frames=6, dim=10, seed=0):
 
 def prepared(method, data, bits=8):
     """The method as the loop leaves it right before the first batch."""
-    method.bits, method.device, method.train_videos = bits, torch.device("cpu"), data
+    method.bits, method.device = bits, torch.device("cpu")
     method.prepare(data, bits=bits, seed=0, device=method.device, cache_dir=None, progress=False)
     torch.manual_seed(0)
-    return method.build_model(data.n_frames, data.feature_dim, bits)
+    model = method.build_model(data.n_frames, data.feature_dim, bits)
+    method.on_epoch_start(model, 0, data)
+    return model
 
 
 def toy_directions():
@@ -63,7 +65,7 @@ def test_reconstruction_loss_sums_squared_errors_of_the_three_decoders():
     # decoders predicting zeros: each error is the sum of squares of its target
     model.forward = lambda clip: (torch.zeros(2, 8), {"forward": torch.zeros(2, 4, 3), "backward": torch.zeros(2, 4, 3),
                                                      "mean": torch.zeros(2, 3)})
-    losses = method.training_losses(model, batch, torch.tensor([0, 1]), 0, torch.Generator())
+    losses = method.training_losses(model, Batch(batch, torch.tensor([0, 1])), 0, torch.Generator())
     frames = batch[:, :4]
     expected = (2 * (frames**2).sum() + 4 * (frames.mean(dim=1) ** 2).sum()) / 3
     assert losses["reconstruction"].item() == pytest.approx(expected.item())
@@ -86,7 +88,7 @@ def test_forward_backward_every_parameter_gets_a_gradient():
     model = prepared(method, data)
     indices = torch.tensor([0, 5, 7, 11, 20])
     batch = torch.from_numpy(data.read(indices.numpy()))
-    losses = method.training_losses(model, batch, indices, 0, torch.Generator().manual_seed(0))
+    losses = method.training_losses(model, Batch(batch, indices), 0, torch.Generator().manual_seed(0))
     assert set(losses) == {"loss", "neighbourhood", "quantization", "reconstruction"}
     w = method.neighbourhood_weight
     assert losses["loss"].item() == pytest.approx(
@@ -105,7 +107,7 @@ def test_neighbourhood_term_equals_the_dense_sum_over_all_training_videos():
     model = prepared(method, data)
     indices = torch.tensor([3, 4, 9])
     batch = torch.from_numpy(data.read(indices.numpy()))
-    losses = method.training_losses(model, batch, indices, 0, torch.Generator())
+    losses = method.training_losses(model, Batch(batch, indices), 0, torch.Generator())
     with torch.no_grad():
         everyone = model.relaxed_codes(torch.from_numpy(data.read(np.arange(20))))
     similar = torch.from_numpy(method.similarity.toarray()).float()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, TrainingError
+from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, Related, TrainingError, TrainingHooks, train_model
 from ssvh_bench.train import CHECKPOINT_DIR, CHECKPOINT_FILE, read_model_weights, torch_device
 
 
@@ -31,10 +31,11 @@ class Toy(DeepMethod):
     def learning_rate(self, epoch):
         return self.lr * 0.5**epoch
 
-    def training_losses(self, model, batch, indices, epoch, generator):
+    def training_losses(self, model, batch, epoch, generator):
         if epoch == self.fail_at_epoch:
             raise Interrupted(f"epoch {epoch}")
-        noisy = batch + 0.1 * torch.randn(batch.shape, generator=generator, device=batch.device)
+        features = batch.features
+        noisy = features + 0.1 * torch.randn(features.shape, generator=generator, device=features.device)
         out = torch.tanh(model(noisy.mean(dim=1)))
         spread = out.var(dim=0).mean()
         loss = (1 - out.abs()).mean() - spread
@@ -86,6 +87,74 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, ch
         assert torch.equal(resumed.model.state_dict()[name], value), name
     losses = [[row["loss"] for row in read_history(tmp_path / run)] for run in ("full", "resumed")]
     assert len(losses[0]) == 4 and losses[0] == losses[1]
+
+
+class Paired(Toy):
+    """Toy whose batches each bring, as related videos, the videos ``shift`` places on (shift drawn per batch)."""
+
+    def __init__(self, epochs: int = 2, batch_size: int = 8, lr: float = 0.05, checkpoint_every: int = 1,
+                 amp: bool = True) -> None:
+        super().__init__(epochs, batch_size, lr, checkpoint_every, amp)
+        self.starts, self.seen = [], []
+
+    def related_indices(self, indices, epoch, generator):
+        shift = int(torch.randint(1, 3, (1,), generator=generator))
+        return Related((indices + shift) % 20, {"shift": np.full(len(indices), shift)})
+
+    def on_epoch_start(self, model, epoch, train):
+        self.starts.append((epoch, model.training, len(self.seen)))
+
+    def training_losses(self, model, batch, epoch, generator):
+        self.seen.append(batch)
+        return super().training_losses(model, batch, epoch, generator)
+
+
+def test_related_videos_are_read_with_their_batch_and_epoch_start_runs_first():
+    data = videos()
+    method = Paired().fit(data, bits=8, seed=0)
+    # 20 videos, batches of 8, the ragged rest dropped: 2 batches per epoch; the hook runs before each epoch
+    assert method.starts == [(0, True, 0), (1, True, 2)]
+    assert len(method.seen) == 4
+    for batch in method.seen:
+        shift = int(batch.extras["shift"][0])
+        assert shift in (1, 2) and batch.extras["shift"].tolist() == [shift] * 8
+        assert batch.related_indices.tolist() == ((batch.indices + shift) % 20).tolist()
+        torch.testing.assert_close(batch.related, torch.from_numpy(data.read(batch.related_indices.numpy())))
+    shifts = [int(batch.extras["shift"][0]) for batch in method.seen]
+    assert shifts == [int(b.extras["shift"][0]) for b in Paired().fit(data, bits=8, seed=0).seen]  # seeded
+
+
+class Reconstruct(TrainingHooks):
+    """A model that is not a hashing method: it learns to reproduce frame means."""
+
+    epochs, batch_size, lr, checkpoint_every, amp = 3, 8, 0.05, 1, False
+    fail = False  # a test switch: raise if any epoch is trained
+
+    def training_losses(self, model, batch, epoch, generator):
+        if self.fail:
+            raise Interrupted(f"epoch {epoch}")
+        means = batch.features.mean(dim=1)
+        loss = ((model(means) - means) ** 2).mean()
+        return {"loss": loss}
+
+
+def test_train_model_trains_bare_hooks_and_writes_where_it_is_told(tmp_path):
+    history, checkpoint = tmp_path / "logs" / "h.csv", tmp_path / "state" / "c.pt"
+    model = train_model(Reconstruct(), lambda: nn.Linear(6, 6), videos(), seed=0, device="cpu",
+                        settings={"what": "reconstruct"}, history_path=history, checkpoint_path=checkpoint)
+    with open(history, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"] and float(rows[2]["loss"]) < float(rows[0]["loss"])
+    assert torch.load(checkpoint, weights_only=True)["epochs_done"] == 3
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["c.pt", "h.csv"]  # nothing else
+    finished = Reconstruct()
+    finished.fail = True
+    again = train_model(finished, lambda: nn.Linear(6, 6), videos(), seed=0, device="cpu",
+                        settings={"what": "reconstruct"}, checkpoint_path=checkpoint)
+    assert torch.equal(again.weight, model.weight)  # loaded from the finished checkpoint, not retrained
+    with pytest.raises(TrainingError, match="other settings"):
+        train_model(Reconstruct(), lambda: nn.Linear(6, 6), videos(), seed=0, device="cpu",
+                    settings={"what": "else"}, checkpoint_path=checkpoint)
 
 
 def test_other_seed_gives_other_weights(tmp_path):

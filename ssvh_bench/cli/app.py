@@ -18,6 +18,20 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"ssvh-bench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Benchmark self-supervised video hashing methods under the published protocol."""
+
+
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Report input errors as one line and exit 2; genuine bugs still show their traceback."""
 
@@ -44,3 +58,5 @@ DatasetParamOption = typer.Option([], "--dataset-param", help="Dataset parameter
 DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA].")
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1...")
 ForceOption = typer.Option(False, "--force", help="Redo finished runs.")
+FailFastOption = typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")
+ThreadsOption = typer.Option(None, "--threads", min=1, help="torch threads per run [default: 1 on machines with up to 4 cores, else torch's].")

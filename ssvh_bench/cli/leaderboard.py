@@ -23,7 +23,7 @@ TABLE_STEM = "leaderboard_table"
 @user_errors
 def leaderboard(
     results_dir: Optional[Path] = ResultsDir,
-    ks: str = typer.Option(",".join(map(str, TABLE_KS)), "--k", help="mAP cut-offs shown in the table."),
+    ks: Optional[str] = typer.Option(None, "--k", help="mAP cut-offs shown in the table [default: 5,20,40,100]."),
     dataset: str = DatasetFilter,
     bits: str = BitsFilter,
     method: str = MethodFilter,
@@ -46,7 +46,8 @@ def leaderboard(
     selected = select_runs(frame, dataset=dataset, bits=bits, method=method)
     if selected.empty:
         raise SsvhBenchError(f"no finished run matches --dataset {dataset!r} --bits {bits!r} --method {method!r}")
-    table_ks, reference = parse_list(ks, option="--k"), load_published() if published else None
+    table_ks = parse_list(ks, option="--k") if ks else list(TABLE_KS)
+    reference = load_published() if published else None
     paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
     console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
     # One path per line: long paths never break in the middle of a sentence on an 80-column terminal.
@@ -64,7 +65,7 @@ def table_title(table: PaperTable) -> str:
     return title
 
 
-def rich_table(table: PaperTable) -> Table:
+def rich_table(table: "PaperTable") -> Table:
     """The paper table folded for a terminal: one block of rows per (dataset, bits), one column per K."""
     from rich.table import Table
 

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from ..config import parse_list
-# FIGURES_FOLDER, default_ks and make_figure are also what ``cli/reproduce.py`` imports from here.
-from ..plots import FIGURES_FOLDER, PLOT_KINDS, default_ks, make_figure, plot as draw  # noqa: F401
+from ..plots import PLOT_KINDS, plot as draw
 from .app import ResultsDir, app, console, user_errors
 from .filters import BitsFilter, DatasetFilter, MethodFilter
 

@@ -8,13 +8,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .. import plots, results
+from .. import results
 from ..config import RunSpec, parse_assignments, parse_list
-from ..io import canonical_json
 from ..errors import ConfigError
-from ..published import load_published
-from ..reproduce import TARGETS, Target, get_target, target_specs
-from ..tables import TABLE_KS, select_runs, write_tables
+from ..io import canonical_json
+from ..targets import TARGETS, Target, get_target, target_specs
+from ..targets import reproduce as run_target
 from .app import (
     BitsOption,
     DataRootOption,
@@ -24,14 +23,13 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    FailFastOption,
+    ThreadsOption,
     app,
     console,
     user_errors,
 )
-from .plot import FIGURES_FOLDER, default_ks, make_figure
-from .runs import execute_all, specs_from_options
-
-TABLES_FOLDER = "tables"
+from .runs import RunPrinter, execute_all, specs_from_options, summarise
 
 
 def swept_parameters(specs: list[RunSpec]) -> list[str]:
@@ -53,7 +51,9 @@ def sweep(
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
+    threads: Optional[int] = ThreadsOption,
     force: bool = ForceOption,
+    fail_fast: bool = FailFastOption,
 ) -> None:
     """Run every value of the swept parameters (finished runs are skipped), then print how to plot them."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
@@ -62,7 +62,8 @@ def sweep(
         raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
-    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
+    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
+                fail_fast=fail_fast)
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
     console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
                   f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
@@ -79,7 +80,9 @@ def reproduce(
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
+    threads: Optional[int] = ThreadsOption,
     force: bool = ForceOption,
+    fail_fast: bool = FailFastOption,
 ) -> None:
     """Run a named paper target (tables and figures of ConMH's paper) and write its reports."""
     chosen = get_target(target)
@@ -89,10 +92,13 @@ def reproduce(
     if dry_run:
         _print_plan(chosen, specs, results_dir)
         return
-    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
-    frame = select_runs(plots.load_runs(results_dir), run_ids=[s.run_id for s in specs])
-    written = write_reports(chosen, frame, results_dir)
-    console.print(f"{chosen.name}: {len(specs)} run(s); wrote " + ", ".join(str(p) for p in written), highlight=False, soft_wrap=True)
+    with RunPrinter() as show:
+        done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
+                          results_dir=results_dir, data_root=data_root, device=device, threads=threads, force=force,
+                          keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
+    console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
+                  highlight=False, soft_wrap=True)
+    summarise(done.runs, results_dir)
 
 
 def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None:
@@ -108,17 +114,3 @@ def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None
     console.print(table)
     console.print(f"{len(specs)} run(s): {finished} finished, {len(specs) - finished} to do "
                   f"(dry run: nothing was run)", highlight=False, soft_wrap=True)
-
-
-def write_reports(target: Target, frame, results_dir: Path) -> list[Path]:
-    """The target's table(s) under results/tables/ and figures under results/figures/, named after it."""
-    written: list[Path] = []
-    for report in target.reports:
-        options = dict(report.options)
-        ks = list(options.pop("ks", TABLE_KS if report.kind == "table" else default_ks(report.kind)))
-        if report.kind == "table":
-            written += write_tables(frame, results_dir / TABLES_FOLDER / target.name, ks, load_published())
-        else:
-            figure = make_figure(report.kind, frame, ks=ks, **options)
-            written += plots.save_figure(figure, results_dir / FIGURES_FOLDER, f"{target.name}-{report.kind}")
-    return written

@@ -16,7 +16,7 @@ from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
-from ..runner import DatasetCache, evaluate_checkpoint, execute_run
+from ..runner import ERROR_LOG, RunEvent, RunResult, evaluate_checkpoint, run_specs
 from .app import (
     BitsOption,
     DataRootOption,
@@ -26,8 +26,11 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    FailFastOption,
+    ThreadsOption,
     app,
     console,
+    errors,
     user_errors,
 )
 
@@ -69,12 +72,14 @@ def run(
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
+    threads: Optional[int] = ThreadsOption,
     force: bool = ForceOption,
+    fail_fast: bool = FailFastOption,
 ) -> None:
     """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force)
+                device=device, force=force, threads=threads, fail_fast=fail_fast)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -93,30 +98,60 @@ def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: li
     )
 
 
-def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool) -> None:
-    cache = DatasetCache(data_root)
-    done = skipped = 0
-    on_terminal = sys.stderr.isatty()
-    # A bar over runs on a terminal; each run's training shows its own bar under it. Lines go through
-    # tqdm.write so they never tear a bar.
-    with tqdm(total=len(specs), unit="run", desc="runs", disable=not on_terminal, dynamic_ncols=True) as bar:
-        for number, spec in enumerate(specs, 1):
-            label = f"[{number}/{len(specs)}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+class RunPrinter:
+    """``on_event`` for the engine's run loop: a line per run, under a bar over runs on a terminal (each run's
+    training shows its own bar under it). Lines go through tqdm.write so they never tear a bar."""
+
+    def __init__(self) -> None:
+        self.on_terminal = sys.stderr.isatty()
+        self.bar = tqdm(unit="run", desc="runs", disable=not self.on_terminal, dynamic_ncols=True)
+
+    def __enter__(self) -> "RunPrinter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bar.close()
+
+    def __call__(self, event: RunEvent) -> None:
+        spec, result = event.spec, event.result
+        if event.kind == "start":
+            self.bar.total = event.total
+            label = f"[{event.index}/{event.total}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
             if spec.overrides:
                 label += f" ({results.format_overrides(spec.overrides)})"
             tqdm.write(label)
-            outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, force=force,
-                                  progress=on_terminal)
-            summary = "  ".join(f"map@{k}={outcome.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
-            if outcome.skipped:
-                skipped += 1
-                tqdm.write(f"    finished before, skipped (--force redoes it): {summary}")
-            else:
-                done += 1
-                tqdm.write(f"    {summary}  train {outcome.metrics['train_seconds']:.1f}s")
-            bar.update()
-    console.print(f"{done} run(s) done, {skipped} skipped; run folders under {Path(results_dir) / 'runs'}",
-                  highlight=False)
+            return
+        assert result is not None
+        if event.kind == "failed":
+            tqdm.write(f"    failed: {result.error} (traceback in {result.folder / ERROR_LOG})")
+        else:
+            summary = "  ".join(f"map@{k}={result.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
+            tqdm.write(f"    finished before, skipped (--force redoes it): {summary}" if event.kind == "skipped"
+                       else f"    {summary}  train {result.metrics['train_seconds']:.1f}s")
+        self.bar.update()
+
+
+def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
+    """The closing lines of a grid; exit status 1 after them when a run failed."""
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("finished", "skipped", "failed")}
+    console.print(f"{counts['finished']} run(s) done, {counts['skipped']} skipped, {counts['failed']} failed; "
+                  f"run folders under {Path(results_dir) / 'runs'}", highlight=False, soft_wrap=True)
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            errors.print(f"failed: {outcome.spec.method}, {outcome.spec.bits} bits, seed {outcome.spec.seed}: "
+                         f"{outcome.error}", highlight=False, soft_wrap=True, markup=False)
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
+                threads: int | None, fail_fast: bool) -> list[RunResult]:
+    """Run ``specs`` through the engine with a line per run and the summary (``run`` and ``sweep``)."""
+    with RunPrinter() as show:
+        outcomes = run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                             force=force, keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
+    summarise(outcomes, results_dir)
+    return outcomes
 
 
 @app.command("evaluate")

@@ -99,7 +99,6 @@ class HDF5Features(VideoFeatures):
         chunk_rows = max((dataset.chunks or (1,))[0] for dataset in self._datasets)
         self.block_videos = chunk_rows * max(1, math.ceil(block_videos / chunk_rows))
         self._finite_checked = False
-        self.active_reader: ReadAhead | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -196,7 +195,6 @@ class HDF5Features(VideoFeatures):
         # a batch's members are random, their order within it is not: sorted, they are read in one pass
         batches = (np.sort(order[start : start + batch_size]) for start in range(0, stop, batch_size))
         reader = ReadAhead(((index, self.read(index)) for index in batches), depth=self.read_ahead)
-        self.active_reader = reader  # lets tests observe the queue; one epoch at a time per split
         try:
             yield from reader
         finally:

@@ -63,10 +63,6 @@ class ReadAhead(Iterator[Item]):
             raise item
         return item
 
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
-
     def close(self) -> None:
         self._stop.set()
         while True:  # free queued items now rather than when the iterator is collected

@@ -6,6 +6,8 @@ Names (``norm1``, ``attn.qkv.weight``, ``attn.q_bias``, ``attn.v_bias``, ``attn.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +45,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
+    """``fc2(dropout(gelu(fc1(x))))`` then dropout, over the last axis (``dim -> hidden -> dim``)."""
+
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
@@ -68,3 +72,50 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
+
+
+@dataclass(frozen=True)
+class MaskedAutoencoderShape:
+    """Widths, depths and heads of a ConMH-style masked autoencoder's encoder and decoder."""
+
+    encoder_dim: int
+    encoder_depth: int
+    encoder_heads: int
+    decoder_dim: int = 192
+    decoder_depth: int = 2
+    decoder_heads: int = 3
+
+
+# ConMH's released variants (AutoSSVH, built on ConMH, uses the same)
+MASKED_AUTOENCODER_VARIANTS = {
+    "small": MaskedAutoencoderShape(256, 12, 6),
+    "base": MaskedAutoencoderShape(256, 12, 12),
+    "large": MaskedAutoencoderShape(256, 24, 16),
+    "mini": MaskedAutoencoderShape(256, 1, 1),
+}
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform linears with zero biases (ConMH's and AutoSSVH's encoder/decoder initialisation)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class MaskedDecoder(nn.Module):
+    """The masked autoencoders' decoder: pre-LayerNorm blocks, a final LayerNorm and a linear head that
+    predicts frame features for the last ``n_predicted`` tokens (the masked positions, appended last)."""
+
+    def __init__(self, dim: int, depth: int, heads: int, feature_dim: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.head = nn.Linear(dim, feature_dim)
+        self.apply(xavier_init)
+
+    def forward(self, tokens: torch.Tensor, n_predicted: int) -> torch.Tensor:
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.head(self.norm(tokens[:, -n_predicted:]))
+

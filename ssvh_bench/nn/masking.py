@@ -1,0 +1,53 @@
+"""BERT-style frame masking (BTH, MCMSH): the frames a model must restore or see through."""
+
+from __future__ import annotations
+
+import torch
+
+ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
+UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
+
+
+def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking of frames [B, T, F], on their device; returns (masked copy, what happened to each frame).
+
+    Each frame is selected with probability ``mask_prob``; a selected frame is zeroed (80%), replaced by a
+    random frame of a random video of the batch (10%) or kept (10%). The second tensor [B, T] holds
+    UNTOUCHED, ZEROED, REPLACED or KEPT. ``frames`` itself is not modified. Draws, in this order: the
+    selection [B, T], the action [B, T], the source video [B, T] and the source frame [B, T].
+    """
+    n_videos, n_frames, _ = frames.shape
+    device = frames.device
+    selected = torch.rand(n_videos, n_frames, generator=generator, device=device) < mask_prob
+    action = torch.rand(n_videos, n_frames, generator=generator, device=device)
+    kind = torch.full((n_videos, n_frames), UNTOUCHED, dtype=torch.int8, device=device)
+    kind[selected & (action < ZEROED_SHARE)] = ZEROED
+    kind[selected & (action >= ZEROED_SHARE) & (action < ZEROED_SHARE + REPLACED_SHARE)] = REPLACED
+    kind[selected & (action >= ZEROED_SHARE + REPLACED_SHARE)] = KEPT
+    source_video = torch.randint(0, n_videos, (n_videos, n_frames), generator=generator, device=device)
+    source_frame = torch.randint(0, n_frames, (n_videos, n_frames), generator=generator, device=device)
+    masked = frames.masked_fill((kind == ZEROED)[..., None], 0)
+    replaced = kind == REPLACED
+    masked[replaced] = frames[source_video[replaced], source_frame[replaced]]
+    return masked, kind
+
+
+def n_visible_frames(n_frames: int, mask_ratio: float) -> int:
+    """Frames each masked-autoencoder view keeps: ``T - int(mask_ratio * T)``."""
+    return n_frames - int(mask_ratio * n_frames)
+
+
+def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: torch.Generator,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Visible and masked frame positions of two views per video, built for the whole batch at once.
+
+    Rows 0..B-1 are view 1 (the first ``n_visible`` frames of a random permutation), rows B..2B-1 view 2
+    (its last ``n_visible``); positions within a row are in temporal order. Returns ([2B, v], [2B, T - v]).
+    The views overlap when ``mask_ratio`` < 0.5.
+    """
+    n_visible = n_visible_frames(n_frames, mask_ratio)
+    order = torch.rand(n_videos, n_frames, generator=generator, device=device).argsort(dim=1)
+    visible = torch.cat((order[:, :n_visible], order[:, n_frames - n_visible:]))
+    masked = torch.cat((order[:, n_visible:], order[:, : n_frames - n_visible]))
+    return visible.sort(dim=1).values, masked.sort(dim=1).values
+
