@@ -66,7 +66,7 @@ def method_style(method: str) -> dict[str, str]:
     return {"color": entry.colour, "marker": entry.marker, "linestyle": entry.linestyle}
 
 
-def setting_label(method: str, overrides: str) -> str:
+def method_label(method: str, overrides: str) -> str:
     """How a setting is named in tables and legends: ``ConMH`` or ``ConMH (mask_ratio=0.5)``."""
     name = display_name(method)
     return f"{name} ({overrides.replace(';', ', ')})" if overrides else name

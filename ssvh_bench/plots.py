@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .display import method_rank, method_style, setting_label
+from .display import method_rank, method_style, method_label
 from .errors import ConfigError
 from .io import atomic_path
 from .metrics import DEFAULT_KS
@@ -143,7 +143,7 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
     frame = frame.copy()
     frame["method_params"] = frame["run_id"].map(lambda run_id: extra[run_id][0])
     frame["pr_curve"] = frame["run_id"].map(lambda run_id: extra[run_id][1])
-    frame["label"] = [setting_label(m, o) for m, o in zip(frame["method"], frame["overrides"])]
+    frame["label"] = [method_label(m, o) for m, o in zip(frame["method"], frame["overrides"])]
     return frame
 
 
@@ -232,14 +232,14 @@ def setting_styles(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
             if overrides:
                 style.update(linestyle=VARIANT_DASHES[variants.index(overrides) % len(VARIANT_DASHES)],
                              markerfacecolor="none")
-            styles[setting_label(method, overrides)] = style
+            styles[method_label(method, overrides)] = style
     return styles
 
 
 def label_order(frame: pd.DataFrame) -> list[str]:
     """Labels in display order: methods shallow first then deep by year, a method's default setting first."""
     pairs = {(m, o) for m, o in zip(frame["method"], frame["overrides"])}
-    return [setting_label(m, o) for m, o in sorted(pairs, key=lambda p: (method_rank(p[0]), p[1]))]
+    return [method_label(m, o) for m, o in sorted(pairs, key=lambda p: (method_rank(p[0]), p[1]))]
 
 
 def _method_panels(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[Axes], list[tuple]]:

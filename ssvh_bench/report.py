@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .display import method_rank, setting_label
+from .display import method_rank, method_label
 from .errors import ConfigError
 from .io import write_text
 from .tables import TABLE_KS
@@ -132,7 +132,7 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
             f"<th>mAP@{k}</th>" + (f"<th class='pub'>published mAP@{k}</th>" if k in shown else "") for k in ks)
         rows = []
         for values in block.to_dict("records"):  # itertuples would rename the map@K columns
-            cells = [f"<td>{html.escape(setting_label(values['method'], values['overrides']))}</td>",
+            cells = [f"<td>{html.escape(method_label(values['method'], values['overrides']))}</td>",
                      _td(str(values["n_seeds"]), float(values["n_seeds"]))]
             for k in ks:
                 mean, std = values[f"map@{k}_mean"], values[f"map@{k}_std"]
@@ -232,7 +232,7 @@ def runs_table(frame: pd.DataFrame, results_dir: Path) -> str:
         details = (f"<details><summary>{CONFIG_FILE}</summary><p class='note'>{html.escape(str(folder))}</p>"
                    f"<pre>{config_json}</pre></details>")
         rows.append("<tr>" + "".join([
-            f"<td>{html.escape(setting_label(values['method'], ''))}</td>",
+            f"<td>{html.escape(method_label(values['method'], ''))}</td>",
             _td(html.escape(str(values["dataset"])), css="text"),
             _td(str(values["bits"]), float(values["bits"])), _td(str(values["seed"]), float(values["seed"])),
             _td(html.escape(values["overrides"].replace(";", ", ")), css="text"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .display import method_rank, setting_label
+from .display import method_rank, method_label
 from .errors import ConfigError
 from .io import write_text
 
@@ -138,7 +138,7 @@ def paper_table(
             cells = [_reproduced_cell(setting, d, b, k) for d, b, k in columns]
             counts = sorted({int(n) for n in setting["n_seeds"]})
             seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
-            rows.append(Row(setting_label(method, overrides), False, seeds, cells))
+            rows.append(Row(method_label(method, overrides), False, seeds, cells))
         default = settings[settings["overrides"] == ""]
         published_cells = []
         for d, b, k in columns:
@@ -147,7 +147,7 @@ def paper_table(
             value = math.nan if math.isnan(ours) else _published_value(published, method, d, b, k)
             published_cells.append(Cell(published=value, delta=ours - value))
         if any(not math.isnan(c.published) for c in published_cells):
-            rows.append(Row(f"{setting_label(method, '')} (published)", True, "", published_cells))
+            rows.append(Row(f"{method_label(method, '')} (published)", True, "", published_cells))
     _mark_best(rows, len(columns), digits)
     return PaperTable(columns, rows, digits)
 
