@@ -22,7 +22,8 @@ from torch import nn
 
 from ssvh_bench import ConfigError, DeepMethod, kmeans, nearest_anchors, register_method, resolve_kmeans_backend
 from ssvh_bench import VideoFeatures, step_decay_lr
-from ssvh_bench.nn import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, MaskedAutoencoderShape, MaskedDecoder, TransformerBlock, debiased_contrastive_loss,
+from ssvh_bench.nn import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, MaskedAutoencoderShape,
+                           MaskedDecoder, transformer_blocks, debiased_contrastive_loss,
                            hash_binarize, n_visible_frames, sample_views, sinusoid_table, xavier_init)
 
 SAMPLERS = ("random", "adversarial")
@@ -99,7 +100,7 @@ class Encoder(nn.Module):
         self.patch_embed = nn.Linear(feature_dim, dim)
         self.register_buffer("position", sinusoid_table(n_frames, dim), persistent=False)
         self.sample_net = FrameSampler(dim)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, head_dim=dim // heads) for _ in range(depth))
+        self.blocks = transformer_blocks(dim, depth, heads, head_dim=dim // heads)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.head = nn.Linear(dim, dim)
         self.apply(xavier_init)
@@ -124,7 +125,8 @@ class AutoSSVHNetwork(nn.Module):
         # learnable and zero-initialised in the released model (ConMH's is a fixed sinusoid)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_frames, a.decoder_dim))
         self.encoder = Encoder(feature_dim, n_frames, a.encoder_dim, a.encoder_depth, a.encoder_heads)
-        self.decoder = MaskedDecoder(a.decoder_dim, a.decoder_depth, a.decoder_heads, feature_dim)
+        self.decoder = MaskedDecoder(transformer_blocks(a.decoder_dim, a.decoder_depth, a.decoder_heads), a.decoder_dim,
+                                     feature_dim)
         self.encoder_to_decoder = nn.Linear(bits, a.decoder_dim, bias=False)
         self.binary = nn.Linear(a.encoder_dim, bits)
         self.ln = nn.LayerNorm(bits)
@@ -237,6 +239,7 @@ def prototype_loss(codes: torch.Tensor, labels: torch.Tensor, centroids: torch.T
 class AutoSSVH(DeepMethod):
     """AutoSSVH as released (defaults: the FCVID configuration)."""
 
+    param_choices = {"variant": tuple(VARIANTS), "sampler": SAMPLERS}
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,

@@ -9,15 +9,15 @@ code, so its released checkpoints load unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ssvh_bench import ConfigError, DeepMethod, register_method
-from ssvh_bench.nn import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, MaskedAutoencoderShape, MaskedDecoder, TransformerBlock, debiased_contrastive_loss,
-                           hash_binarize, n_visible_frames, sample_views, sinusoid_table, xavier_init)
+from ssvh_bench.nn import (MASKED_AUTOENCODER_VARIANTS, FrameEncoder, MaskedAutoencoderShape, MaskedDecoder,
+                           debiased_contrastive_loss, hash_binarize, n_visible_frames, sinusoid_table,
+                           transformer_blocks, two_view_reconstruction)
 
 ENCODER_OUTPUT_DIM = 256  # width of the encoder's head, the input of the hash layer
 
@@ -26,32 +26,15 @@ Architecture = MaskedAutoencoderShape
 VARIANTS = MASKED_AUTOENCODER_VARIANTS
 
 
-class Encoder(nn.Module):
-    def __init__(self, feature_dim: int, n_frames: int, dim: int, depth: int, heads: int) -> None:
-        super().__init__()
-        self.patch_embed = nn.Linear(feature_dim, dim)
-        self.register_buffer("position", sinusoid_table(n_frames, dim), persistent=False)
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, head_dim=dim // heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.head = nn.Linear(dim, ENCODER_OUTPUT_DIM)
-        self.apply(xavier_init)
-
-    def forward(self, frames: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-        """frames [N, n, F] at frame ``positions`` [N, n] (None: all frames 0..n-1) -> [N, n, 256]."""
-        position = self.position[: frames.shape[1]] if positions is None else self.position[positions]
-        x = self.patch_embed(frames) + position
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x))
-
-
 class ConMHNetwork(nn.Module):
     def __init__(self, feature_dim: int, n_frames: int, bits: int, architecture: Architecture) -> None:
         super().__init__()
         a = architecture
         self.mask_token = nn.Parameter(torch.zeros(1, 1, a.decoder_dim))
-        self.encoder = Encoder(feature_dim, n_frames, a.encoder_dim, a.encoder_depth, a.encoder_heads)
-        self.decoder = MaskedDecoder(a.decoder_dim, a.decoder_depth, a.decoder_heads, feature_dim)
+        self.encoder = FrameEncoder(feature_dim, n_frames, transformer_blocks(a.encoder_dim, a.encoder_depth, a.encoder_heads,
+                                    head_dim=a.encoder_dim // a.encoder_heads), a.encoder_dim, ENCODER_OUTPUT_DIM)
+        self.decoder = MaskedDecoder(transformer_blocks(a.decoder_dim, a.decoder_depth, a.decoder_heads), a.decoder_dim,
+                                     feature_dim)
         self.encoder_to_decoder = nn.Linear(bits, a.decoder_dim, bias=False)
         self.binary = nn.Linear(ENCODER_OUTPUT_DIM, bits)
         self.ln = nn.LayerNorm(bits)
@@ -85,6 +68,7 @@ class ConMHNetwork(nn.Module):
 class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
 
+    param_choices = {"variant": tuple(VARIANTS)}
     dataset_defaults = {
         "fcvid": {"epochs": 800, "batch_size": 512},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,
@@ -119,15 +103,8 @@ class ConMH(DeepMethod):
         return ConMHNetwork(feature_dim, n_frames, bits, architecture)
 
     def training_losses(self, model, batch, epoch, generator):
-        frames = batch.features
-        n_videos, n_frames, _ = frames.shape
-        visible, masked = sample_views(n_videos, n_frames, self.mask_ratio, generator, frames.device)
-        video = torch.arange(n_videos, device=frames.device).repeat(2)[:, None]
-        reconstruction, codes = model(frames[video, visible], visible, masked)
-        # the reference sums one MSE per view; both views mask equally many frames, so that sum is twice
-        # the MSE over both (computed without slicing, whose backward would zero-fill the full tensor)
-        reconstruction_loss = 2 * F.mse_loss(reconstruction.float(), frames[video, masked])
-        mean_codes = codes.float().mean(dim=1)
+        n_videos = len(batch.features)
+        reconstruction_loss, mean_codes = two_view_reconstruction(model, batch.features, self.mask_ratio, generator)
         contrastive = debiased_contrastive_loss(mean_codes[:n_videos], mean_codes[n_videos:],
                                                 temperature=self.temperature, tau_plus=self.tau_plus)
         return {"loss": reconstruction_loss + self.contrastive_weight * contrastive,

@@ -223,6 +223,10 @@ def make_specs(
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
             params = resolve_params(entry, overrides, dataset=dataset)
+            if params.get("kmeans_backend") == "auto":  # faiss and sklearn give other codes: the id says which
+                from .neighbours import resolve_kmeans_backend
+
+                params["kmeans_backend"] = resolve_kmeans_backend("auto")
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
                                      {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},

@@ -29,7 +29,7 @@ from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
 from .errors import ConfigError, DataError, SsvhBenchError
-from .io import canonical_json, read_json, write_json, write_text
+from .io import canonical_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
@@ -110,8 +110,10 @@ def run_specs(
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     cache = DatasetCache(None if data_root is None else Path(data_root))
+    check_writable(results_dir)
     for spec in specs:  # every input error surfaces before the first run writes anything
-        if not results.is_finished(results.run_dir(results_dir, spec)) or force:
+        method_registry.create(spec.method, **spec.method_params).check_params()
+        if force or not results.is_finished(results.run_dir(results_dir, spec)):
             cache.get(spec.dataset, spec.dataset_params)
     if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
         resolve_device(device)
@@ -135,6 +137,16 @@ def run_specs(
         emit(RunEvent(outcome.status, index, len(specs), spec, outcome))
         outcomes.append(outcome)
     return outcomes
+
+
+def check_writable(folder: Path) -> None:
+    """A ConfigError unless ``folder`` is (or can be made as) a folder this process may write into."""
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "a file is in the way" if existing.exists() and not existing.is_dir() else "permission denied"
+        raise ConfigError(f"results dir {folder} is not a writable folder ({why}: {existing})")
 
 
 def record_failure(folder: Path, error: BaseException) -> str:
@@ -199,6 +211,9 @@ class DatasetCache:
             splits = dataset_registry.create(name, **params).load(self.data_root)
             for split_name, split in (("train", splits.train), ("database", splits.database), ("query", splits.query)):
                 if split is not None:
+                    if 0 in split.shape:
+                        raise DataError(f"{name} {split_name} split has shape {split.shape}: it needs videos, "
+                                        "frames and features")
                     split.check_finite(f"{name} {split_name} features")
             self._loaded[key] = splits
         return self._loaded[key]
@@ -301,7 +316,11 @@ def evaluate_checkpoint(
 
 
 def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:
-    codes = check_codes(method.encode(videos), what=f"{split} codes")
+    try:
+        codes = method.encode(videos)
+    except DataError as error:  # the method knows the video, the runner the split
+        raise DataError(f"{split} split: {error}") from None
+    codes = check_codes(codes, what=f"{split} codes")
     if codes.shape != (len(videos), bits):
         raise DataError(f"method returned {split} codes of shape {codes.shape}, expected {(len(videos), bits)}")
     return codes

@@ -50,9 +50,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .codes import check_bits
+from .codes import check_bits, check_codes
 from .io import atomic_path, canonical_json, write_text
-from .data import VideoFeatures, as_video_features
+from .data import VideoFeatures, as_video_features, require_finite
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
@@ -177,8 +177,9 @@ class DeepMethod(TrainingHooks, HashingMethod):
         codes = np.empty((len(videos), self.bits), dtype=np.int8)
         with torch.inference_mode():
             for indices, features in videos.iter_batches(self.batch_size, shuffle=False):
-                batch_codes = self.encode_batch(self.model, to_device(features, self.device))
-                codes[indices] = batch_codes.to(torch.int8).cpu().numpy()
+                require_finite(features, indices, "encoded videos")
+                batch_codes = self.encode_batch(self.model, to_device(features, self.device)).cpu()
+                codes[indices] = check_codes(batch_codes.numpy(), what=f"codes of videos {indices[0]}..{indices[-1]}")
         return codes
 
     @property
@@ -299,8 +300,13 @@ def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, 
 def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
                   epoch: int, generator: torch.Generator) -> tuple:
     """(indices, features, Related or None, related features or None): one batch as read from storage."""
+    require_finite(features, indices, "training split")
     related = hooks.related_indices(indices, epoch, generator)
-    return indices, features, related, None if related is None else train.read(related.indices)
+    if related is None:
+        return indices, features, None, None
+    related_features = train.read(related.indices)
+    require_finite(related_features, related.indices, "training split")
+    return indices, features, related, related_features
 
 
 def _to_batch(item: tuple, device: torch.device) -> Batch:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ssvh_bench import pack_codes, results
-from ssvh_bench.io import read_json, write_json
+from ssvh_bench.io import write_json
 from ssvh_bench.config import RunSpec
 
 KS = (5, 10, 20, 40, 60, 80, 100)

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ssvh_bench import results
-from ssvh_bench.io import read_json, write_json
+from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
 runner = CliRunner()

@@ -192,3 +192,20 @@ def test_bert_mask_zeroes_replaces_or_keeps_a_fifth_of_the_frames():
     assert replaced == pytest.approx(0.015, abs=0.005)
     assert set(masked[masked != 0].tolist()) <= set(videos.flatten().tolist())  # replacements are real frames
     assert torch.equal(videos, torch.arange(1, n_videos * n_frames + 1, dtype=torch.float32).reshape_as(videos))
+
+
+def test_two_view_reconstruction_is_twice_the_masked_mse_and_returns_each_views_mean_code():
+    from ssvh_bench.nn import two_view_reconstruction
+
+    frames = torch.full((3, 8, 2), 1.5)
+    seen = {}
+
+    def model(visible_frames, visible, masked):
+        seen.update(visible=visible, masked=masked)
+        codes = torch.where(torch.arange(6)[:, None, None] < 3, 1.0, -1.0).expand(6, visible.shape[1], 4)
+        return torch.zeros(6, masked.shape[1], 2), codes
+
+    loss, mean_codes = two_view_reconstruction(model, frames, 0.75, torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(2 * 1.5 ** 2)
+    assert seen["visible"].shape == (6, 2) and seen["masked"].shape == (6, 6)
+    assert torch.equal(mean_codes, torch.tensor([[1.0] * 4] * 3 + [[-1.0] * 4] * 3))

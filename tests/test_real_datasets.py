@@ -9,8 +9,8 @@ import scipy.io
 from real_layouts import WRITERS, write_activitynet, write_fcvid, write_features, write_labels, write_yfcc
 from typer.testing import CliRunner
 
-from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry, results
-from ssvh_bench.io import read_json, write_json
+from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry
+from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
 runner = CliRunner()

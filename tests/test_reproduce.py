@@ -58,7 +58,7 @@ def test_unregistered_methods_are_all_named(tmp_path, tiny_plugins, monkeypatch)
 
 def test_unknown_target_lists_the_targets(tmp_path):
     result = invoke("reproduce", "conmh-tabel", "--results-dir", str(tmp_path))
-    assert result.exit_code == 2 and "targets: autossvh-table, conmh-map-k, conmh-mask-ratio, conmh-pr, conmh-table" in result.output
+    assert result.exit_code == 2 and "targets: autossvh-table, conmh-map-k, conmh-mask-ratio, conmh-pr, conmh-table, s5vh-table" in result.output
 
 
 def test_conmh_targets_are_the_papers_grids():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ssvh_bench import ConfigError, dataset_registry, results
-from ssvh_bench.io import read_json, write_json
+from ssvh_bench import ConfigError, dataset_registry
+from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
 SMALL = dict(n_train=120, n_database=300, n_frames=12, feature_dim=48, n_classes=6)

@@ -1,13 +1,16 @@
-"""Shared neural building blocks: transformer blocks, binarisers, masking, hashing and contrastive losses,
-position tables."""
+"""Shared neural building blocks: transformer and Mamba blocks, binarisers, masking, hashing and contrastive
+losses, position tables."""
 
 from .binarize import HashBinarizer, SignBinarizer, hash_binarize, sign_ste
 from .contrastive import debiased_contrastive_loss
+from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
-from .masking import KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views
+from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
+from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views,
+                      two_view_reconstruction)
 from .positional import sinusoid_table
-from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, MaskedAutoencoderShape,
-                          MaskedDecoder, Mlp, TransformerBlock, xavier_init)
+from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
+                          MaskedAutoencoderShape, MaskedDecoder, Mlp, TransformerBlock, transformer_blocks, xavier_init)
 
 __all__ = [
     "KEPT",
@@ -17,9 +20,13 @@ __all__ = [
     "UNTOUCHED",
     "ZEROED",
     "Attention",
+    "BidirectionalMambaBlock",
+    "DropPath",
+    "FrameEncoder",
     "HashBinarizer",
     "MaskedAutoencoderShape",
     "MaskedDecoder",
+    "Mamba",
     "Mlp",
     "SignBinarizer",
     "TransformerBlock",
@@ -31,7 +38,10 @@ __all__ = [
     "pairwise_similarity_loss",
     "quantization_loss",
     "sample_views",
+    "selective_scan",
     "sign_ste",
     "sinusoid_table",
+    "transformer_blocks",
+    "two_view_reconstruction",
     "xavier_init",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch.nn.functional as F
 
 ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
 UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
@@ -50,4 +53,20 @@ def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: tor
     visible = torch.cat((order[:, :n_visible], order[:, n_frames - n_visible:]))
     masked = torch.cat((order[:, n_visible:], order[:, : n_frames - n_visible]))
     return visible.sort(dim=1).values, masked.sort(dim=1).values
+
+
+def two_view_reconstruction(model: Callable[..., tuple[torch.Tensor, torch.Tensor]], frames: torch.Tensor,
+                            mask_ratio: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The masked autoencoders' two-view step (ConMH, S5VH, AutoSSVH): two views per video
+    (``sample_views``), ``model(visible frames, visible, masked) -> (reconstruction, visible codes)``.
+
+    Returns the reconstruction loss and each view's mean code [2B, bits] (rows B.. are view 2). The reference
+    sums one MSE per view; both views mask equally many frames, so that sum is twice the MSE over both
+    (computed without slicing, whose backward would zero-fill the whole tensor).
+    """
+    n_videos, n_frames, _ = frames.shape
+    visible, masked = sample_views(n_videos, n_frames, mask_ratio, generator, frames.device)
+    video = torch.arange(n_videos, device=frames.device).repeat(2)[:, None]
+    reconstruction, codes = model(frames[video, visible], visible, masked)
+    return 2 * F.mse_loss(reconstruction.float(), frames[video, masked]), codes.float().mean(dim=1)
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .positional import sinusoid_table
+
 LAYER_NORM_EPS = 1e-6
 
 
@@ -103,13 +105,39 @@ def xavier_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-class MaskedDecoder(nn.Module):
-    """The masked autoencoders' decoder: pre-LayerNorm blocks, a final LayerNorm and a linear head that
-    predicts frame features for the last ``n_predicted`` tokens (the masked positions, appended last)."""
+def transformer_blocks(dim: int, depth: int, heads: int, head_dim: int | None = None) -> nn.ModuleList:
+    return nn.ModuleList(TransformerBlock(dim, heads, head_dim=head_dim) for _ in range(depth))
 
-    def __init__(self, dim: int, depth: int, heads: int, feature_dim: int) -> None:
+
+class FrameEncoder(nn.Module):
+    """Frame features -> tokens: ``Linear(F->dim)`` plus a fixed sinusoidal position per frame, the given
+    blocks (transformer, Mamba...), a final LayerNorm and a linear head; Xavier-initialised throughout."""
+
+    def __init__(self, feature_dim: int, n_frames: int, blocks: nn.ModuleList, dim: int, out_dim: int) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads) for _ in range(depth))
+        self.patch_embed = nn.Linear(feature_dim, dim)
+        self.register_buffer("position", sinusoid_table(n_frames, dim), persistent=False)
+        self.blocks = blocks
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.head = nn.Linear(dim, out_dim)
+        self.apply(xavier_init)
+
+    def forward(self, frames: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """frames [N, n, F] at frame ``positions`` [N, n] in temporal order (None: frames 0..n-1) -> [N, n, out]."""
+        position = self.position[: frames.shape[1]] if positions is None else self.position[positions]
+        x = self.patch_embed(frames) + position
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+class MaskedDecoder(nn.Module):
+    """The masked autoencoders' decoder: the given blocks, a final LayerNorm and a linear head that predicts
+    frame features for the last ``n_predicted`` tokens (the masked positions, appended last)."""
+
+    def __init__(self, blocks: nn.ModuleList, dim: int, feature_dim: int) -> None:
+        super().__init__()
+        self.blocks = blocks
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.head = nn.Linear(dim, feature_dim)
         self.apply(xavier_init)
@@ -118,4 +146,3 @@ class MaskedDecoder(nn.Module):
         for block in self.blocks:
             tokens = block(tokens)
         return self.head(self.norm(tokens[:, -n_predicted:]))
-
