@@ -43,7 +43,7 @@ FADE = 1.5  # cross-fade between segments, in frames
 SCENE_OFFSET = 0.25  # per-video change of the scene
 STYLE_STRENGTH = 0.4  # class-irrelevant style: a shared prototype plus a per-video offset
 DRIFT = 0.15  # slow per-video drift over the clip (camera motion)
-FRAME_NOISE = 0.05  # per-frame, per-feature noise, relative to the features' mean scale
+FRAME_NOISE = 0.05  # per-frame, per-feature noise, relative to the features' standard deviation
 SEGMENT_JITTER = 0.5  # spread of the segment lengths (Dirichlet concentration 1 / jitter)
 N_STYLES = 6
 RENDER_BLOCK = 512  # videos made at once: bounds the temporary memory to a few [512, T, D] arrays
@@ -63,7 +63,7 @@ class _World:
     b1: np.ndarray  # [HIDDEN_DIM]
     w2: np.ndarray  # [HIDDEN_DIM, D]
     b2: np.ndarray  # [D]
-    noise_scale: float  # per-feature noise at difficulty 1
+    scale: float  # makes the clean features' standard deviation 1, as for typical CNN features
 
 
 @register_dataset("synthetic", description="Embedded videos with latent temporal classes (no download)")
@@ -141,16 +141,15 @@ class SyntheticVideos(Dataset):
         b1 = rng.normal(scale=0.5, size=HIDDEN_DIM)
         w2 = rng.normal(scale=1.0 / np.sqrt(HIDDEN_DIM), size=(HIDDEN_DIM, self.feature_dim))
         b2 = rng.normal(scale=0.3, loc=-0.2, size=self.feature_dim)
-        world = _World(scenes, scripts, blocks, rng.normal(size=(N_STYLES, STYLE_DIM)), w1, b1, w2, b2, 0.0)
-        # Noise relative to the clean features' scale, so FRAME_NOISE reads as a share of the signal.
+        world = _World(scenes, scripts, blocks, rng.normal(size=(N_STYLES, STYLE_DIM)), w1, b1, w2, b2, 1.0)
         probe = self._render(world, np.concatenate(
             [scenes.reshape(-1, CONTENT_DIM), np.zeros((c * SCENES_PER_CLASS, STYLE_DIM))], axis=1))
-        return _World(scenes, scripts, blocks, world.styles, w1, b1, w2, b2, float(probe.std()))
+        return _World(scenes, scripts, blocks, world.styles, w1, b1, w2, b2, 1.0 / float(probe.std()))
 
     @staticmethod
     def _render(world: _World, latent: np.ndarray) -> np.ndarray:
         hidden = np.maximum(latent @ world.w1 + world.b1, 0.0)
-        return np.maximum(hidden @ world.w2 + world.b2, 0.0)
+        return world.scale * np.maximum(hidden @ world.w2 + world.b2, 0.0)
 
     def _content(self, world: _World, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Content-space frames [n, T, CONTENT_DIM] of videos of the given classes."""
@@ -197,6 +196,5 @@ class SyntheticVideos(Dataset):
         style = STYLE_STRENGTH * self.difficulty * style / np.sqrt(STYLE_DIM)
         style = np.broadcast_to(style[:, None, :], (n, self.n_frames, STYLE_DIM))
         frames = self._render(world, np.concatenate([content, style], axis=-1))
-        noise = FRAME_NOISE * self.difficulty * world.noise_scale
-        frames = frames + noise * rng.standard_normal(frames.shape)
+        frames = frames + FRAME_NOISE * self.difficulty * rng.standard_normal(frames.shape)
         return np.maximum(frames, 0.0).astype(np.float32), labels
