@@ -127,7 +127,7 @@ class SyntheticVideos(Dataset):
 
     def _make_world(self, rng: np.random.Generator) -> _World:
         c = self.n_classes
-        # Unit-norm-ish points: scenes of one class are as far apart as scenes of different classes.
+        # Points of norm about 1, drawn independently: scenes of one class lie as far apart as any two scenes.
         scenes = rng.normal(size=(c, SCENES_PER_CLASS, CONTENT_DIM)) / np.sqrt(CONTENT_DIM)
         n_blocks = BLOCKS_PER_CLASS * c
         blocks = BLOCK_SCALE * rng.normal(size=(n_blocks, CONTENT_DIM)) / np.sqrt(CONTENT_DIM)
@@ -144,7 +144,8 @@ class SyntheticVideos(Dataset):
         world = _World(scenes, scripts, blocks, rng.normal(size=(N_STYLES, STYLE_DIM)), w1, b1, w2, b2, 1.0)
         probe = self._render(world, np.concatenate(
             [scenes.reshape(-1, CONTENT_DIM), np.zeros((c * SCENES_PER_CLASS, STYLE_DIM))], axis=1))
-        return _World(scenes, scripts, blocks, world.styles, w1, b1, w2, b2, 1.0 / float(probe.std()))
+        spread = float(probe.std())  # 0 only if every probe feature is 0 (a tiny feature_dim)
+        return _World(scenes, scripts, blocks, world.styles, w1, b1, w2, b2, 1.0 / spread if spread > 0 else 1.0)
 
     @staticmethod
     def _render(world: _World, latent: np.ndarray) -> np.ndarray:
