@@ -155,7 +155,7 @@ def test_dataset_defaults_follow_the_paper():
         (0.5, 0.05, 0.2, 128, 500)
     assert resolve_params(entry, {}, dataset="yfcc")["epochs"] == 40
     synthetic = resolve_params(entry, {}, dataset="synthetic")
-    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 10, 128)
+    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 8, 64)
     assert (synthetic["lr"], synthetic["mask_ratio"], synthetic["tau_plus"]) == (1e-4, 0.75, 0.1)  # the paper's
 
 

@@ -201,11 +201,13 @@ def test_cli_run_on_synthetic_beats_chance(tmp_path):
         "--device", "cpu",
         "--set", "hidden_size=16", "--set", "max_frames=8", "--set", "epochs=30", "--set", "batch_size=64",
         "--dataset-param", "n_train=512", "--dataset-param", "n_database=300", "--dataset-param", "n_frames=8",
-        "--dataset-param", "feature_dim=32", "--dataset-param", "n_classes=5", "--dataset-param", "difficulty=0.3",
+        "--dataset-param", "feature_dim=32", "--dataset-param", "n_classes=6", "--dataset-param", "difficulty=0.3",
+        "--dataset-param", "label_overlap=0.0",
     ])
     assert result.exit_code == 0, result.output
     (metrics_file,) = tmp_path.glob("runs/synthetic/16/ssvh/*/metrics.json")
     metrics = json.loads(metrics_file.read_text())
-    # 5 classes: a random ranking (or one code for every video) scores about 0.12 (AP@5 divides by 5); the
-    # model first collapses to one code, then separates the classes (about 0.77 after these 240 updates)
-    assert metrics["map@5"] > 0.4, metrics["map@5"]
+    # 6 single-label classes: random codes score about 0.30 (AP@5 averages the precision at the hits), one code
+    # for every video 0.08; the model first collapses to one code, then separates the classes (0.40 after
+    # these 240 updates)
+    assert metrics["map@5"] > 0.35, metrics["map@5"]
