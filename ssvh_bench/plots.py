@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency")
+PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve")
 FIGURES_FOLDER = "figures"
 RC_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
             "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5,
@@ -128,6 +128,8 @@ def make_figure(kind: str, frame: pd.DataFrame, *, ks: Sequence[int], param: str
             return plot_map_bits(frame, ks[0])
         if kind == "ablation":
             return plot_ablation(frame, param or "", ks, by)
+        if kind == "curve":
+            return plot_curve(frame, ks[0])
         return plot_efficiency(frame, ks[0], x)
 
 
@@ -138,11 +140,12 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
     frame = leaderboard_frame(results_dir)
     if frame.empty:
         return frame
-    extra = {config["run_id"]: (config.get("method_params", {}), metrics.get("pr_curve"))
-             for _, config, metrics in iter_finished_runs(results_dir)}
+    extra = {config["run_id"]: (config.get("method_params", {}), metrics.get("pr_curve"), folder)
+             for folder, config, metrics in iter_finished_runs(results_dir)}
     frame = frame.copy()
     frame["method_params"] = frame["run_id"].map(lambda run_id: extra[run_id][0])
     frame["pr_curve"] = frame["run_id"].map(lambda run_id: extra[run_id][1])
+    frame["folder"] = frame["run_id"].map(lambda run_id: extra[run_id][2])
     frame["label"] = [method_label(m, o) for m, o in zip(frame["method"], frame["overrides"])]
     return frame
 
@@ -378,6 +381,42 @@ def plot_ablation(frame: pd.DataFrame, param: str, ks: Sequence[int] = (5, 20, 4
     _label_axes(axes, param, "mAP@K" if by == "k" else f"mAP@{ks[0]}")
     by_bits = sorted({n for n in names if n.endswith(" bits")}, key=lambda n: int(n.split()[0]))
     return _finish(figure, axes, [f"mAP@{k}" for k in ks] + by_bits)
+
+
+def training_curve(folder: Path, k: int) -> pd.DataFrame | None:
+    """(epochs trained, mAP@k) of a run evaluated with ``--eval-every`` (0: the untrained model), else None."""
+    import pandas as pd
+
+    history = Path(folder) / "history.csv"
+    if not history.is_file():
+        return None
+    rows = pd.read_csv(history)
+    if f"map@{k}" not in rows:
+        return None
+    rows = rows.dropna(subset=[f"map@{k}"])
+    return pd.DataFrame({"epochs": rows["epoch"] + 1, "map": rows[f"map@{k}"]})
+
+
+def plot_curve(frame: pd.DataFrame, k: int = 20) -> Figure:
+    """mAP@k against epochs trained (0 = untrained codes), from runs trained with ``--eval-every``; one line
+    per method (mean over seeds), one panel per (dataset, bits). A diagnostic: it is evaluated on the
+    database split, and the suite's codes are always the last epoch's."""
+    import pandas as pd
+
+    curves = {run_id: training_curve(folder, k) for run_id, folder in zip(frame["run_id"], frame["folder"])}
+    frame = frame[frame["run_id"].map(lambda run_id: curves[run_id] is not None)]
+    _require(frame, f"training curves (run deep methods with --eval-every to record mAP@{k} per epoch)")
+    figure, axes, panels = _method_panels(frame, ["dataset", "bits"])
+    styles = setting_styles(frame)
+    for ax, (dataset, bits), _, series in panels:
+        for label, runs in series:
+            joined = pd.concat([curves[run_id] for run_id in runs["run_id"]]).groupby("epochs")["map"]
+            mean = joined.mean()
+            _series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
+                    styles[label])
+        ax.set_title(f"{dataset}, {bits} bits")
+    _label_axes(axes, "epochs trained", f"mAP@{k} (database split)")
+    return _finish(figure, axes, label_order(frame))
 
 
 def plot_efficiency(frame: pd.DataFrame, k: int = 20, x: str = "train") -> Figure:

@@ -161,6 +161,14 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
     assert curved.metrics["oracle_epoch"] == best  # counted from 1; 0 is the untrained model
     assert curved.metrics["map@5_oracle"] == pytest.approx(float(rows[best]["map@5"]))
     assert "oracle_epoch" not in plain.metrics
+    from ssvh_bench import plots
+
+    figure = plots.make_figure("curve", plots.load_runs(tmp_path / "curve"), ks=[5])
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == [0, 1, 2]  # epochs trained; 0 is the untrained model
+    assert list(line.get_ydata()) == pytest.approx([float(row["map@5"]) for row in rows])
+    with pytest.raises(ConfigError, match="--eval-every"):
+        plots.make_figure("curve", plots.load_runs(tmp_path / "plain"), ks=[5])
 
 
 def test_a_run_logs_plain_lines_per_stage_and_epoch_when_not_on_a_terminal(tmp_path):
