@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import ConfigError, ShallowMethod, method_registry
+from ssvh_bench import ConfigError, ShallowMethod, method_registry, results
 from ssvh_bench.cli import app
 from ssvh_bench.io import read_json
 
@@ -161,6 +161,10 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
     assert curved.metrics["oracle_epoch"] == best  # counted from 1; 0 is the untrained model
     assert curved.metrics["map@5_oracle"] == pytest.approx(float(rows[best]["map@5"]))
     assert "oracle_epoch" not in plain.metrics
+    columns = list(results.leaderboard_frame(tmp_path / "curve").columns)
+    at = columns.index("oracle_epoch")
+    assert columns[at - 3:at + 2] == ["map@5_oracle", "map@20_oracle", "map@100_oracle", "oracle_epoch",
+                                       "train_seconds"]  # after every honest number
     from ssvh_bench import plots
 
     figure = plots.make_figure("curve", plots.load_runs(tmp_path / "curve"), ks=[5])
