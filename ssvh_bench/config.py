@@ -99,7 +99,8 @@ def parse_list(text: str, *, option: str, cast: type = int) -> list[Any]:
     try:
         return [cast(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"{option} expects a comma-separated list, got {text!r}") from None
+        kind = {int: "integers", float: "numbers"}.get(cast, f"{cast.__name__} values")
+        raise ConfigError(f"{option} expects comma-separated {kind}, e.g. 16,32,64; got {text!r}") from None
 
 
 def expand_grid(choices: Mapping[str, list[Any]]) -> list[dict[str, Any]]:

@@ -90,7 +90,11 @@ def plot(
 
 def check_kind(kind: str, param: str | None = None) -> None:
     if kind not in PLOT_KINDS:
-        raise ConfigError(f"unknown plot kind {kind!r}; kinds: {', '.join(PLOT_KINDS)}")
+        import difflib
+
+        close = difflib.get_close_matches(kind, PLOT_KINDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown plot kind {kind!r}.{hint} Kinds: {', '.join(PLOT_KINDS)}")
     if kind == "ablation" and not param:
         raise ConfigError("plot ablation needs --param, e.g. --param mask_ratio")
 

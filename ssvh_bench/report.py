@@ -158,13 +158,16 @@ def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
     Each parameter that runs vary (a sweep) gets an ablation figure; the runs that set it are left out of the
     other figures, which would otherwise carry a line per swept value.
     """
-    from .plots import PLOT_KINDS, ablation_runs, default_ks, make_figure
+    from .plots import PLOT_KINDS, ablation_runs, default_ks, make_figure, training_curve
 
     changed = sorted({item.split("=", 1)[0] for overrides in frame["overrides"] for item in overrides.split(";")
                       if item and not item.startswith("dataset.")})
     swept = [param for param in changed if not ablation_runs(frame, param).empty]
     sets_swept = frame["overrides"].map(lambda o: any(item.split("=", 1)[0] in swept for item in o.split(";")))
-    requests = [(kind, frame[~sets_swept], {}) for kind in PLOT_KINDS if kind != "ablation"]
+    # training curves only exist for runs made with --eval-every: a diagnostic, shown when there is one
+    curves = any(training_curve(folder, 20) is not None for folder in frame["folder"])
+    requests = [(kind, frame[~sets_swept], {}) for kind in PLOT_KINDS
+                if kind != "ablation" and (kind != "curve" or curves)]
     requests += [("ablation", frame, {"param": param}) for param in swept]
     figures = []
     for kind, runs, options in requests:
@@ -185,6 +188,7 @@ FIGURE_CAPTIONS = {
     "map-bits": "mAP@20 against code length",
     "ablation": "mAP@K against the swept parameter, from the runs that vary it",
     "efficiency": "training time against mAP@20",
+    "curve": "mAP@20 on the database split against epochs trained (runs with --eval-every; a diagnostic)",
 }
 
 

@@ -76,11 +76,11 @@ ResultsDir = typer.Option(None, "--results-dir",
                           help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
 
 # Options shared by the commands that run experiments (run, sweep, reproduce, evaluate).
-MethodsOption = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated.")
-BitsOption = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256.")
-SeedsOption = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated.")
-DatasetParamOption = typer.Option([], "--dataset-param", help="Dataset parameter key=value.")
-DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA].")
+MethodsOption = typer.Option(..., "--method", "-m", metavar="METHOD[,METHOD]", help="Method name(s), comma-separated.")
+BitsOption = typer.Option("64", "--bits", "-b", metavar="BITS[,BITS]", help="Code length(s), comma-separated, 8..256.")
+SeedsOption = typer.Option("0", "--seed", "-s", metavar="SEED[,SEED]", help="Seed(s), comma-separated.")
+DatasetParamOption = typer.Option([], "--dataset-param", metavar="KEY=VALUE", help="Dataset parameter key=value.")
+DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files.")
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1...")
 ForceOption = typer.Option(False, "--force", help="Redo finished runs.")
 FailFastOption = typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")

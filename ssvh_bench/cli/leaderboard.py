@@ -30,7 +30,10 @@ def leaderboard(
     published: bool = typer.Option(True, "--published/--no-published", help="Show published numbers beside ours."),
     digits: int = typer.Option(3, "--digits", min=1, max=6, help="Decimals in the Markdown/LaTeX table."),
 ) -> None:
-    """Write leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds)."""
+    """Write the leaderboard and the paper table.
+
+    leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds).
+    """
     # results and published load pandas: only when the command runs, so `import ssvh_bench.cli` stays light.
     from .. import results
     from ..io import atomic_path

@@ -29,7 +29,10 @@ def plot(
     name: Optional[str] = typer.Option(None, "--name", help="File name without suffix [default: the kind]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the files [default: RESULTS/figures]."),
 ) -> None:
-    """Draw a paper figure from finished runs (mean over seeds, ± std band) as PNG and PDF."""
+    """Draw a paper figure (PNG and PDF).
+
+    From finished runs: mean over seeds with a ± std band.
+    """
     from ..results import default_results_dir  # results loads pandas: only when the command runs
 
     paths = draw(kind, results_dir=Path(results_dir or default_results_dir()), out=out, datasets=dataset,

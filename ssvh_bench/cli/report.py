@@ -16,7 +16,10 @@ def report(
     results_dir: Optional[Path] = ResultsDir,
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file [default: RESULTS/report/index.html]."),
 ) -> None:
-    """Write one HTML page with leaderboards, published numbers, every figure and each run's configuration."""
+    """Write the HTML report.
+
+    One self-contained page with leaderboards, published numbers, every figure and each run's configuration.
+    """
     # Both load pandas and matplotlib: only when the command runs, so `import ssvh_bench.cli` stays light.
     from ..report import write_report
     from ..results import default_results_dir

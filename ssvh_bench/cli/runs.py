@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.table import Table
 
 from .. import results
 from ..io import write_json
-from ..config import (RunSpec, check_overrides_used, load_config_file, make_specs, merge_choices, overrides_for,
+from ..config import (RunSpec, check_overrides_used, resolve_params, load_config_file, make_specs, merge_choices, overrides_for,
                       parse_assignments, parse_list)
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
@@ -41,23 +42,32 @@ from .app import (
 @app.command("list")
 @user_errors
 def list_command(
-    what: str = typer.Argument("all", help="methods, datasets or all"),
+    what: str = typer.Argument("all", metavar="[methods|datasets|all]", help="What to list."),
     pattern: str = typer.Option("*", "--pattern", "-p", help="Shell-style name filter, e.g. 'i*'."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Show the method defaults that apply on this dataset."),
 ) -> None:
-    """List registered methods and datasets with their family, description and defaults."""
+    """List the registered methods and datasets.
+
+    Each with its family, description and defaults (the method defaults that apply on --dataset).
+    """
     kinds = {"methods": [method_registry], "datasets": [dataset_registry], "all": [method_registry, dataset_registry]}
     if what not in kinds:
-        raise SsvhBenchError(f"list takes methods, datasets or all, not {what!r}")
+        close = difflib.get_close_matches(what, kinds, n=1)
+        raise SsvhBenchError(f"list takes methods, datasets or all, not {what!r}"
+                             + (f". Did you mean {close[0]!r}?" if close else ""))
+    dataset_registry.get(dataset)  # a misspelt dataset is an error with the closest name
     for registry in kinds[what]:
-        console.print(_registry_table(registry, pattern))
+        console.print(_registry_table(registry, pattern, dataset))
 
 
-def _registry_table(registry: Registry, pattern: str) -> Table:
-    table = Table(title=f"{registry.kind}s", title_justify="left")
+def _registry_table(registry: Registry, pattern: str, dataset: str) -> Table:
+    title = f"{registry.kind}s" + (f" (defaults on {dataset})" if registry is method_registry else "")
+    table = Table(title=title, title_justify="left")
     for column in ("name", "family", "description", "defaults"):
         table.add_column(column, overflow="fold")
     for entry in registry.list(pattern):
-        defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
+        resolved = resolve_params(entry, {}, dataset=dataset) if registry is method_registry else entry.defaults
+        defaults = ", ".join(f"{k}={v}" for k, v in resolved.items())
         table.add_row(entry.name, entry.family or "", entry.description, defaults)
     return table
 
@@ -69,7 +79,7 @@ def run(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
     bits: str = BitsOption,
     seed: str = SeedsOption,
-    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters ([dataset] table for the dataset's); --set wins."),
     dataset_param: list[str] = DatasetParamOption,
     data_root: Optional[Path] = DataRootOption,
@@ -80,7 +90,10 @@ def run(
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
 ) -> None:
-    """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
+    """Train, encode and evaluate a grid of runs.
+
+    Every combination of methods x bits x seeds x --set values; finished runs are skipped.
+    """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
                 device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every)
@@ -176,11 +189,14 @@ def evaluate_command(
     data_root: Optional[Path] = DataRootOption,
     bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
     device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
-    set_: list[str] = typer.Option([], "--set", help="With --checkpoint: method parameter key=value (e.g. variant=base)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="With --checkpoint: method parameter key=value (e.g. variant=base)."),
     config: Optional[Path] = typer.Option(None, "--config", help="With --checkpoint: TOML/JSON file of method parameters; --set wins."),
     dataset_param: list[str] = DatasetParamOption,
 ) -> None:
-    """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
+    """Metrics from saved codes or a checkpoint.
+
+    Recompute the protocol's metrics from a run's saved codes, or from a checkpoint's codes on a dataset.
+    """
     cutoffs = parse_list(ks, option="--k")
     if checkpoint is not None or method is not None:
         if codes is not None or not (checkpoint and method and dataset):
