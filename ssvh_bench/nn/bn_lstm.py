@@ -78,12 +78,13 @@ class BatchNormLSTM(nn.Module):
             mean, std = self.running_mean[step], self.running_std[step]
         return self.gamma[step] * (cell - mean) / (std + self.eps) + self.beta[step]
 
-    def step(self, inputs: torch.Tensor | None, hidden: torch.Tensor, cell: torch.Tensor,
+    def step(self, projected: torch.Tensor | None, hidden: torch.Tensor, cell: torch.Tensor,
              step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: (h, c_bn) from the step's inputs [B, input_size] (or None) and the previous (h, c)."""
+        """One step: (h, c_bn) from the step's projected inputs ``x W_x`` [B, 4H] (or None) and the previous
+        (h, c)."""
         gates = hidden @ self.weight_hidden + self.bias
-        if inputs is not None:
-            gates = gates + inputs @ self.weight_input
+        if projected is not None:
+            gates = gates + projected
         in_gate, forget_gate, cell_input, out_gate = gates.chunk(GATES, dim=-1)
         in_gate = torch.sigmoid(in_gate + cell * self.peephole[0])
         forget_gate = torch.sigmoid(forget_gate + cell * self.peephole[1])
@@ -106,9 +107,12 @@ class BatchNormLSTM(nn.Module):
             zeros = reference.new_zeros(rows, self.hidden_size)
             state = (zeros, zeros)
         hidden, cell = state
+        # one matrix product for every step's input projection: the loop only carries the recurrence
+        # (unbound once: indexing a step per iteration would cost a full-size gradient buffer per step)
+        projected = [None] * self.n_steps if inputs is None else (inputs @ self.weight_input).unbind(1)
         outputs = []
         for step in range(self.n_steps):
             fed = hidden if recurrent is None or step == 0 else recurrent(hidden)
-            hidden, cell = self.step(None if inputs is None else inputs[:, step], fed, cell, step)
+            hidden, cell = self.step(projected[step], fed, cell, step)
             outputs.append(hidden)
         return torch.stack(outputs, dim=1), (hidden, cell)
