@@ -7,7 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, Batch, ConfigError, method_registry
+from real_layouts import write_fcvid
+from ssvh_bench import ArrayFeatures, Batch, ConfigError, dataset_registry, evaluate, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.methods import ssvh as ssvh_module
 from ssvh_bench.methods.ssvh import (ClippedMomentumSGD, coarse_steps, neighbourhood_similarity,
@@ -231,3 +232,90 @@ def test_cli_run_on_synthetic_beats_chance(tmp_path):
     # 5 classes: a random ranking (or one code for every video) scores about 0.12 (AP@5 divides by 5); the
     # model first collapses to one code, then separates the classes (about 0.77 after these 240 updates)
     assert metrics["map@5"] > 0.4, metrics["map@5"]
+
+
+def test_the_encoders_cells_are_batch_normalised_and_the_codes_of_a_random_batch_are_balanced():
+    data = videos(n=64, frames=6, dim=10)
+    method = tiny(max_frames=6)
+    model = prepared(method, data, bits=16)
+    clip = torch.randn(64, 6, 10) * 2 + 3
+    relaxed, cell = model.encoder(clip)
+    # in training every unit's cell is centred and scaled on the batch (gamma 1, beta 0 at initialisation)
+    torch.testing.assert_close(cell.mean(dim=0), torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(cell.std(dim=0, unbiased=False), torch.ones(16), atol=1e-4, rtol=0)
+    # h = outgate * cell with a positive outgate: each bit is the cell's sign, so it splits the batch
+    torch.testing.assert_close(torch.sign(relaxed), torch.sign(cell))
+    share = (relaxed > 0).float().mean(dim=0)
+    assert ((share > 0.2) & (share < 0.8)).all(), share
+
+
+def random_code_map(codes, labels):
+    """mAP@5 of random codes of the same shape: the chance level."""
+    random = np.where(np.random.default_rng(0).random(codes.shape) > 0.5, 1, -1).astype(np.int8)
+    return evaluate(random, random, labels, labels, ks=(5,), query_is_database=True)["map@5"]
+
+
+def tiny_splits(kind, tmp_path):
+    if kind == "synthetic":
+        return dataset_registry.create("synthetic", n_train=256, n_database=100, n_frames=4, feature_dim=64,
+                                       n_classes=4, difficulty=0.1).load(None)
+    return dataset_registry.create("fcvid").load(write_fcvid(tmp_path, n_train=128, n_database=100, frames=4, dim=24))
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "fcvid"])
+@pytest.mark.parametrize("bits", [16, 32, 64])
+def test_codes_use_every_bit_and_retrieve_far_above_chance(kind, bits, tmp_path):
+    splits = tiny_splits(kind, tmp_path)
+    # larger steps than the paper's so that 128 updates (enough for the BatchNorms' running statistics,
+    # momentum 0.01) learn something
+    method = tiny(epochs=8, batch_size=16, lr=1e-2, step_clip=1e-2).fit(splits.train, bits=bits, seed=0)
+    codes = method.encode(splits.database)
+    share = (codes == 1).mean(axis=0)
+    assert ((share > 0) & (share < 1)).all(), f"constant bits: {np.flatnonzero((share == 0) | (share == 1))}"
+    labels = splits.database_labels
+    found = evaluate(codes, codes, labels, labels, ks=(5,), query_is_database=True)["map@5"]
+    assert found > random_code_map(codes, labels) + 0.25, found
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_forward_decoders_in_between_steps_read_the_backward_decoders_coarse_outputs_as_the_reference(own):
+    data = videos(n=8, frames=4, dim=5)
+    method = tiny(max_frames=4, forward_decoder_own_coarse=own)
+    model = prepared(method, data)
+    model.eval()  # running statistics: recomputing the coarse outputs below gives the same values
+    seen = []
+    reconstruct = model.forward_decoder.reconstruct
+    model.forward_decoder.reconstruct = lambda inputs: seen.append(inputs) or reconstruct(inputs)
+    clip = torch.randn(3, 4, 5)
+    model(clip)
+    relaxed, cell = model.encoder(clip)
+    state = (torch.sign(relaxed), cell)
+    own_coarse = model.forward_decoder.coarse_outputs(state)
+    backward_coarse = model.backward_decoder.coarse_outputs(state)
+    expected = [own_coarse[:, 0], backward_coarse[:, 0] if not own else own_coarse[:, 0],
+                own_coarse[:, 1], backward_coarse[:, 1] if not own else own_coarse[:, 1]]
+    torch.testing.assert_close(seen[0], torch.stack(expected, dim=1))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_run_restores_the_memory_and_ends_with_the_uninterrupted_codes(tmp_path):
+    data = videos(n=20)
+    full = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "full")
+    broken = tiny(epochs=3, checkpoint_every=1)
+    losses = broken.training_losses
+
+    def fail_in_epoch_2(model, batch, epoch, generator):
+        if epoch == 2:
+            raise Interrupted
+        return losses(model, batch, epoch, generator)
+
+    broken.training_losses = fail_in_epoch_2
+    with pytest.raises(Interrupted):
+        broken.fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    resumed = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
+    torch.testing.assert_close(resumed.memory, full.memory, rtol=0, atol=0)
+    assert full.memory.abs().sum(dim=1).count_nonzero() == 20
