@@ -231,7 +231,7 @@ MEMORY_KEY = "code_memory"  # the optimiser-state entry that holds the memory H
 
 @register_method(
     "ssvh",
-    description="SSVH (TIP 2018): hierarchical batch-normalised LSTM binary auto-encoder + kNN-neighbourhood preservation",
+    description="SSVH (TIP 2018): hierarchical batch-normalised LSTM binary auto-encoder + kNN neighbourhood",
     family="deep",
     test_params={"max_frames": 4, "k1": 3, "k2": 2, "epochs": 1, "batch_size": 8},
 )

@@ -150,7 +150,8 @@ def compare_losses() -> list[tuple[str, float, float]]:
         rows += [(f"batch {number + 1}: pairwise (neighbourhood + 0.2 quantization)", pairwise, suite_pairwise),
                  (f"batch {number + 1}: reconstruction", reconstruction, suite["reconstruction"].item()),
                  (f"batch {number + 1}: loss", loss, suite["loss"].item()),
-                 (f"batch {number + 1}: memory H (sum of |entries|)", np.abs(H).sum(), method.memory.abs().sum().item())]
+                 (f"batch {number + 1}: memory H (sum of |entries|)", np.abs(H).sum(),
+                  method.memory.abs().sum().item())]
     return rows
 
 
