@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from real_layouts import write_fcvid
+from method_helpers import fit_interrupted_at
 from ssvh_bench import ArrayFeatures, Batch, ConfigError, dataset_registry, evaluate, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.methods import ssvh as ssvh_module
@@ -298,24 +299,11 @@ def test_forward_decoders_in_between_steps_read_the_backward_decoders_coarse_out
     torch.testing.assert_close(seen[0], torch.stack(expected, dim=1))
 
 
-class Interrupted(Exception):
-    pass
-
 
 def test_a_resumed_run_restores_the_memory_and_ends_with_the_uninterrupted_codes(tmp_path):
     data = videos(n=20)
     full = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "full")
-    broken = tiny(epochs=3, checkpoint_every=1)
-    losses = broken.training_losses
-
-    def fail_in_epoch_2(model, batch, epoch, generator):
-        if epoch == 2:
-            raise Interrupted
-        return losses(model, batch, epoch, generator)
-
-    broken.training_losses = fail_in_epoch_2
-    with pytest.raises(Interrupted):
-        broken.fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    fit_interrupted_at(tiny(epochs=3, checkpoint_every=1), 2, data, bits=8, seed=1, workdir=tmp_path / "resumed")
     resumed = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
     np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
     torch.testing.assert_close(resumed.memory, full.memory, rtol=0, atol=0)
