@@ -9,7 +9,8 @@ import scipy.io
 from real_layouts import WRITERS, write_activitynet, write_fcvid, write_features, write_labels, write_yfcc
 from typer.testing import CliRunner
 
-from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry
+import ssvh_bench
+from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry, results
 from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
@@ -245,3 +246,19 @@ def test_a_shallow_and_a_deep_method_run_end_to_end(tmp_path, name):
         assert read_json(folder / "config.json")["data_root"] == str(tmp_path / "data")
     (conmh_folder,) = [p.parent for p in (tmp_path / "results" / "runs" / name).glob("*/conmh/*/metrics.json")]
     assert (conmh_folder / "history.csv").is_file()
+
+DEEP = [entry for entry in method_registry.list() if entry.family != "shallow"]
+
+
+@pytest.mark.parametrize("layout", ["fcvid", "activitynet"])
+@pytest.mark.parametrize("entry", DEEP, ids=[e.name for e in DEEP])
+def test_every_deep_method_trains_end_to_end_on_the_miniature_real_layouts(tmp_path, entry, layout):
+    WRITERS[layout](tmp_path / "data", n_train=48)
+    params = {k: [v] if isinstance(v, tuple) else v for k, v in entry.test_params.items()}  # a tuple would sweep
+    (outcome,) = ssvh_bench.run(entry.name, layout, bits=16, params=params, data_root=tmp_path / "data",
+                                results_dir=tmp_path / "results")
+    assert outcome.status == "finished", outcome.error
+    history = (outcome.folder / "history.csv").read_text().splitlines()
+    losses = [float(line.split(",")[1]) for line in history[1:]]
+    assert losses and all(np.isfinite(losses))
+    assert results.load_codes(outcome.folder)["database"].bits == 16
