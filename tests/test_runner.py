@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import ssvh_bench
 from ssvh_bench import ConfigError, ShallowMethod, method_registry, results
 from ssvh_bench.cli import app
+from ssvh_bench import runner as runner_module
 from ssvh_bench.io import read_json
 
 
@@ -193,3 +194,10 @@ def test_a_run_logs_plain_lines_per_stage_and_epoch_when_not_on_a_terminal(tmp_p
     quiet = subprocess.run([sys.executable, "-c", script.replace("app(['run'", "app(['--quiet', 'run'")],
                            capture_output=True, text=True)
     assert quiet.returncode == 0 and "epoch" not in quiet.stdout and "1 skipped" in quiet.stdout
+
+
+def test_encoding_time_is_measured_over_enough_videos_to_be_above_timer_noise(tmp_path, tiny_plugins):
+    outcome = ssvh_bench.run("first-coords", "tiny-blobs", bits=16, results_dir=tmp_path)[0]
+    metrics = outcome.metrics
+    assert metrics["encode_timed_videos"] > 40 and metrics["encode_timed_videos"] % 40 == 0  # whole passes
+    assert metrics["encode_ms_per_video"] * metrics["encode_timed_videos"] >= 1000 * runner_module.MIN_TIMED_SECONDS
