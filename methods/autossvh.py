@@ -239,6 +239,8 @@ def prototype_loss(codes: torch.Tensor, labels: torch.Tensor, centroids: torch.T
 class AutoSSVH(DeepMethod):
     """AutoSSVH as released (defaults: the FCVID configuration)."""
 
+    version = 2  # 2: the shared hash layer's gradient stops above +1 (ConMH's in-place clamp, which AutoSSVH reuses)
+
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,
