@@ -239,6 +239,8 @@ def prototype_loss(codes: torch.Tensor, labels: torch.Tensor, centroids: torch.T
 class AutoSSVH(DeepMethod):
     """AutoSSVH as released (defaults: the FCVID configuration)."""
 
+    version = 2  # 2: the shared hash layer's gradient stops above +1 (ConMH's in-place clamp, which AutoSSVH reuses)
+
     param_choices = {"variant": tuple(VARIANTS), "sampler": SAMPLERS}
     dataset_defaults = {
         "fcvid": {},

@@ -1,9 +1,10 @@
 """BTH: self-supervised video hashing via bidirectional transformers (Li et al., CVPR 2021), two stages.
 
-Stage 1 (``prepare``, cached): a BERT-style encoder learns masked-frame reconstruction from its continuous
-hidden states, with no hash layer, so stage 1 does not depend on the code length and one artefact serves a
-whole sweep over bits. Each training video's frame-mean hidden state is clustered (k-means anchors) and
-turned into anchor-graph similar / dissimilar tags (``build_anchor_neighbourhood``).
+Stage 1 (``prepare``, cached): the whole stage-2 model, with a hash layer of ``stage1_bits`` (64, the
+authors' ``nbits``), learns masked-frame reconstruction from its codes alone, as the authors train it
+(``train.py`` with ``loss = mask_loss``). ``stage1_bits`` is fixed, not the swept code length, so one artefact
+serves a whole sweep over bits. Each training video's frame-mean hidden state is clustered (k-means anchors)
+and turned into anchor-graph similar / dissimilar tags (``build_anchor_neighbourhood``).
 
 Stage 2 (the shared loop): a fresh encoder of the same shape with a hash layer gives a ±1 code per frame; a
 linear layer restores the frames from the codes. Each video is paired with a similar neighbour (target +1)
@@ -11,12 +12,13 @@ or a dissimilar video (target -1), and its frame-mean hidden state is pulled tow
 first anchor in the stage-1 feature space.
 
 Masking follows BERT: each frame is selected with probability ``mask_prob``; a selected frame is zeroed
-(80%), replaced by a random frame of the batch (10%) or kept (10%). The reconstruction target is the
-original, unmasked clip (every frame). The reference masks its input tensor in place, so its target is the
-masked clip; we implement the intended behaviour.
+(80%), replaced by a random frame of the batch (10%) or kept (10%). The authors mask their input in place,
+so their reconstruction target is the masked clip itself: ``reconstruction_target="masked"`` (the default)
+reproduces that, ``"original"`` restores the unmasked clip as the paper intends. Both stages use it.
 
-Positions: a fixed sinusoidal table, as in the BERT-pytorch code the reference builds on; the blocks are
-pre-LayerNorm with dropout, as there.
+Positions: a fixed sinusoidal table, as in the BERT-pytorch code the authors build on; the blocks are
+pre-LayerNorm with that code's LayerNorm (unbiased std, eps on the std), tanh-GELU and dropout, including
+the dropout on each block's output.
 """
 
 from __future__ import annotations
@@ -30,15 +32,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related, TrainingHooks,
-                        VideoFeatures, build_anchor_neighbourhood, register_method, resolve_kmeans_backend,
-                        train_model)
+from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
+                        TrainingHooks, VideoFeatures, build_anchor_neighbourhood, register_method,
+                        resolve_kmeans_backend, train_model)
 from ssvh_bench.nn import (TransformerBlock, anchor_loss, bert_mask, hash_binarize, pairwise_similarity_loss,
                            sinusoid_table)
 
 STAGE1_KIND = "bth-stage1"
 STAGE1_CHECKPOINT = "last.pt"
 N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
+RECONSTRUCTION_TARGETS = ("masked", "original")
 
 
 class Encoder(nn.Module):
@@ -51,7 +54,9 @@ class Encoder(nn.Module):
         self.register_buffer("position", sinusoid_table(n_frames, hidden_dim), persistent=False)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(hidden_dim, heads, mlp_ratio=ffn_dim / hidden_dim, dropout=dropout) for _ in range(layers)
+            TransformerBlock(hidden_dim, heads, mlp_ratio=ffn_dim / hidden_dim, dropout=dropout, norm="std",
+                             gelu="tanh", output_dropout=dropout)
+            for _ in range(layers)
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -76,22 +81,8 @@ class EncoderShape:
         return Encoder(feature_dim, n_frames, self.hidden_dim, self.ffn_dim, self.layers, self.heads, self.dropout)
 
 
-class ReconstructionNetwork(nn.Module):
-    """Stage 1: the encoder and a linear layer that restores each frame from its hidden state."""
-
-    def __init__(self, feature_dim: int, n_frames: int, shape: EncoderShape) -> None:
-        super().__init__()
-        self.encoder = shape.build(feature_dim, n_frames)
-        self.restore = nn.Linear(shape.hidden_dim, feature_dim)
-
-    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(restored frames [B, T, F], hidden states [B, T, hidden_dim])."""
-        hidden = self.encoder(frames)
-        return self.restore(hidden), hidden
-
-
 class BTHNetwork(nn.Module):
-    """Stage 2: the encoder, a hash layer giving ±1 codes per frame, and a linear layer restoring frames."""
+    """The encoder, a hash layer giving ±1 codes per frame, and a linear layer restoring frames (both stages)."""
 
     def __init__(self, feature_dim: int, n_frames: int, bits: int, shape: EncoderShape) -> None:
         super().__init__()
@@ -110,12 +101,19 @@ class BTHNetwork(nn.Module):
         return self.restore(codes), codes, hidden
 
 
+def reconstruction_loss(restored: torch.Tensor, originals: torch.Tensor, masked: torch.Tensor,
+                        target: str) -> torch.Tensor:
+    """MSE of the restored frames against the masked input (the authors' in-place masking) or the originals."""
+    return F.mse_loss(restored.float(), masked if target == "masked" else originals)
+
+
 @dataclass
 class Stage1(TrainingHooks):
-    """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from continuous hidden states
-    (a ``ReconstructionNetwork``)."""
+    """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from the codes of a
+    ``BTHNetwork`` with ``stage1_bits`` bits."""
 
     mask_prob: float
+    reconstruction_target: str
     epochs: int
     batch_size: int
     lr: float
@@ -127,19 +125,19 @@ class Stage1(TrainingHooks):
 
     def training_losses(self, model, batch, epoch, generator):
         masked, _ = bert_mask(batch.features, self.mask_prob, generator)
-        restored, _ = model(masked)
-        reconstruction = F.mse_loss(restored.float(), batch.features)
+        restored, _, _ = model(masked)
+        reconstruction = reconstruction_loss(restored, batch.features, masked, self.reconstruction_target)
         return {"loss": reconstruction, "reconstruction": reconstruction}
 
 
-def frame_mean_hidden(model: ReconstructionNetwork, videos: VideoFeatures, batch_size: int,
+def frame_mean_hidden(model: BTHNetwork, videos: VideoFeatures, batch_size: int,
                       device: torch.device) -> np.ndarray:
     """Each video's hidden states averaged over frames, [N, hidden_dim] float32 (eval mode, no mask)."""
     model.eval()
-    out = np.empty((len(videos), model.restore.in_features), dtype=np.float32)
+    out = np.empty((len(videos), model.hash.in_features), dtype=np.float32)
     with torch.inference_mode():
         for indices, features in videos.iter_batches(batch_size):
-            _, hidden = model(torch.from_numpy(np.ascontiguousarray(features)).to(device).float())
+            hidden = model.encoder(torch.from_numpy(np.ascontiguousarray(features)).to(device).float())
             out[indices] = hidden.float().mean(dim=1).cpu().numpy()
     return out
 
@@ -159,7 +157,10 @@ class BTH(DeepMethod):
     the device type and every stage-1 setting, but not by ``bits``.
     """
 
-    version = 2  # 2: partners and masks drawn through the shared blocks (other random streams)
+    # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
+    # default (binariser gradient, anchor weight, stage 1 from 64-bit codes, masked target, block numerics and
+    # output dropout, pair sampling)
+    version = 3
 
     family = "two_stage"
 
@@ -180,7 +181,9 @@ class BTH(DeepMethod):
                  batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9, lr_decay_every: int = 20,
                  min_lr: float = 1e-4, reconstruction_weight: float = 0.92, similarity_weight: float = 0.08,
                  anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
-                 kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True) -> None:
+                 kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True,
+                 stage1_bits: int = 64, reconstruction_target: str = "masked",
+                 pair_sampling: str = "released") -> None:
         self.store_params(locals())
 
     @property
@@ -193,22 +196,30 @@ class BTH(DeepMethod):
         return {"train": train.fingerprint(), "seed": seed, "device": device.type, "amp": self.amp,
                 "encoder": vars(self.encoder_shape), "mask_prob": self.mask_prob, "epochs": self.stage1_epochs,
                 "batch_size": self.batch_size, "lr": self.lr, "lr_decay": self.lr_decay,
+                "stage1_bits": self.stage1_bits, "reconstruction_target": self.reconstruction_target,
                 "lr_decay_every": self.lr_decay_every, "min_lr": self.min_lr, "n_anchors": self.n_anchors,
                 "n_nearest": N_NEAREST_ANCHORS, "kmeans_backend": resolve_kmeans_backend(self.kmeans_backend)}
 
     def prepare(self, train, *, bits, seed, device, cache_dir, progress):
         if not 0 < self.mask_prob < 1:
             raise ConfigError(f"bth: mask_prob must be between 0 and 1 (exclusive), got {self.mask_prob}")
+        if self.reconstruction_target not in RECONSTRUCTION_TARGETS:
+            raise ConfigError(f"bth: reconstruction_target must be one of {RECONSTRUCTION_TARGETS}, "
+                              f"got {self.reconstruction_target!r}")
+        if self.pair_sampling not in PAIR_SAMPLING:
+            raise ConfigError(f"bth: pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}")
         key = self.stage1_key(train, seed, device)
         cache = ArtefactCache(cache_dir)
         # an interrupted stage-1 training resumes from its checkpoint in this folder; removed once stored
         workdir = None if cache_dir is None else _training_folder(cache.folder(STAGE1_KIND, key))
 
         def build() -> PseudoNeighbourhood:
-            stage1 = Stage1(self.mask_prob, self.stage1_epochs, self.batch_size, self.lr, self.checkpoint_every,
-                            self.amp, lr_decay=self.lr_decay, lr_decay_every=self.lr_decay_every, min_lr=self.min_lr)
+            stage1 = Stage1(self.mask_prob, self.reconstruction_target, self.stage1_epochs, self.batch_size, self.lr,
+                            self.checkpoint_every, self.amp, lr_decay=self.lr_decay,
+                            lr_decay_every=self.lr_decay_every, min_lr=self.min_lr)
             model = train_model(
-                stage1, lambda: ReconstructionNetwork(train.feature_dim, train.n_frames, self.encoder_shape), train,
+                stage1, lambda: BTHNetwork(train.feature_dim, train.n_frames, self.stage1_bits, self.encoder_shape),
+                train,
                 seed=seed, device=device, settings={"kind": STAGE1_KIND, **key}, progress=progress,
                 checkpoint_path=None if workdir is None else workdir / STAGE1_CHECKPOINT)
             features = frame_mean_hidden(model, train, self.batch_size, device)
@@ -233,7 +244,8 @@ class BTH(DeepMethod):
     def related_indices(self, indices, epoch, generator):
         assert self.neighbourhood is not None
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-        partners, targets = self.neighbourhood.sample_partners(indices, np.random.default_rng(seed), self.similar_prob)
+        partners, targets = self.neighbourhood.sample_partners(indices, np.random.default_rng(seed), self.similar_prob,
+                                                               self.pair_sampling)
         return Related(partners, {"target": targets})
 
     def training_losses(self, model, batch, epoch, generator):
@@ -242,12 +254,13 @@ class BTH(DeepMethod):
         originals = torch.cat((batch.features, batch.related))
         masked, _ = bert_mask(originals, self.mask_prob, generator)
         restored, codes, hidden = model(masked)
-        # target: the original clip (the reference's in-place masking made its target the masked clip)
-        reconstruction = F.mse_loss(restored.float(), originals)
+        reconstruction = reconstruction_loss(restored, originals, masked, self.reconstruction_target)
         mean_codes = codes.float().mean(dim=1)
         similarity = pairwise_similarity_loss(mean_codes[:n_videos], mean_codes[n_videos:], batch.extras["target"])
-        videos = torch.cat((batch.indices, batch.related_indices))
-        anchor = anchor_loss(hidden.float().mean(dim=1), self._anchor_centres[videos])
+        mean_hidden = hidden.float().mean(dim=1)
+        # the authors divide the sum over both halves by B (train.py:74-75): one mean per half, summed
+        anchor = (anchor_loss(mean_hidden[:n_videos], self._anchor_centres[batch.indices])
+                  + anchor_loss(mean_hidden[n_videos:], self._anchor_centres[batch.related_indices]))
         loss = (self.reconstruction_weight * reconstruction + self.similarity_weight * similarity
                 + self.anchor_weight * anchor)
         return {"loss": loss, "reconstruction": reconstruction, "similarity": similarity, "anchor": anchor}

@@ -68,6 +68,8 @@ class ConMHNetwork(nn.Module):
 class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
 
+    version = 2  # 2: the hash layer's gradient stops above +1, as the authors' in-place clamp
+
     param_choices = {"variant": tuple(VARIANTS)}
     dataset_defaults = {
         "fcvid": {"epochs": 800, "batch_size": 512},

@@ -2,8 +2,9 @@
 (Hao et al., ACM MM 2022). A two-stage method.
 
 Stage 1 (``prepare``, cached per training set and stage-1 setting, shared by every code length): k-means
-(2000 anchors) on frame-mean features, a PCA of the centres to the model's hidden width (256), each video's
-nearest anchors (the first is its pseudo-label) and BTH's anchor-graph pair tags (similar / dissimilar).
+(2000 anchors) on frame-mean features; each video's nearest anchors (the first is its pseudo-label) and
+BTH's anchor-graph pair tags (similar / dissimilar), both on the raw features against the raw centres; then
+a PCA of the centres alone to the model's hidden width (256), the targets of the cluster term.
 
 Stage 2, our reading of the paper and its public code:
 
@@ -32,18 +33,17 @@ are tagged similar). The video and its partner are seen through BERT-style frame
 - cluster: the frame-mean hidden state regresses the (PCA-reduced) centre of its video's pseudo-label, for
   the video and its partner: ``sum ||mean_t e - centre||^2 / (256 * B)`` (no learnable projection).
 - pairwise: ``mean (target - h1 . h2 / bits)^2`` over video/partner pairs.
-- quantization: ``sum ||h - sign(h)||^2 / (B * bits)`` over the video and its partner.
+- quantization: ``sum ||h - sign(h)||^2 / (B * bits)`` over the video and its partner. The authors' sign
+  passes the gradient straight through, so the term has zero gradient: ``quantization="released"`` (the
+  default) reproduces that, ``"paper"`` stops the gradient at the target so the term pulls ``h`` to +-1.
 - quadruplet: ``mean relu(bits/4 + d(a, p) - d(a, n1)) + relu(bits/64 + d(a, p) - d(n1, n2))`` with d the
   squared Euclidean distance of continuous codes (4x the Hamming distance for binary ones).
 
-Deliberate differences from the reference code (noted so numbers can be compared fairly):
-- The reference passes the quantization target through a straight-through sign, which makes that term's
-  gradient exactly zero; we stop the gradient at the target, so the term pulls ``h`` towards +-1 as written.
-- The reference masks frames in place in its loader's copy of the training set, so a video met twice in an
-  epoch carries the earlier masking; we mask a fresh copy. Its random replacement frame comes from anywhere
-  in the training set; ours from a random video of the same batch (itself a random sample of it).
-- The reference runs five forward passes per step (BatchNorm statistics per pass); we run one over all
-  5B videos.
+Like the authors' code, each step runs five forward passes (video, partner, positive, two negatives), so
+BatchNorm normalises each view by its own batch statistics. Deliberate differences (README, MCMSH):
+- The authors mask frames in place in their loader's copy of the training set, so a video met twice in an
+  epoch carries the earlier masking (state corruption); we mask a fresh copy. Their random replacement frame
+  comes from anywhere in the training set; ours from a random video of the same batch.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
+from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
                         build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
 from ssvh_bench.nn import Mlp, anchor_loss, bert_mask, pairwise_similarity_loss, quantization_loss
 
@@ -67,6 +67,7 @@ MLP_EXPANSION = 2
 MASK_PROBABILITY = 0.15  # BERT-style: of the chosen frames 80% are zeroed, 10% replaced, 10% kept
 RELATED_ORDER = ("partner", "positive", "negative1", "negative2")  # a batch's related videos, block by block
 LOSS_WEIGHTS = {"cluster": 0.8, "pairwise": 0.1, "quantization": 0.01, "quadruplet": 0.01}
+QUANTIZATION = ("released", "paper")  # the authors' zero-gradient term, or the paper's active one
 
 
 class ContextGate(nn.Module):
@@ -184,7 +185,10 @@ def quadruplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative1: tor
 class MCMSH(DeepMethod):
     """MCMSH with the reference's architecture, stage 1, pair sampling, losses and schedule."""
 
-    version = 2  # 2: partners and masks drawn through the shared blocks (other random streams)
+    # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
+    # default (pseudo-labels and anchor graph on raw features, five forward passes, zero-gradient
+    # quantization, pair sampling)
+    version = 3
 
     family = "two_stage"
     stage1_kind = "mcmsh-stage1"
@@ -202,19 +206,23 @@ class MCMSH(DeepMethod):
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
                  lr_decay_every: int = 20, min_lr: float = 1e-4, checkpoint_every: int = 10,
-                 amp: bool = True) -> None:
+                 amp: bool = True, quantization: str = "released", pair_sampling: str = "released") -> None:
         self.store_params(locals())
 
     # ---- stage 1 -----------------------------------------------------------------------------------------
     def stage1_settings(self, seed: int) -> dict:
         """Everything stage 1 depends on besides the training data (never the code length)."""
         return {"n_anchors": self.n_anchors, "n_nearest": self.n_nearest, "pca_dim": self.hidden_dim,
-                "seed": seed, "kmeans_backend": resolve_kmeans_backend("auto")}
+                "pca_of": "centres", "seed": seed, "kmeans_backend": resolve_kmeans_backend("auto")}
 
     def prepare(self, train, *, bits, seed, device, cache_dir, progress):
         if self.hidden_dim < 1 or self.n_nearest < 1:
             raise ConfigError(f"mcmsh: hidden_dim and n_nearest must be >= 1, got {self.hidden_dim} and "
                               f"{self.n_nearest}")
+        if self.quantization not in QUANTIZATION:
+            raise ConfigError(f"mcmsh: quantization must be one of {QUANTIZATION}, got {self.quantization!r}")
+        if self.pair_sampling not in PAIR_SAMPLING:
+            raise ConfigError(f"mcmsh: pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}")
         if self.n_anchors < self.hidden_dim:
             raise ConfigError(f"mcmsh: the PCA of the anchors to hidden_dim={self.hidden_dim} dimensions needs "
                               f"n_anchors >= hidden_dim, got n_anchors={self.n_anchors}")
@@ -235,14 +243,14 @@ class MCMSH(DeepMethod):
 
     def sample_relations(self, rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Per video: a partner with its target (+1 similar / -1 dissimilar), a positive and two negatives."""
-        neighbourhood = self.neighbourhood
-        partner, target = neighbourhood.sample_partners(rows, rng)
-        positive = neighbourhood.sample_similar(rows, rng)
-        negative1 = neighbourhood.sample_dissimilar(rows, rng)
-        negative2 = neighbourhood.sample_dissimilar(rows, rng)
+        neighbourhood, sampling = self.neighbourhood, self.pair_sampling
+        partner, target = neighbourhood.sample_partners(rows, rng, pair_sampling=sampling)
+        positive = neighbourhood.sample_similar(rows, rng, sampling)
+        negative1 = neighbourhood.sample_dissimilar(rows, rng, sampling)
+        negative2 = neighbourhood.sample_dissimilar(rows, rng, sampling)
         tagged = np.asarray(neighbourhood.similar[negative1, negative2]).ravel().astype(bool)
         if tagged.any():  # the reference redraws once when the two negatives are tagged similar
-            negative2[tagged] = neighbourhood.sample_dissimilar(rows[tagged], rng)
+            negative2[tagged] = neighbourhood.sample_dissimilar(rows[tagged], rng, sampling)
         return {"partner": partner, "target": target, "positive": positive, "negative1": negative1,
                 "negative2": negative2}
 
@@ -255,18 +263,20 @@ class MCMSH(DeepMethod):
     def training_losses(self, model, batch, epoch, generator):
         n_videos = len(batch.indices)
         partner_frames = batch.related[:n_videos]
-        frames = torch.cat((bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
-                            bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], batch.related[n_videos:]))
-        codes, hidden = model(frames, alpha=math.sqrt(epoch + 1))
-        codes, hidden = codes.float(), hidden.float()
-        video, partner, positive, negative1, negative2 = codes.split(n_videos)
-        mean_hidden = hidden[: 2 * n_videos].mean(dim=1)
+        views = (bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
+                 bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], *batch.related[n_videos:].split(n_videos))
+        # one pass per view, as the authors: BatchNorm normalises each view by its own batch statistics
+        outputs = [model(frames, alpha=math.sqrt(epoch + 1)) for frames in views]
+        video, partner, positive, negative1, negative2 = (codes.float() for codes, _ in outputs)
+        video_hidden, partner_hidden = (hidden.float().mean(dim=1) for _, hidden in outputs[:2])
         partner_rows = batch.related_indices[:n_videos]
+        straight_through = self.quantization == "released"
         losses = {
-            "cluster": anchor_loss(mean_hidden[:n_videos], self.label_centres[batch.indices])
-            + anchor_loss(mean_hidden[n_videos:], self.label_centres[partner_rows]),
+            "cluster": anchor_loss(video_hidden, self.label_centres[batch.indices])
+            + anchor_loss(partner_hidden, self.label_centres[partner_rows]),
             "pairwise": pairwise_similarity_loss(video, partner, batch.extras["target"].float()),
-            "quantization": quantization_loss(video) + quantization_loss(partner),
+            "quantization": quantization_loss(video, straight_through=straight_through)
+            + quantization_loss(partner, straight_through=straight_through),
             "quadruplet": quadruplet_loss(video, positive, negative1, negative2),
         }
         return {"loss": sum(LOSS_WEIGHTS[name] * value for name, value in losses.items()), **losses}

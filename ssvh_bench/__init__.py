@@ -39,6 +39,7 @@ _LAZY = {
     "nearest_anchors": "neighbours",
     "pack_codes": "codes",
     "PackedCodes": "codes",
+    "PAIR_SAMPLING": "neighbours",
     "PseudoNeighbourhood": "neighbours",
     "read_batch": "train",
     "register_dataset": "registry",

@@ -26,6 +26,8 @@ ANCHOR_GRAPH_SPARSITIES = (3, 4, 5)
 ANCHOR_GRAPH_THRESHOLD = 1e-5
 NEIGHBOURHOOD_FILE = "neighbourhood.npz"
 _FORMAT_VERSION = 1
+PAIR_SAMPLING = ("released", "cluster")
+UNTAGGED_DRAWS = 64  # rejection rounds for the "released" dissimilar fallback
 
 
 def resolve_kmeans_backend(backend: str = "auto") -> str:
@@ -268,9 +270,15 @@ def _pairs_tagged(tag: sp.csr_matrix, value: int, row_offset: int) -> sp.csr_mat
 class PseudoNeighbourhood:
     """What a stage 2 needs from stage 1 (BTH, MCMSH).
 
-    ``features`` [N, d] are the stage-1 features in the space of ``centres`` [m, d] (after PCA when one was
-    applied); ``anchors`` [N, n_nearest] are each video's nearest centres, nearest first (column 0 is its
-    pseudo-label); ``similar`` and ``dissimilar`` are boolean CSR [N, N] pair tags (rows = videos).
+    ``features`` [N, d] are the stage-1 features; ``centres`` [m, d'] the k-means centres (PCA-reduced to
+    d' when one was applied, else d' = d); ``anchors`` [N, n_nearest] are each video's nearest centres,
+    nearest first, found before any PCA (column 0 is its pseudo-label); ``similar`` and ``dissimilar`` are
+    boolean CSR [N, N] pair tags (rows = videos).
+
+    Pair sampling (``pair_sampling``): ``"released"`` is the authors' loader (BTH ``data.py:45-73``, MCMSH
+    ``data.py``): their tags include the diagonal, so a video is one of its own similar videos, and a video
+    with no dissimilar one draws any video tagged neither similar nor dissimilar. ``"cluster"`` excludes the
+    video itself and falls back by pseudo-label (see ``sample_similar`` / ``sample_dissimilar``).
     """
 
     features: np.ndarray
@@ -295,32 +303,46 @@ class PseudoNeighbourhood:
     def pseudo_labels(self) -> np.ndarray:
         return self.anchors[:, 0]
 
-    def sample_similar(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample_similar(self, rows: np.ndarray, rng: np.random.Generator,
+                       pair_sampling: str = "cluster") -> np.ndarray:
         """One random similar video per row.
 
-        A row with no similar video falls back to a random other video with the same first anchor (the
-        same pseudo-label), or to itself when it is alone in its cluster.
+        ``"cluster"``: a row with no similar video falls back to a random other video with the same first
+        anchor (the same pseudo-label), or to itself when it is alone in its cluster. ``"released"``: the
+        row itself is one more similar video, drawn as often as each tagged one.
         """
         rows = np.asarray(rows, dtype=np.int64)
+        if _check_pair_sampling(pair_sampling) == "released":
+            starts = self.similar.indptr[rows]
+            counts = self.similar.indptr[rows + 1] - starts
+            offsets = (rng.random(len(rows)) * (counts + 1)).astype(np.int64)
+            own = offsets == counts
+            picked = rows.copy()
+            picked[~own] = self.similar.indices[(starts + offsets)[~own]]
+            return picked
         picked, missing = _sample_from_rows(self.similar, rows, rng)
         if missing.any():
             picked[missing] = self._same_cluster(rows[missing], rng)
         return picked
 
-    def sample_dissimilar(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample_dissimilar(self, rows: np.ndarray, rng: np.random.Generator,
+                          pair_sampling: str = "cluster") -> np.ndarray:
         """One random dissimilar video per row.
 
-        A row with no dissimilar video falls back to a random video with a different first anchor (a
-        uniformly random video if every video shares that anchor).
+        A row with no dissimilar video falls back, for ``"cluster"``, to a random video with a different
+        first anchor (a uniformly random video if every video shares that anchor); for ``"released"``, to a
+        random other video tagged neither similar nor dissimilar (the authors' tag 0; a uniformly random
+        video if there is none).
         """
         rows = np.asarray(rows, dtype=np.int64)
+        fallback = self._other_cluster if _check_pair_sampling(pair_sampling) == "cluster" else self._untagged
         picked, missing = _sample_from_rows(self.dissimilar, rows, rng)
         if missing.any():
-            picked[missing] = self._other_cluster(rows[missing], rng)
+            picked[missing] = fallback(rows[missing], rng)
         return picked
 
-    def sample_partners(self, rows: np.ndarray, rng: np.random.Generator,
-                        similar_prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    def sample_partners(self, rows: np.ndarray, rng: np.random.Generator, similar_prob: float = 0.5,
+                        pair_sampling: str = "cluster") -> tuple[np.ndarray, np.ndarray]:
         """One partner per row: with probability ``similar_prob`` a similar video (target +1), else a
         dissimilar one (target -1). Returns (partners, float32 targets).
 
@@ -330,8 +352,8 @@ class PseudoNeighbourhood:
         rows = np.asarray(rows, dtype=np.int64)
         similar = rng.random(len(rows)) < similar_prob
         partners = np.empty(len(rows), dtype=np.int64)
-        partners[similar] = self.sample_similar(rows[similar], rng)
-        partners[~similar] = self.sample_dissimilar(rows[~similar], rng)
+        partners[similar] = self.sample_similar(rows[similar], rng, pair_sampling)
+        partners[~similar] = self.sample_dissimilar(rows[~similar], rng, pair_sampling)
         return partners, np.where(similar, 1.0, -1.0).astype(np.float32)
 
     @cached_property
@@ -365,6 +387,21 @@ class PseudoNeighbourhood:
         offset += np.where(offset >= start, size, 0)  # jump over the cluster's block in `order`
         anywhere = rng.integers(0, len(self), size=len(rows))
         return np.where(outside > 0, order[np.minimum(offset, len(self) - 1)], anywhere)
+
+    def _untagged(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random other video tagged neither similar nor dissimilar to each row (rejection sampling; the
+        tags are sparse, so few rounds are needed), else a uniformly random video."""
+        picked = rng.integers(0, len(self), size=len(rows))
+        pending = np.arange(len(rows))
+        for _ in range(UNTAGGED_DRAWS):
+            candidates = picked[pending]
+            tagged = (np.asarray(self.similar[rows[pending], candidates]).ravel()
+                      | np.asarray(self.dissimilar[rows[pending], candidates]).ravel() | (candidates == rows[pending]))
+            pending = pending[tagged]
+            if not len(pending):
+                break
+            picked[pending] = rng.integers(0, len(self), size=len(pending))
+        return picked
 
     def save(self, path: Path) -> None:
         """Write one .npz (atomically); a folder means ``<folder>/neighbourhood.npz``."""
@@ -404,21 +441,18 @@ def build_anchor_neighbourhood(
 ) -> PseudoNeighbourhood:
     """Stage 1 of BTH (``pca_dim=None``) and MCMSH (``pca_dim=256``) on stage-1 features [N, d].
 
-    k-means with ``n_anchors`` clusters (empty ones dropped); optionally a PCA fitted on the centres and
-    applied to centres and features; each video's ``n_nearest`` nearest centres; anchor-graph tags.
+    k-means with ``n_anchors`` clusters (empty ones dropped); each video's ``n_nearest`` nearest centres and
+    the anchor-graph tags, both on the features against the centres; then, with ``pca_dim``, a PCA fitted on
+    the centres reduces the stored centres only (the targets MCMSH's cluster term regresses), as the authors'
+    code does (MCMSH ``utils/get_pseudo_label.py``, ``get_sim_matrix.py`` use the raw centres,
+    ``dim_reduce.py`` reduces the centres alone).
     """
     features = _as_matrix(features, "stage-1 features")
     centres = kmeans(features, n_anchors, seed=seed, backend=kmeans_backend)
-    if pca_dim is not None:
-        if not 1 <= pca_dim <= min(centres.shape):
-            raise ConfigError(
-                f"pca_dim must be between 1 and min(centres, dimension) = {min(centres.shape)}, got {pca_dim}"
-            )
-        from sklearn.decomposition import PCA
-
-        pca = PCA(n_components=pca_dim, svd_solver="full").fit(centres)
-        centres = pca.transform(centres).astype(np.float32)
-        features = pca.transform(features).astype(np.float32)
+    if pca_dim is not None and not 1 <= pca_dim <= min(centres.shape):
+        raise ConfigError(
+            f"pca_dim must be between 1 and min(centres, dimension) = {min(centres.shape)}, got {pca_dim}"
+        )
     needed = max(n_nearest, max(ANCHOR_GRAPH_SPARSITIES))
     if len(centres) < needed:
         raise ConfigError(
@@ -427,6 +461,10 @@ def build_anchor_neighbourhood(
         )
     anchors, squared = nearest_anchors(features, centres, needed, block_size=block_size)
     similar, dissimilar = anchor_graph_tags(anchors, squared, len(centres), block_size=block_size, progress=progress)
+    if pca_dim is not None:
+        from sklearn.decomposition import PCA
+
+        centres = PCA(n_components=pca_dim, svd_solver="full").fit_transform(centres).astype(np.float32)
     return PseudoNeighbourhood(features, centres, np.ascontiguousarray(anchors[:, :n_nearest]), similar, dissimilar)
 
 
@@ -443,6 +481,12 @@ def boolean_csr_from_arrays(arrays: Mapping[str, np.ndarray], prefix: str = "") 
     indices = arrays[f"{prefix}indices"]
     pattern = (np.ones(len(indices), dtype=bool), indices, arrays[f"{prefix}indptr"])
     return sp.csr_matrix(pattern, shape=tuple(arrays[f"{prefix}shape"]))
+
+
+def _check_pair_sampling(pair_sampling: str) -> str:
+    if pair_sampling not in PAIR_SAMPLING:
+        raise ConfigError(f"pair_sampling must be one of {PAIR_SAMPLING}, got {pair_sampling!r}")
+    return pair_sampling
 
 
 def _sample_from_rows(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssvh_bench import pack_codes, results
+from ssvh_bench import method_registry, pack_codes, results
 from ssvh_bench.io import write_json
 from ssvh_bench.config import RunSpec
 
@@ -16,7 +16,9 @@ KS = (5, 10, 20, 40, 60, 80, 100)
 def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: str = "synthetic", bits: int = 16,
               params: dict | None = None, overrides: dict | None = None, train_seconds: float = 1.0) -> Path:
     """A finished run whose mAP@K is ``map_at_5 * 5 / (5 + K - 5)``-shaped: map@5 is exact, larger K smaller."""
-    spec = RunSpec(method, dataset, bits, seed, dict(params or {}), {}, dict(overrides or {}))
+    # the method's current version, as the runner records it (an older one would show as an override)
+    version = method_registry.get(method).version if method in method_registry.names() else 1
+    spec = RunSpec(method, dataset, bits, seed, dict(params or {}), {}, dict(overrides or {}), version)
     folder = results.run_dir(root, spec)
     metrics = {}
     for k in KS:

@@ -69,8 +69,10 @@ class RecordingFeatures(ArrayFeatures):
         return super().read(indices)
 
 
-def test_stage2_reconstructs_the_original_unmasked_frames():
-    method = tiny(mask_prob=0.5)
+@pytest.mark.parametrize("target", ["masked", "original"])
+def test_stage2_reconstruction_target(target):
+    # "masked": the authors' in-place masking makes the target the masked input; "original": the paper's
+    method = tiny(mask_prob=0.5, reconstruction_target=target)
     data = RecordingFeatures(videos().array)
     model = ready_for_stage2(method, data)
     seen = {}
@@ -87,28 +89,61 @@ def test_stage2_reconstructs_the_original_unmasked_frames():
     assert len(data.reads) == 2  # the batch, then its partners in one batched read
     originals = torch.cat((batch.features, torch.from_numpy(videos().read(data.reads[1]))))
     assert seen["input"].shape == originals.shape == (12, 5, 12)  # the batch and one partner per video
-    assert not torch.equal(seen["input"], originals)  # the model saw masked clips...
-    # ...but predicting zeros costs the mean square of the original clips
-    assert losses["reconstruction"].item() == pytest.approx((originals**2).mean().item())
+    assert not torch.equal(seen["input"], originals)  # the model saw masked clips
+    # predicting zeros costs the mean square of the target
+    expected = seen["input"] if target == "masked" else originals
+    assert losses["reconstruction"].item() == pytest.approx((expected**2).mean().item())
+    assert (seen["input"] ** 2).mean().item() != pytest.approx((originals**2).mean().item())
 
 
-def test_stage1_reconstructs_the_original_unmasked_frames():
-    from ssvh_bench.methods.bth import ReconstructionNetwork, Stage1
+def test_anchor_term_is_the_authors_sum_over_both_halves_divided_by_b():
+    method = tiny()
+    data = videos()
+    model = ready_for_stage2(method, data)
+    hidden_dim = method.hidden_dim
+    hidden = torch.randn(12, 5, hidden_dim, generator=torch.Generator().manual_seed(7))
+    model.forward = lambda frames: (torch.zeros_like(frames), torch.ones(len(frames), 5, 16), hidden)
+    batch = read_batch(method, data, np.arange(6), epoch=0, generator=torch.Generator().manual_seed(4))
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(3))
+    # train.py:74-75: (sum ||mean_t hid1 - n1||^2 + sum ||mean_t hid2 - n2||^2) / (hidden * B), B = 6 pairs
+    videos_and_partners = list(batch.indices.tolist()) + list(batch.related_indices.tolist())
+    total = 0.0
+    for row, video in enumerate(videos_and_partners):
+        centre = method._anchor_centres[video]
+        for k in range(hidden_dim):
+            total += (sum(float(hidden[row, t, k]) for t in range(5)) / 5 - float(centre[k])) ** 2
+    assert losses["anchor"].item() == pytest.approx(total / (hidden_dim * 6), rel=1e-5)
+
+
+@pytest.mark.parametrize("target", ["masked", "original"])
+def test_stage1_restores_frames_from_codes(target):
+    from ssvh_bench.methods.bth import BTHNetwork, Stage1
 
     method = tiny(mask_prob=0.5)
-    stage1 = Stage1(0.5, 1, 8, 3e-4, 1, False, lr_decay=0.9, lr_decay_every=20, min_lr=1e-4)
-    model = ReconstructionNetwork(12, 5, method.encoder_shape)
+    stage1 = Stage1(0.5, target, 1, 8, 3e-4, 1, False, lr_decay=0.9, lr_decay_every=20, min_lr=1e-4)
+    model = BTHNetwork(12, 5, method.stage1_bits, method.encoder_shape)
+    assert model.hash.out_features == 64 and model.restore.in_features == 64  # the authors' nbits
     seen = {}
 
     def spy(frames):
         seen["input"] = frames
-        return torch.zeros_like(frames, requires_grad=True), None
+        return torch.zeros_like(frames, requires_grad=True), None, None
 
     model.forward = spy
     batch = torch.from_numpy(videos().read(np.arange(6)))
     losses = stage1.training_losses(model, Batch(batch, torch.arange(6)), 0, torch.Generator().manual_seed(0))
     assert not torch.equal(seen["input"], batch)
-    assert losses["reconstruction"].item() == pytest.approx((batch**2).mean().item())
+    expected = seen["input"] if target == "masked" else batch
+    assert losses["reconstruction"].item() == pytest.approx((expected**2).mean().item())
+
+
+def test_blocks_use_the_authors_layer_norm_gelu_and_output_dropout():
+    from ssvh_bench.nn import StdLayerNorm
+
+    encoder = tiny().encoder_shape.build(12, 5)
+    block = encoder.blocks[0]
+    assert isinstance(block.norm1, StdLayerNorm) and block.mlp.act.approximate == "tanh"
+    assert block.output_dropout.p == 0.1
 
 
 def test_stage1_neighbourhood_on_two_separated_groups():
@@ -174,6 +209,10 @@ def test_learning_rate_schedule_and_dataset_defaults():
 def test_bad_mask_probability_is_a_config_error():
     with pytest.raises(ConfigError, match="mask_prob must be between 0 and 1"):
         tiny(mask_prob=1.5).fit(videos(), bits=16, seed=0)
+    with pytest.raises(ConfigError, match="reconstruction_target must be one of"):
+        tiny(reconstruction_target="clean").fit(videos(), bits=16, seed=0)
+    with pytest.raises(ConfigError, match="pair_sampling must be one of"):
+        tiny(pair_sampling="any").fit(videos(), bits=16, seed=0)
 
 
 def test_cli_run_on_synthetic_beats_chance_and_shares_stage1(tmp_path):
@@ -181,7 +220,8 @@ def test_cli_run_on_synthetic_beats_chance_and_shares_stage1(tmp_path):
     options = [f"--dataset-param={key}={value}" for key, value in data_params.items()]
     tiny_params = ["hidden_dim=32", "ffn_dim=64", "epochs=15", "stage1_epochs=3", "batch_size=50", "n_anchors=20",
                    "lr=3e-3"]
-    result = CliRunner().invoke(app, ["run", "--method", "bth", "--dataset", "synthetic", "--bits", "16,32",
+    # 32 and 64 bits: at 16 BTH's codes are near chance, as the authors' code gives (one code for all videos)
+    result = CliRunner().invoke(app, ["run", "--method", "bth", "--dataset", "synthetic", "--bits", "32,64",
                                       "--device", "cpu", "--results-dir", str(tmp_path), *options,
                                       *(f"--set={p}" for p in tiny_params)])
     assert result.exit_code == 0, result.output
@@ -191,5 +231,5 @@ def test_cli_run_on_synthetic_beats_chance_and_shares_stage1(tmp_path):
     metrics = [json.loads(path.read_text()) for path in tmp_path.rglob("metrics.json")]
     assert len(metrics) == 2
     for run in metrics:
-        assert run["map@5"] > 1.25 * chance, (run["map@5"], chance)  # measured: 0.24 vs 0.16
+        assert run["map@5"] > 2 * chance, (run["map@5"], chance)  # measured: 0.39 and 0.49 vs 0.16
     assert len(list((tmp_path / "cache" / STAGE1_KIND).iterdir())) == 1

@@ -160,7 +160,7 @@ def test_training_sharpens_tanh_with_the_epoch(tmp_path):
     for epoch in (0, 3):
         batch = read_batch(method, two_groups(), np.arange(4), epoch=epoch, generator=torch.Generator())
         method.training_losses(method.model, batch, epoch, torch.Generator().manual_seed(0))
-    assert alphas == pytest.approx([1.0, 2.0])
+    assert alphas == pytest.approx([1.0] * 5 + [2.0] * 5)  # five passes per step
 
 
 def test_learning_rate_schedule_and_dataset_defaults():
@@ -199,3 +199,46 @@ def test_cli_run_on_tiny_synthetic_data_is_above_chance(tmp_path):
 def test_too_few_anchors_for_the_pca_is_a_config_error():
     with pytest.raises(ConfigError, match="needs n_anchors >= hidden_dim, got n_anchors=8"):
         tiny(n_anchors=8).fit(two_groups(), bits=16, seed=0)
+
+
+def test_each_view_gets_its_own_forward_pass_and_batchnorm_statistics():
+    videos = two_groups()
+    method = tiny().fit(videos, bits=16, seed=0)
+    model = method.model.train()
+    batch = read_batch(method, videos, np.arange(12), epoch=0, generator=torch.Generator().manual_seed(1))
+    norm = model.encoder.output_gates.gates["short"].excite_norm
+    inputs = []
+    norm.register_forward_hook(lambda module, args, output: inputs.append(args[0].detach().clone()))
+    before = norm.running_mean.clone()
+    method.training_losses(model, batch, 0, torch.Generator().manual_seed(0))
+    # the authors' five passes (train.py:59-63): video, partner, positive, two negatives, 12 videos each
+    assert [len(x) for x in inputs] == [12] * 5
+    expected = before
+    for x in inputs:  # running statistics updated once per view, each with that view's batch mean
+        expected = 0.9 * expected + 0.1 * x.mean(dim=(0, 2))
+    torch.testing.assert_close(norm.running_mean, expected)
+
+
+@pytest.mark.parametrize("quantization", ["released", "paper"])
+def test_quantization_term_gradient(quantization):
+    videos = two_groups()
+    method = tiny(quantization=quantization).fit(videos, bits=16, seed=0)
+    model = method.model.train()
+    model.zero_grad(set_to_none=True)  # training leaves its last step's gradients
+    batch = read_batch(method, videos, np.arange(12), epoch=0, generator=torch.Generator().manual_seed(1))
+    losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(0))
+    assert losses["quantization"].item() > 0
+    losses["quantization"].backward()
+    largest = max(p.grad.abs().max().item() for p in model.parameters() if p.grad is not None)
+    # released: LBSign passes the gradient straight through, so the two paths cancel exactly
+    assert (largest == 0.0) if quantization == "released" else (largest > 0)
+
+
+def test_pseudo_labels_come_from_the_raw_features():
+    videos = two_groups()
+    method = tiny(epochs=0).fit(videos, bits=16, seed=0)
+    neighbourhood = method.neighbourhood
+    assert neighbourhood.features.shape == (40, 20)  # the raw frame-mean features, not PCA-reduced
+    assert neighbourhood.centres.shape[1] == 16  # the cluster term's targets are the PCA-reduced centres
+    with pytest.raises(ConfigError, match="quantization must be one of"):
+        tiny(quantization="off").fit(videos, bits=16, seed=0)

@@ -322,15 +322,40 @@ def test_build_is_deterministic_and_consistent():
     assert (first.similar.multiply(first.dissimilar)).nnz == 0
 
 
-def test_build_with_pca_projects_features_and_centres():
+def test_build_with_pca_assigns_on_raw_features_and_reduces_only_the_centres():
     features = np.random.default_rng(8).normal(size=(80, 10)).astype(np.float32)
     built = build_anchor_neighbourhood(features, n_anchors=12, seed=0, pca_dim=4)
-    assert built.features.shape == (80, 4) and built.centres.shape[1] == 4
+    raw = build_anchor_neighbourhood(features, n_anchors=12, seed=0)
+    assert built.features.shape == (80, 10) and built.centres.shape == (len(raw.centres), 4)
     np.testing.assert_allclose(built.centres.mean(axis=0), 0, atol=1e-4)  # PCA was fitted on the centres
-    distances = brute_squared_distances(built.features, built.centres)
+    # MCMSH's get_pseudo_label.py / get_sim_matrix.py: raw features against the raw centres
+    np.testing.assert_array_equal(built.anchors, raw.anchors)
+    assert (built.similar != raw.similar).nnz == 0 and (built.dissimilar != raw.dissimilar).nnz == 0
+    distances = brute_squared_distances(features, raw.centres)
     np.testing.assert_array_equal(built.pseudo_labels, distances.argmin(axis=1))
     with pytest.raises(ConfigError, match="pca_dim must be between 1 and"):
         build_anchor_neighbourhood(features, n_anchors=12, seed=0, pca_dim=11)
+
+
+def test_released_pair_sampling_counts_the_video_itself_and_falls_back_to_untagged_videos():
+    # the authors' tags include the diagonal; no dissimilar video: any video tagged neither way
+    neighbourhood = toy_neighbourhood(
+        [0, 0, 1, 1, 1, 2],
+        similar={0: [1], 2: [3, 4], 3: [2]},
+        dissimilar={0: [5], 1: [2, 5], 5: [0]},
+    )
+
+    def released(sampler):
+        return lambda rows, rng: sampler(rows, rng, "released")
+
+    assert drawn(released(neighbourhood.sample_similar), 0) == {0, 1}
+    assert drawn(released(neighbourhood.sample_similar), 2) == {2, 3, 4}
+    assert drawn(released(neighbourhood.sample_similar), 1) == {1}  # none tagged: only itself
+    assert drawn(released(neighbourhood.sample_dissimilar), 1) == {2, 5}
+    assert drawn(released(neighbourhood.sample_dissimilar), 2) == {0, 1, 5}  # untagged, not itself, not 3 / 4
+    assert drawn(released(neighbourhood.sample_dissimilar), 3) == {0, 1, 4, 5}
+    with pytest.raises(ConfigError, match="pair_sampling must be one of"):
+        neighbourhood.sample_similar(np.array([0]), np.random.default_rng(0), "any")
 
 
 def test_build_needs_enough_distinct_clusters():

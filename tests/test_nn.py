@@ -11,13 +11,36 @@ from ssvh_bench.nn import (KEPT, REPLACED, UNTOUCHED, ZEROED, Mlp, TransformerBl
 
 
 def test_hash_binarize_values_and_gradient_mask():
-    x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0], requires_grad=True)
+    x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 3.0], requires_grad=True)
     codes = hash_binarize(x)
     # x = 0 -> clamp 0.5 -> round-half-to-even 0 -> -1
-    assert codes.tolist() == [-1, -1, -1, -1, 1, 1, 1]
-    codes.backward(torch.arange(1.0, 8.0))
-    # zero where clamp((x+1)/2) is exactly 0, i.e. x <= -1; the identity elsewhere (also above +1)
-    assert x.grad.tolist() == [0, 0, 3, 4, 5, 6, 7]
+    assert codes.tolist() == [-1, -1, -1, -1, 1, 1, 1, 1]
+    codes.backward(torch.arange(1.0, 9.0))
+    # the authors' in-place clamp: the identity for -1 < x <= 1, zero at x <= -1 and above +1
+    assert x.grad.tolist() == [0, 0, 3, 4, 5, 6, 0, 0]
+
+
+def test_std_layer_norm_uses_the_unbiased_std_with_eps_on_the_std():
+    from ssvh_bench.nn import StdLayerNorm
+
+    x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
+    # mean 3; unbiased std sqrt((4 + 1 + 0 + 9) / 3)
+    std = math.sqrt(14 / 3)
+    expected = [(v - 3) / (std + 1e-6) for v in (1.0, 2.0, 3.0, 6.0)]
+    torch.testing.assert_close(StdLayerNorm(4)(x), torch.tensor([expected]))
+    assert not torch.allclose(torch.nn.LayerNorm(4, eps=1e-6)(x), torch.tensor([expected]), atol=1e-3)
+
+
+def test_tanh_gelu_and_block_output_dropout():
+    mlp = Mlp(1, 1, gelu="tanh")
+    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) at x = 1 (exact GELU: 0.841345)
+    assert mlp.act(torch.tensor(1.0)).item() == pytest.approx(0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * 1.044715)))
+    block = TransformerBlock(8, 1, output_dropout=0.5)
+    x = torch.randn(4, 6, 8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    zeros = (block.train()(x) == 0).float().mean().item()
+    assert 0.3 < zeros < 0.7  # about half the outputs dropped
+    assert not (block.eval()(x) == 0).any()
 
 
 def test_sign_ste_values_and_clipped_gradient():
@@ -209,3 +232,15 @@ def test_two_view_reconstruction_is_twice_the_masked_mse_and_returns_each_views_
     assert loss.item() == pytest.approx(2 * 1.5 ** 2)
     assert seen["visible"].shape == (6, 2) and seen["masked"].shape == (6, 6)
     assert torch.equal(mean_codes, torch.tensor([[1.0] * 4] * 3 + [[-1.0] * 4] * 3))
+
+
+def test_straight_through_quantization_keeps_the_value_and_has_zero_gradient():
+    codes = torch.tensor([[0.3, -0.8], [0.9, -0.1]], requires_grad=True)
+    released = quantization_loss(codes, straight_through=True)
+    # (0.7^2 + 0.2^2 + 0.1^2 + 0.9^2) / 4
+    assert released.item() == pytest.approx((0.49 + 0.04 + 0.01 + 0.81) / 4)
+    released.backward()
+    assert codes.grad.abs().max().item() == 0.0
+    codes.grad = None
+    quantization_loss(codes).backward()  # the paper's term: 2 (h - sign h) / 4
+    torch.testing.assert_close(codes.grad, torch.tensor([[-0.35, 0.1], [-0.05, 0.45]]))

@@ -11,7 +11,8 @@ from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_fr
                       two_view_reconstruction)
 from .positional import sinusoid_table
 from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
-                          MaskedAutoencoderShape, MaskedDecoder, Mlp, TransformerBlock, transformer_blocks, xavier_init)
+                          MaskedAutoencoderShape, MaskedDecoder, Mlp, StdLayerNorm, TransformerBlock,
+                          transformer_blocks, xavier_init)
 
 __all__ = [
     "KEPT",
@@ -31,6 +32,7 @@ __all__ = [
     "Mamba",
     "Mlp",
     "SignBinarizer",
+    "StdLayerNorm",
     "TransformerBlock",
     "anchor_loss",
     "bert_mask",

@@ -2,7 +2,9 @@
 
 ``hash_binarize`` is the ConMH/BTH hash layer: ``2 * round(clamp((x + 1) / 2, 0, 1)) - 1``. Its forward
 maps x > 0 to +1 and x <= 0 to -1 (x = 0 gives round(0.5) = 0 by round-half-to-even, so -1). Its gradient
-is the identity except where the clamped value is exactly 0 (x <= -1), where it is zero.
+is the identity for -1 < x <= 1 and zero elsewhere, as in the authors' code: their clamp assigns in place
+(``y[y > 1] = 1``), which cuts the gradient above +1, and their rounding's backward zeroes it where the
+clamped value is exactly 0 (x <= -1).
 
 ``sign_ste`` is a plain sign (``sign(0) = 0``) whose gradient passes where |x| <= 1 (MCMSH, SSVH).
 """
@@ -16,14 +18,15 @@ from torch import nn
 class HashBinarize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        clamped = torch.clamp((x + 1) / 2, 0, 1)
-        ctx.save_for_backward(clamped)
-        return 2 * torch.round(clamped) - 1
+        ctx.save_for_backward(x)
+        return 2 * torch.round(torch.clamp((x + 1) / 2, 0, 1)) - 1
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (clamped,) = ctx.saved_tensors
-        return grad * (clamped != 0).to(grad.dtype)
+        (x,) = ctx.saved_tensors
+        # (x + 1) / 2 in (0, 1] exactly where the authors' clamped value is neither assigned nor 0
+        half = (x + 1) / 2
+        return grad * ((half > 0) & (half <= 1)).to(grad.dtype)
 
 
 class SignSTE(torch.autograd.Function):
@@ -39,7 +42,7 @@ class SignSTE(torch.autograd.Function):
 
 
 def hash_binarize(x: torch.Tensor) -> torch.Tensor:
-    """±1 codes, straight-through gradient that stops for x <= -1 (see module docstring)."""
+    """±1 codes, straight-through gradient only for -1 < x <= 1 (see module docstring)."""
     return HashBinarize.apply(x)
 
 

@@ -13,10 +13,15 @@ def pairwise_similarity_loss(codes1: torch.Tensor, codes2: torch.Tensor, target:
     return ((target - similarity) ** 2).mean()
 
 
-def quantization_loss(codes: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """``||codes - sign(codes)||^2``, averaged over every entry (``"mean"``) or summed (``"sum"``); the sign
-    target carries no gradient, so the term pulls relaxed codes towards +-1."""
-    squared = (codes - torch.sign(codes).detach()) ** 2
+def quantization_loss(codes: torch.Tensor, reduction: str = "mean", *, straight_through: bool = False) -> torch.Tensor:
+    """``||codes - sign(codes)||^2``, averaged over every entry (``"mean"``) or summed (``"sum"``).
+
+    By default the sign target carries no gradient, so the term pulls relaxed codes towards +-1. With
+    ``straight_through`` the target passes the gradient straight through, as MCMSH's released code does
+    (``LBSign``): the two paths cancel, so the term keeps its value but has exactly zero gradient.
+    """
+    target = codes + (torch.sign(codes) - codes).detach() if straight_through else torch.sign(codes).detach()
+    squared = (codes - target) ** 2
     if reduction == "mean":
         return squared.mean()
     if reduction == "sum":

@@ -47,12 +47,14 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """``fc2(dropout(gelu(fc1(x))))`` then dropout, over the last axis (``dim -> hidden -> dim``)."""
+    """``fc2(dropout(gelu(fc1(x))))`` then dropout, over the last axis (``dim -> hidden -> dim``).
 
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+    ``gelu`` is ``"none"`` (exact) or ``"tanh"`` (the tanh approximation, as in BERT-pytorch and BTH)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, gelu: str = "none") -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate=gelu)
         self.fc2 = nn.Linear(hidden, dim)
         self.dropout = nn.Dropout(dropout)
 
@@ -60,20 +62,48 @@ class Mlp(nn.Module):
         return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
 
 
+class StdLayerNorm(nn.Module):
+    """``weight * (x - mean) / (std + eps) + bias`` over the last axis, with the unbiased std and eps added
+    to the std (the Annotated-Transformer LayerNorm of BERT-pytorch, on which BTH builds); ``nn.LayerNorm``
+    uses the biased variance with eps inside the square root."""
+
+    def __init__(self, dim: int, eps: float = LAYER_NORM_EPS) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        return self.weight * (x - mean) / (x.std(-1, keepdim=True) + self.eps) + self.bias
+
+
+NORMS = {"layer": nn.LayerNorm, "std": StdLayerNorm}
+
+
 class TransformerBlock(nn.Module):
-    """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``; LayerNorm eps 1e-6, GELU, no dropout by default."""
+    """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, then ``output_dropout``; LayerNorm eps 1e-6,
+    GELU, no dropout by default.
+
+    ``norm`` picks ``nn.LayerNorm`` (``"layer"``) or ``StdLayerNorm`` (``"std"``), ``gelu`` the exact
+    (``"none"``) or tanh-approximated (``"tanh"``) GELU; BTH's blocks are ``norm="std", gelu="tanh"`` with an
+    output dropout equal to ``dropout``.
+    """
 
     def __init__(self, dim: int, heads: int, *, head_dim: int | None = None, mlp_ratio: float = 4.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, norm: str = "layer", gelu: str = "none", output_dropout: float = 0.0) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
+        self.norm1 = NORMS[norm](dim, eps=LAYER_NORM_EPS)
         self.attn = Attention(dim, heads, head_dim, dropout)
-        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout)
+        self.norm2 = NORMS[norm](dim, eps=LAYER_NORM_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), dropout, gelu)
+        self.output_dropout = nn.Dropout(output_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        return self.output_dropout(x + self.mlp(self.norm2(x)))
 
 
 @dataclass(frozen=True)
