@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import results
+from . import locks, results
 from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
@@ -33,26 +33,29 @@ from .io import canonical_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
-RunStatus = Literal["finished", "skipped", "failed"]
+# "running": another live process holds the run's lock; "submitted": handed to a batch system (Slurm)
+RunStatus = Literal["finished", "skipped", "failed", "running", "submitted"]
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
 
 
 @dataclass
 class RunResult:
-    """What became of one run: ``finished`` (trained now), ``skipped`` (finished before) or ``failed``."""
+    """What became of one run: ``finished`` (trained now), ``skipped`` (finished before), ``failed``,
+    ``running`` (another process holds its lock; ``error`` says which) or ``submitted`` (a Slurm job)."""
 
     spec: RunSpec
     folder: Path
     status: RunStatus
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    job_id: str | None = None  # the Slurm job of a ``submitted`` run
 
 
 @dataclass
 class RunEvent:
     """Sent to ``on_event``: ``start`` before a run, then ``finished``, ``skipped`` or ``failed`` with its result."""
 
-    kind: Literal["start", "finished", "skipped", "failed"]
+    kind: Literal["start", "finished", "skipped", "failed", "running", "submitted"]
     index: int  # 1-based position in the grid
     total: int
     spec: RunSpec
@@ -75,18 +78,26 @@ def run(
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
+    launcher: str = "inline",
+    jobs: int = 1,
+    slurm: Mapping[str, Any] | None = None,
 ) -> list[RunResult]:
     """Run every combination of methods x datasets x bits x seeds x parameter values; see the module docstring.
 
     ``params`` maps a method parameter (or ``method.parameter``) to a value or a list of values to sweep, as
     ``--set`` does; ``dataset_params`` are the datasets' parameters. ``threads`` sets torch's intra-op threads
-    (None: automatic, see ``choose_threads``).
+    (None: automatic, see ``choose_threads``). ``launcher`` is ``inline`` (here, one run after the other),
+    ``local`` (``jobs`` processes) or ``slurm`` (one job array; ``slurm`` holds its settings), see
+    ``ssvh_bench.launchers``.
     """
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
              make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
-    return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                     force=force, keep_going=keep_going, on_event=on_event, progress=progress)
+    from .launchers import launch
+
+    return launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
+                  device=device, threads=threads, force=force, keep_going=keep_going, on_event=on_event,
+                  progress=progress)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -214,17 +225,39 @@ def execute_run(
     force: bool = False,
     progress: bool = False,
 ) -> RunResult:
+    """One run in its folder, under the folder's ``run.lock``: ``skipped`` if finished, ``running`` if another
+    live process holds the lock (a lock left by a dead process on this host is taken over)."""
     folder = results.run_dir(results_dir, spec)
     finished = None if force else results.read_finished(folder)
     if finished is not None:
         return RunResult(spec, folder, "skipped", finished[1])
+    lock = locks.try_acquire(folder / locks.RUN_LOCK)
+    if lock is None:
+        holder = locks.read_holder(folder / locks.RUN_LOCK) or {}
+        return RunResult(spec, folder, "running", error=f"running in process {holder.get('pid', '?')} on "
+                                                        f"{holder.get('host', '?')} since {holder.get('started_at', '?')}")
+    with lock:
+        finished = None if force else results.read_finished(folder)  # it may have finished while we looked
+        if finished is not None:
+            return RunResult(spec, folder, "skipped", finished[1])
+        locks.remove_temporaries(folder)  # left by a killed run: nobody else writes here while we hold the lock
+        return _execute_locked(spec, folder, results_dir=results_dir, datasets=datasets, device=device,
+                               threads=threads, force=force, progress=progress)
+
+
+def _execute_locked(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
+                    threads: int | None, force: bool, progress: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
     n_threads = choose_threads(threads)
-    if force and folder.exists():
-        shutil.rmtree(folder)
+    if force:
+        for old in folder.iterdir():
+            if old.is_dir():
+                shutil.rmtree(old)
+            elif old.name != locks.RUN_LOCK:
+                old.unlink()
     for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
         (folder / stale).unlink(missing_ok=True)
     write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})

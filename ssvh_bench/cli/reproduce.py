@@ -29,6 +29,7 @@ from .app import (
     console,
     user_errors,
 )
+from .launch import LaunchOptions, launcher_options, print_dry_run
 from .runs import RunPrinter, execute_all, specs_from_options, summarise
 
 
@@ -40,6 +41,7 @@ def swept_parameters(specs: list[RunSpec]) -> list[str]:
 
 @app.command()
 @user_errors
+@launcher_options
 def sweep(
     method: str = MethodsOption,
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
@@ -54,6 +56,7 @@ def sweep(
     threads: Optional[int] = ThreadsOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
+    launch: LaunchOptions = LaunchOptions(),
 ) -> None:
     """Run every value of the swept parameters (finished runs are skipped), then print how to plot them."""
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
@@ -63,7 +66,9 @@ def sweep(
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast)
+                fail_fast=fail_fast, launch=launch)
+    if launch.dry_run:
+        return
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
     console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
                   f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
@@ -71,6 +76,7 @@ def sweep(
 
 @app.command()
 @user_errors
+@launcher_options
 def reproduce(
     target: str = typer.Argument(..., help=f"One of: {', '.join(TARGETS)}."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
@@ -83,19 +89,24 @@ def reproduce(
     threads: Optional[int] = ThreadsOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
+    launch: LaunchOptions = LaunchOptions(),
 ) -> None:
     """Run a named paper target (tables and figures of ConMH's paper) and write its reports."""
     chosen = get_target(target)
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
     specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
     results_dir = Path(results_dir or results.default_results_dir())
+    if dry_run and launch.launcher == "slurm":
+        print_dry_run(specs, results_dir, launch, force)
+        return
     if dry_run:
         _print_plan(chosen, specs, results_dir)
         return
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
                           results_dir=results_dir, data_root=data_root, device=device, threads=threads, force=force,
-                          keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
+                          keep_going=not fail_fast, on_event=show, progress=show.on_terminal and launch.launcher == "inline",
+                          launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)
     summarise(done.runs, results_dir)
