@@ -89,8 +89,9 @@ def print_slurm_plan(plan: SlurmPlan) -> None:
     for name, value in sorted(plan.parameters.items()):
         console.print(f"  {name} = {value}", highlight=False, soft_wrap=True)
     for index, spec in enumerate(plan.submit):
-        console.print(f"  [{index}] {spec.method} {spec.dataset} {spec.bits} bits seed {spec.seed} "
-                      f"{results.format_overrides(spec.overrides)} -> {results.run_dir(plan.results_dir, spec)}",
+        overrides = f" ({results.format_overrides(spec.overrides)})" if spec.overrides else ""
+        console.print(f"  [{index}] {spec.method} {spec.dataset} {spec.bits} bits seed {spec.seed}{overrides} -> "
+                      f"{results.run_dir(plan.results_dir, spec)}",
                       highlight=False, soft_wrap=True, markup=False)
     console.print(f"not submitted: {len(plan.finished)} finished, {len(plan.running)} queued or running",
                   highlight=False)
