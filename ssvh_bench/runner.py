@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import locks, results
+from . import distributed, locks, results
 from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
@@ -120,6 +120,7 @@ def run_specs(
 ) -> list[RunResult]:
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
+    distributed.setup()  # under torchrun: join the other ranks
     cache = DatasetCache(None if data_root is None else Path(data_root))
     for spec in specs:  # every input error surfaces before the first run writes anything
         if not results.is_finished(results.run_dir(results_dir, spec)) or force:
@@ -226,41 +227,53 @@ def execute_run(
     progress: bool = False,
 ) -> RunResult:
     """One run in its folder, under the folder's ``run.lock``: ``skipped`` if finished, ``running`` if another
-    live process holds the lock (a lock left by a dead process on this host is taken over)."""
+    live process holds the lock (a lock left by a dead process on this host is taken over).
+
+    Under torchrun, rank 0 decides (and tells the other ranks) whether the run goes ahead and alone writes
+    its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``)."""
     folder = results.run_dir(results_dir, spec)
+    options = {"results_dir": results_dir, "datasets": datasets, "device": device, "threads": threads,
+               "force": force, "progress": progress}
+    if not distributed.is_writer():
+        decision = distributed.broadcast(None)
+        return RunResult(spec, folder, decision) if decision != "go" else _execute(spec, folder, write=False, **options)
     finished = None if force else results.read_finished(folder)
     if finished is not None:
+        distributed.broadcast("skipped")
         return RunResult(spec, folder, "skipped", finished[1])
     lock = locks.try_acquire(folder / locks.RUN_LOCK)
     if lock is None:
+        distributed.broadcast("running")
         holder = locks.read_holder(folder / locks.RUN_LOCK) or {}
         return RunResult(spec, folder, "running", error=f"running in process {holder.get('pid', '?')} on "
                                                         f"{holder.get('host', '?')} since {holder.get('started_at', '?')}")
     with lock:
         finished = None if force else results.read_finished(folder)  # it may have finished while we looked
         if finished is not None:
+            distributed.broadcast("skipped")
             return RunResult(spec, folder, "skipped", finished[1])
         locks.remove_temporaries(folder)  # left by a killed run: nobody else writes here while we hold the lock
-        return _execute_locked(spec, folder, results_dir=results_dir, datasets=datasets, device=device,
-                               threads=threads, force=force, progress=progress)
+        return _execute(spec, folder, write=True, **options)
 
 
-def _execute_locked(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
-                    threads: int | None, force: bool, progress: bool) -> RunResult:
+def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
+             threads: int | None, force: bool, progress: bool, write: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
     n_threads = choose_threads(threads)
-    if force:
-        for old in folder.iterdir():
-            if old.is_dir():
-                shutil.rmtree(old)
-            elif old.name != locks.RUN_LOCK:
-                old.unlink()
-    for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
-        (folder / stale).unlink(missing_ok=True)
-    write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})
+    if write:
+        if force:
+            for old in folder.iterdir():
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.name != locks.RUN_LOCK:
+                    old.unlink()
+        for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
+            (folder / stale).unlink(missing_ok=True)
+        write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})
+        distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
     if deep:
         import torch
 
@@ -275,6 +288,8 @@ def _execute_locked(spec: RunSpec, folder: Path, *, results_dir: Path, datasets:
     query_codes = None if splits.query is None else _encode(method, splits.query, spec.bits, "query")
     n_encoded = len(splits.database) + (0 if splits.query is None else len(splits.query))
     encode_ms = 1000 * (time.perf_counter() - started) / n_encoded
+    if not write:
+        return RunResult(spec, folder, "finished")
 
     metrics = evaluate(
         database_codes if query_codes is None else query_codes,

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .codes import check_bits
 from .io import atomic_path, canonical_json, write_text
 from .data import VideoFeatures, as_video_features
@@ -174,12 +175,14 @@ class DeepMethod(TrainingHooks, HashingMethod):
             raise RuntimeError(f"{type(self).__name__} has no model yet: call fit or load_checkpoint first")
         videos = as_video_features(videos)
         self.model.eval()
-        codes = np.empty((len(videos), self.bits), dtype=np.int8)
+        share = distributed.shard_range(len(videos))  # under torchrun each rank encodes its share
+        codes = np.empty((len(share), self.bits), dtype=np.int8)
         with torch.inference_mode():
-            for indices, features in videos.iter_batches(self.batch_size, shuffle=False):
-                batch_codes = self.encode_batch(self.model, to_device(features, self.device))
-                codes[indices] = batch_codes.to(torch.int8).cpu().numpy()
-        return codes
+            for start in range(0, len(share), self.batch_size):
+                indices = np.arange(share.start + start, min(share.start + start + self.batch_size, share.stop))
+                batch_codes = self.encode_batch(self.model, to_device(videos.read(indices), self.device))
+                codes[indices - share.start] = batch_codes.to(torch.int8).cpu().numpy()
+        return distributed.gather_arrays(codes)
 
     @property
     def n_parameters(self) -> int:
@@ -336,6 +339,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
     checkpoint = None if checkpoint_path is None else Path(checkpoint_path)
 
+    world, writer = distributed.world_size(), distributed.is_writer()
+    distributed.sync_parameters(model)
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -347,8 +352,11 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         start, history = state["epochs_done"], list(state["history"])
 
     batch_size = min(hooks.batch_size, len(train))
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
+    _, rows = distributed.batch_rows(batch_size // world)  # this rank's share of every global batch
     steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
-    bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not progress, unit="batch",
+    bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
     try:
         for epoch in range(start, hooks.epochs):
@@ -364,7 +372,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            batches = (_with_related(hooks, train, indices, features, epoch, related_generator)
+            batches = (_with_related(hooks, train, indices[rows], features[rows], epoch, related_generator)
                        for indices, features in train.iter_batches(batch_size, shuffle=True,
                                                                    seed=epoch_seed(seed, epoch, ORDER_STREAM),
                                                                    drop_last=hooks.drop_last))
@@ -377,10 +385,12 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(losses["loss"]).backward()
+                    distributed.average_gradients(model.parameters())
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     losses["loss"].backward()
+                    distributed.average_gradients(model.parameters())
                     optimizer.step()
                 size = len(batch.indices)
                 for name, value in losses.items():  # summed on the device: no sync per step
@@ -392,7 +402,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                     bar.set_postfix_str(f"epoch {epoch}/{hooks.epochs - 1} loss {losses['loss'].item():.4f} "
                                         f"{n_videos / (shown - started):.0f} videos/s")
             seconds = time.perf_counter() - started
-            means = {name: float(total) / n_videos for name, total in totals.items()}
+            n_videos *= world  # every rank trained on as many videos
+            means = {name: float(distributed.sum_over_ranks(total)) / n_videos for name, total in totals.items()}
             bad = [f"{name} = {value}" for name, value in means.items() if not math.isfinite(value)]
             if bad:
                 kept = (f"last good checkpoint kept: {checkpoint}, {_epochs_in(checkpoint)} epochs done"
@@ -400,10 +411,10 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 raise TrainingError(f"training stopped in epoch {epoch}: {', '.join(bad)} ({kept})")
             history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds,
                             "videos_per_s": n_videos / seconds})
-            if history_path is not None:
+            if history_path is not None and writer:
                 write_history(Path(history_path), history)
             done = epoch + 1
-            if checkpoint is not None and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
+            if checkpoint is not None and writer and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": None if scaler is None else scaler.state_dict(), "history": history,
                          "settings": settings}

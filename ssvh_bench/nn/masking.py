@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
+
 ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
 UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
 
@@ -49,7 +51,8 @@ def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: tor
     The views overlap when ``mask_ratio`` < 0.5.
     """
     n_visible = n_visible_frames(n_frames, mask_ratio)
-    order = torch.rand(n_videos, n_frames, generator=generator, device=device).argsort(dim=1)
+    n_global, rows = distributed.batch_rows(n_videos)  # under torchrun: draw the global batch's, keep ours
+    order = torch.rand(n_global, n_frames, generator=generator, device=device)[rows].argsort(dim=1)
     visible = torch.cat((order[:, :n_visible], order[:, n_frames - n_visible:]))
     masked = torch.cat((order[:, n_visible:], order[:, : n_frames - n_visible]))
     return visible.sort(dim=1).values, masked.sort(dim=1).values
