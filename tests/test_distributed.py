@@ -117,3 +117,30 @@ def test_a_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, single):
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_training(folder, single)
     assert not (folder / "run.lock").exists()
+
+
+def _train_as_rank(rank: int, port: int, folder: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from ssvh_bench.data import ArrayFeatures
+    from ssvh_bench.methods.conmh import ConMH
+    from ssvh_bench.train import train_model
+
+    torch.set_num_threads(1)
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    method = ConMH(**CONMH)
+    train = ArrayFeatures(np.random.default_rng(0).normal(size=(32, 4, 16)).astype(np.float32))
+    own = Path(folder) / f"rank{rank}"  # each rank is told to write into its own folder
+    train_model(method, lambda: method.build_model(4, 16, 16), train, seed=0, device="cpu", settings={},
+                history_path=own / "history.csv", checkpoint_path=own / "last.pt")
+    dist.destroy_process_group()
+
+
+def test_only_rank_0_writes_history_and_checkpoints(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_train_as_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["history.csv", "last.pt"]
+    assert not (tmp_path / "rank1").exists()
