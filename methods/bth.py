@@ -240,7 +240,7 @@ class BTH(DeepMethod):
         assert self._anchor_centres is not None
         n_videos = len(batch.indices)
         originals = torch.cat((batch.features, batch.related))
-        masked, _ = bert_mask(originals, self.mask_prob, generator)
+        masked, _ = bert_mask(originals, self.mask_prob, generator, blocks=2)  # videos, then their partners
         restored, codes, hidden = model(masked)
         # target: the original clip (the reference's in-place masking made its target the masked clip)
         reconstruction = F.mse_loss(restored.float(), originals)

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import locks
+from . import distributed, locks
 from .io import canonical_json
 from .errors import ConfigError
 from .io import read_json, write_json
@@ -70,9 +70,15 @@ class ArtefactCache:
             _check_kind(kind)
             return build()
         folder = self.folder(kind, key)
+        if distributed.world_size() > 1:
+            return self._get_or_build_together(kind, key, folder, build, save, load)
         if folder.is_dir():
             log.info("reusing %s artefact %s", kind, folder)
             return load(folder)
+        return self._build_locked(kind, key, folder, build, save, load)
+
+    def _build_locked(self, kind: str, key: Mapping[str, Any], folder: Path, build: Callable[[], T],
+                      save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
         folder.parent.mkdir(parents=True, exist_ok=True)
         # one builder at a time: the others wait here, then load what it stored
         with locks.acquire(folder.parent / f"{folder.name}{LOCK_SUFFIX}"):
@@ -89,6 +95,17 @@ class ArtefactCache:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         log.info("built %s artefact %s", kind, folder)
+        return value
+
+    def _get_or_build_together(self, kind: str, key: Mapping[str, Any], folder: Path, build: Callable[[], T],
+                               save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
+        """Under torchrun: every rank builds (a build may train a stage-1 model data-parallel, which needs every
+        rank) and rank 0 stores; the ranks first agree on whether it was stored before."""
+        if distributed.broadcast(folder.is_dir()):
+            return load(folder)
+        value = build()
+        if distributed.is_writer():
+            self._build_locked(kind, key, folder, lambda: value, save, load)
         return value
 
     @staticmethod

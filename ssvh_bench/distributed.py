@@ -66,13 +66,31 @@ def broadcast(value: Any) -> Any:
     return box[0]
 
 
-def batch_rows(n_local: int) -> tuple[int, slice]:
-    """(global batch size, this rank's rows of it) for a per-rank batch of ``n_local`` rows."""
+def batch_rows(n_local: int, blocks: int = 1) -> tuple[int, Any]:
+    """(global row count, this rank's rows) for a per-rank tensor of ``n_local`` rows that stacks ``blocks``
+    equal groups (e.g. the batch's videos, then their partners); the rows index the global tensor, which
+    stacks the same groups of the global batch. Without torchrun: (n_local, every row)."""
     world = world_size()
     if world == 1:
         return n_local, slice(None)
-    start = rank() * n_local
-    return n_local * world, slice(start, start + n_local)
+    share = n_local // blocks
+    total = share * world
+    rows = np.concatenate([np.arange(share) + block * total + rank() * share for block in range(blocks)])
+    return n_local * world, rows
+
+
+def gather_blocks(tensor: Any, blocks: int = 1) -> Any:
+    """The global tensor whose rows ``batch_rows`` indexes: every rank's rows, group by group (no gradient)."""
+    world = world_size()
+    if world == 1:
+        return tensor
+    import torch
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(tensor) for _ in range(world)]
+    dist.all_gather(parts, tensor.contiguous())
+    share = len(tensor) // blocks
+    return torch.cat([part[block * share:(block + 1) * share] for block in range(blocks) for part in parts])
 
 
 def gather_rows(tensor: Any) -> Any:

@@ -300,9 +300,19 @@ def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, 
 
 
 def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
-                  epoch: int, generator: torch.Generator) -> tuple:
-    """(indices, features, Related or None, related features or None): one batch as read from storage."""
+                  epoch: int, generator: torch.Generator, rows: Any = slice(None)) -> tuple:
+    """(indices, features, Related or None, related features or None): one batch as read from storage.
+
+    ``rows``: this rank's share of the (global) batch under torchrun; the related videos are drawn for the
+    global batch, one per video, and the rank keeps those of its rows."""
     related = hooks.related_indices(indices, epoch, generator)
+    if not isinstance(rows, slice):
+        if related is not None and len(related.indices) != len(indices):
+            raise ConfigError(f"{type(hooks).__name__} names {len(related.indices)} related videos for a batch of "
+                              f"{len(indices)}; under torchrun it must name one per video")
+        indices, features = indices[rows], features[rows]
+        if related is not None:
+            related = Related(related.indices[rows], {k: np.asarray(v)[rows] for k, v in related.extras.items()})
     return indices, features, related, None if related is None else train.read(related.indices)
 
 
@@ -363,7 +373,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             lr = hooks.learning_rate(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM))
+            # dropout: each rank draws its own masks (rank 0 those of a 1-process run)
+            seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM) + distributed.rank())
             generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, LOSS_STREAM))
             # a CPU generator of its own: on CUDA the read-ahead thread draws the related videos ahead of the
             # losses, so sharing the loss generator would make the draws' order depend on thread timing
@@ -372,7 +383,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            batches = (_with_related(hooks, train, indices[rows], features[rows], epoch, related_generator)
+            batches = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
                        for indices, features in train.iter_batches(batch_size, shuffle=True,
                                                                    seed=epoch_seed(seed, epoch, ORDER_STREAM),
                                                                    drop_last=hooks.drop_last))
