@@ -176,11 +176,16 @@ class DeepMethod(TrainingHooks, HashingMethod):
         videos = as_video_features(videos)
         self.model.eval()
         share = distributed.shard_range(len(videos))  # under torchrun each rank encodes its share
+        if len(share) == len(videos):
+            batches = videos.iter_batches(self.batch_size, shuffle=False)  # sequential: file reads ahead
+        else:
+            batches = ((indices, videos.read(indices)) for indices in
+                       (np.arange(start, min(start + self.batch_size, share.stop))
+                        for start in range(share.start, share.stop, self.batch_size)))
         codes = np.empty((len(share), self.bits), dtype=np.int8)
         with torch.inference_mode():
-            for start in range(0, len(share), self.batch_size):
-                indices = np.arange(share.start + start, min(share.start + start + self.batch_size, share.stop))
-                batch_codes = self.encode_batch(self.model, to_device(videos.read(indices), self.device))
+            for indices, features in batches:
+                batch_codes = self.encode_batch(self.model, to_device(features, self.device))
                 codes[indices - share.start] = batch_codes.to(torch.int8).cpu().numpy()
         return distributed.gather_arrays(codes)
 
