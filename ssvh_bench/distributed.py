@@ -19,19 +19,21 @@ import numpy as np
 
 
 def world_size() -> int:
+    """The number of processes training together (torchrun's ``WORLD_SIZE``; 1 without torchrun)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not under torchrun: no need to load torch
         return 1
     import torch.distributed as dist
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return dist.get_world_size() if dist.is_initialized() else int(os.environ["WORLD_SIZE"])
 
 
 def rank() -> int:
+    """This process's rank (torchrun's ``RANK`` before the group is joined)."""
     if world_size() == 1:
         return 0
     import torch.distributed as dist
 
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
 
 
 def is_writer() -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import distributed, results
 from .config import RunSpec, make_specs
 from .errors import ConfigError, UnknownNameError
 from .registry import method_registry
@@ -125,7 +125,8 @@ def reproduce(
                       device=device, threads=threads, force=force, keep_going=keep_going, on_event=on_event,
                       progress=progress)
     done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
-    return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if done else [])
+    writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
+    return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])
 
 
 def write_reports(target: Target, results_dir: Path, run_ids: list[str]) -> list[Path]:

@@ -10,7 +10,7 @@ import typer
 from tqdm.auto import tqdm
 from rich.table import Table
 
-from .. import launchers, results
+from .. import distributed, launchers, results
 from ..io import write_json
 from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..errors import SsvhBenchError
@@ -159,6 +159,9 @@ def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | No
     if launch.dry_run:
         print_dry_run(specs, Path(results_dir), launch, force)
         return []
+    if not distributed.is_writer():  # under torchrun, rank 0 alone reports
+        return launchers.launch(specs, launcher=launch.launcher, results_dir=results_dir, data_root=data_root,
+                                device=device, threads=threads, force=force, keep_going=not fail_fast)
     with RunPrinter() as show:
         outcomes = launchers.launch(specs, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
                                     results_dir=results_dir, data_root=data_root, device=device, threads=threads,
