@@ -82,7 +82,7 @@ def reproduce(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Seed(s), comma-separated."),
     dataset_param: list[str] = DatasetParamOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished; do nothing else."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished (with --launcher slurm: the job array); do nothing else."),
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
