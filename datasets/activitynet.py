@@ -13,4 +13,5 @@ class ActivityNet(FileDataset):
         train=FileSplit(("train_feats.h5",)),
         database=FileSplit(("test_feats.h5",), ("re_label.mat",), "re_label"),
         query=FileSplit(("query_feats.h5",), ("q_label.mat",), "q_label"),
+        disk_gb=3.6,  # videos x frames x dim x 4 bytes over all splits
     )

@@ -13,4 +13,5 @@ class FCVID(FileDataset):
         train=FileSplit(("fcv_train_feats.h5",)),
         database=FileSplit(("fcv_test_feats.h5",), ("fcv_test_labels.mat",), "labels"),
         query=None,
+        disk_gb=37.4,  # videos x frames x dim x 4 bytes over all splits
     )

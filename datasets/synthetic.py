@@ -1,18 +1,24 @@
-"""The embedded ``synthetic`` dataset: videos with real temporal structure, generated from a seed in seconds.
+"""The embedded ``synthetic`` dataset: videos built like CNN frame features of short clips, from a seed in seconds.
 
-Each latent class is a family of smooth closed paths through a low-dimensional content space (a class centre
-plus a few Fourier harmonics; every class owns ``PATHS_PER_CLASS`` related paths; content directions have
-decaying scales so that, as with CNN features, the feature spectrum falls off gradually). A video follows one
-path of its class for part of a period, with its own phase, speed and jittered harmonics (its "direction").
-Frames are rendered to ``feature_dim`` non-negative features by one fixed random map, ``relu(z @ W + b)``, where z
-joins the content point with a class-irrelevant style (one of ``N_STYLES`` styles shared by all classes, plus
-a per-video offset). ``difficulty`` scales every nuisance: style strength, harmonic jitter, per-frame noise
-and the rate of frame shuffles and duplications. With probability ``label_overlap`` a video blends in a
-second class's trajectory and carries both labels.
+The world is a pool of ``n_classes * BLOCKS_PER_CLASS`` shared building blocks (objects, motions) and, per
+class, ``SCENES_PER_CLASS`` sub-types. A sub-type is a scene (a point in a latent content space) plus a script:
+the ordered list of ``SEGMENTS`` blocks that occur in it. Classes come in twin pairs (0 and 1, 2 and 3, ...):
+a twin's sub-types sit near its partner's scenes and play the same blocks in reverse order, so frame-mean
+pooling confuses twins and only the order of segments tells them apart.
 
-Random streams are split by purpose (world, then each split), so the class structure and the database do not
-change when only ``n_train`` changes. It exists so the whole pipeline runs with no download; it is not
-evidence about real video.
+A video picks its class and sub-type, then holds the scene for all its frames (plus a per-video scene offset,
+a class-irrelevant style shared by all classes and a slow drift), while its script's blocks follow each other
+in segments of random lengths with a short cross-fade. Frames are rendered to ``feature_dim`` non-negative
+features by one fixed random two-layer map, ``relu(relu(z @ W1 + b1) @ W2 + b2)``, and get a small per-frame
+noise. The scenes of one class are far apart, so a class is several modes in feature space: nearest
+neighbours recover it much better than one linear direction per class. ``difficulty`` scales every nuisance
+(scene offset, style, drift, frame noise, segment-length jitter). With probability ``label_overlap`` a video
+blends in a second class's content and carries both labels.
+
+Random streams are split by purpose (world, then each split) and videos are made in blocks of
+``RENDER_BLOCK``, so the class structure and the database do not change when only ``n_train`` changes, and
+memory stays bounded for any size. It exists so the whole pipeline runs with no download; it is not evidence
+about real video.
 """
 
 from __future__ import annotations
@@ -24,35 +30,40 @@ import numpy as np
 
 from ssvh_bench import ArrayFeatures, ConfigError, Dataset, DatasetSplits, register_dataset
 
-CONTENT_DIM = 24
-CENTRE_SCALE = 0.3  # spread of the class centres, relative to the unit-scale path harmonics
+CONTENT_DIM = 32
 STYLE_DIM = 8
-HARMONICS = 3
-PATHS_PER_CLASS = 4
-PATH_SPREAD = 1.2  # how much the paths of one class differ, relative to the class's shared harmonics
-N_STYLES = 6
+HIDDEN_DIM = 128  # width of the rendering map's hidden layer
+SCENES_PER_CLASS = 3
+BLOCKS_PER_CLASS = 2  # size of the shared block pool, per class
+SEGMENTS = 4  # blocks in a script
+TWIN_GAP = 0.25  # distance of a twin's scene from its partner's, relative to the distance between scenes
+BLOCK_SCALE = 0.6  # a block's size relative to a scene's
+FADE = 1.5  # cross-fade between segments, in frames
 # Nuisance strengths at difficulty 1 (each is multiplied by ``difficulty``).
-HARMONIC_JITTER = 0.8  # per-video change of the path's harmonics (its shape and direction)
-STYLE_STRENGTH = 0.35  # class-irrelevant style: a shared prototype plus a per-video offset
-FRAME_NOISE = 0.8  # per-frame, per-feature noise before the non-linearity
-REORDER_RATE = 0.05  # per-frame probability of an adjacent swap, and of a duplicated frame
-RENDER_BLOCK = 512  # videos rendered at once: bounds the temporary memory to a few [512, T, D] arrays
+SCENE_OFFSET = 0.25  # per-video change of the scene
+STYLE_STRENGTH = 0.4  # class-irrelevant style: a shared prototype plus a per-video offset
+DRIFT = 0.15  # slow per-video drift over the clip (camera motion)
+FRAME_NOISE = 0.05  # per-frame, per-feature noise, relative to the features' standard deviation
+SEGMENT_JITTER = 0.5  # spread of the segment lengths (Dirichlet concentration 1 / jitter)
+N_STYLES = 6
+RENDER_BLOCK = 512  # videos made at once: bounds the temporary memory to a few [512, T, D] arrays
 
 _WORLD, _TRAIN, _DATABASE, _QUERY = range(4)
-# Higher harmonics get smaller amplitudes (and smaller jitter) so the paths stay smooth; shape [H, 1, 1].
-_HARMONIC_DECAY = 1.0 / np.arange(1, HARMONICS + 1)[:, None, None]
 
 
 @dataclass(frozen=True)
 class _World:
-    """The fixed parts shared by every split: class paths, styles and the rendering map."""
+    """The fixed parts shared by every split: scenes, scripts, blocks, styles and the rendering map."""
 
-    centres: np.ndarray  # [C, CONTENT_DIM]
-    path_harmonics: np.ndarray  # [C, PATHS_PER_CLASS, HARMONICS, 2, CONTENT_DIM] (cos, sin) amplitudes
-    content_scale: np.ndarray  # [CONTENT_DIM]
+    scenes: np.ndarray  # [C, SCENES_PER_CLASS, CONTENT_DIM]
+    scripts: np.ndarray  # [C, SCENES_PER_CLASS, SEGMENTS] indices into ``blocks``
+    blocks: np.ndarray  # [n_blocks, CONTENT_DIM]
     styles: np.ndarray  # [N_STYLES, STYLE_DIM]
-    weights: np.ndarray  # [CONTENT_DIM + STYLE_DIM, D]
-    bias: np.ndarray  # [D]
+    w1: np.ndarray  # [CONTENT_DIM + STYLE_DIM, HIDDEN_DIM]
+    b1: np.ndarray  # [HIDDEN_DIM]
+    w2: np.ndarray  # [HIDDEN_DIM, D]
+    b2: np.ndarray  # [D]
+    scale: float  # makes the clean features' standard deviation 1, as for typical CNN features
 
 
 @register_dataset("synthetic", description="Embedded videos with latent temporal classes (no download)")
@@ -62,11 +73,11 @@ class SyntheticVideos(Dataset):
 
     def __init__(
         self,
-        n_train: int = 5000,
+        n_train: int = 2000,
         n_database: int = 2000,
         n_query: int = 0,
         n_frames: int = 25,
-        feature_dim: int = 512,
+        feature_dim: int = 256,
         n_classes: int = 20,
         label_overlap: float = 0.1,
         difficulty: float = 1.0,
@@ -115,74 +126,76 @@ class SyntheticVideos(Dataset):
         return np.random.default_rng([int(self.seed), stream])
 
     def _make_world(self, rng: np.random.Generator) -> _World:
-        centres = rng.normal(scale=CENTRE_SCALE, size=(self.n_classes, CONTENT_DIM))
-        class_harmonics = rng.normal(size=(self.n_classes, 1, HARMONICS, 2, CONTENT_DIM))
-        path_offsets = rng.normal(scale=PATH_SPREAD,
-                                  size=(self.n_classes, PATHS_PER_CLASS, HARMONICS, 2, CONTENT_DIM))
+        c = self.n_classes
+        # Points of norm about 1, drawn independently: scenes of one class lie as far apart as any two scenes.
+        scenes = rng.normal(size=(c, SCENES_PER_CLASS, CONTENT_DIM)) / np.sqrt(CONTENT_DIM)
+        n_blocks = BLOCKS_PER_CLASS * c
+        blocks = BLOCK_SCALE * rng.normal(size=(n_blocks, CONTENT_DIM)) / np.sqrt(CONTENT_DIM)
+        scripts = rng.integers(n_blocks, size=(c, SCENES_PER_CLASS, SEGMENTS))
+        # Twins: the odd class of each pair takes its partner's scenes (moved by TWIN_GAP) and reversed scripts.
+        twins = np.arange(1, c - c % 2, 2)
+        scenes[twins] = scenes[twins - 1] + TWIN_GAP * scenes[twins]
+        scripts[twins] = scripts[twins - 1][..., ::-1]
         latent = CONTENT_DIM + STYLE_DIM
-        return _World(
-            centres=centres,
-            path_harmonics=(class_harmonics + path_offsets) * _HARMONIC_DECAY,
-            content_scale=1.0 / np.sqrt(1.0 + np.arange(CONTENT_DIM) / 4.0),
-            styles=rng.normal(size=(N_STYLES, STYLE_DIM)),
-            weights=rng.normal(scale=1.0 / np.sqrt(latent), size=(latent, self.feature_dim)),
-            bias=rng.normal(scale=0.5, loc=-0.3, size=self.feature_dim),
-        )
+        w1 = rng.normal(scale=2.0 / np.sqrt(latent), size=(latent, HIDDEN_DIM))
+        b1 = rng.normal(scale=0.5, size=HIDDEN_DIM)
+        w2 = rng.normal(scale=1.0 / np.sqrt(HIDDEN_DIM), size=(HIDDEN_DIM, self.feature_dim))
+        b2 = rng.normal(scale=0.3, loc=-0.2, size=self.feature_dim)
+        world = _World(scenes, scripts, blocks, rng.normal(size=(N_STYLES, STYLE_DIM)), w1, b1, w2, b2, 1.0)
+        probe = self._render(world, np.concatenate(
+            [scenes.reshape(-1, CONTENT_DIM), np.zeros((c * SCENES_PER_CLASS, STYLE_DIM))], axis=1))
+        spread = float(probe.std())  # 0 only if every probe feature is 0 (a tiny feature_dim)
+        return _World(scenes, scripts, blocks, world.styles, w1, b1, w2, b2, 1.0 / spread if spread > 0 else 1.0)
 
-    def _trajectories(self, world: _World, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Content-space paths [n, T, CONTENT_DIM] of videos of the given classes."""
-        n = len(classes)
-        paths = rng.integers(PATHS_PER_CLASS, size=n)
-        phase = rng.uniform(size=n)
-        speed = rng.uniform(0.5, 1.0, size=n)  # fraction of the class period a clip covers
-        harmonics = world.path_harmonics[classes, paths]  # [n, H, 2, L]
-        jitter = HARMONIC_JITTER * self.difficulty * _HARMONIC_DECAY * rng.normal(size=harmonics.shape)
-        harmonics = harmonics + jitter
-        time = phase[:, None] + speed[:, None] * np.linspace(0.0, 1.0, self.n_frames)  # [n, T]
-        angle = 2 * np.pi * time[:, :, None] * np.arange(1, HARMONICS + 1)  # [n, T, H]
-        basis = np.stack([np.cos(angle), np.sin(angle)], axis=-1)  # [n, T, H, 2]
-        motion = np.einsum("nthj,nhjl->ntl", basis, harmonics) * world.content_scale
-        return world.centres[classes][:, None, :] + motion
+    @staticmethod
+    def _render(world: _World, latent: np.ndarray) -> np.ndarray:
+        hidden = np.maximum(latent @ world.w1 + world.b1, 0.0)
+        return world.scale * np.maximum(hidden @ world.w2 + world.b2, 0.0)
+
+    def _content(self, world: _World, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Content-space frames [n, T, CONTENT_DIM] of videos of the given classes."""
+        n, t = len(classes), self.n_frames
+        scene_type = rng.integers(SCENES_PER_CLASS, size=n)
+        scene = world.scenes[classes, scene_type]  # [n, L]
+        scene = scene + SCENE_OFFSET * self.difficulty * rng.normal(size=scene.shape) / np.sqrt(CONTENT_DIM)
+        blocks = world.blocks[world.scripts[classes, scene_type]]  # [n, S, L]
+        # Segment boundaries: cumulative Dirichlet shares of the clip; jitter 0 gives equal segments.
+        jitter = SEGMENT_JITTER * self.difficulty
+        shares = (rng.dirichlet(np.full(SEGMENTS, 1.0 / jitter), size=n) if jitter > 0
+                  else np.full((n, SEGMENTS), 1.0 / SEGMENTS))
+        edges = np.cumsum(shares, axis=1)[:, :-1] * t  # [n, S-1]
+        position = np.arange(t) + 0.5
+        # Soft segment membership: a logistic step at each edge, so neighbouring segments cross-fade.
+        steps = 1.0 / (1.0 + np.exp(-(position[None, :, None] - edges[:, None, :]) / (FADE / 4)))  # [n, T, S-1]
+        weights = np.concatenate([1 - steps[..., :1], steps[..., :-1] - steps[..., 1:], steps[..., -1:]], axis=2)
+        drift = DRIFT * self.difficulty * rng.normal(size=(n, 1, CONTENT_DIM)) / np.sqrt(CONTENT_DIM)
+        return (scene[:, None, :] + np.einsum("nts,nsl->ntl", weights, blocks)
+                + drift * np.linspace(-1.0, 1.0, t)[None, :, None])
 
     def _generate(self, world: _World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Features [n, T, D] (float32) and multi-hot labels [n, n_classes] (uint8) of one split."""
+        features = np.empty((n, self.n_frames, self.feature_dim), dtype=np.float32)
+        labels = np.zeros((n, self.n_classes), dtype=np.uint8)
+        for start in range(0, n, RENDER_BLOCK):
+            stop = min(start + RENDER_BLOCK, n)
+            features[start:stop], labels[start:stop] = self._generate_block(world, stop - start, rng)
+        return features, labels
+
+    def _generate_block(self, world: _World, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         classes = rng.integers(self.n_classes, size=n)
-        content = self._trajectories(world, classes, rng)
+        content = self._content(world, classes, rng)
         labels = np.zeros((n, self.n_classes), dtype=np.uint8)
         labels[np.arange(n), classes] = 1
 
         mixed = np.flatnonzero(rng.uniform(size=n) < self.label_overlap)
         second = (classes[mixed] + rng.integers(1, self.n_classes, size=len(mixed))) % self.n_classes
         share = rng.uniform(0.35, 0.5, size=(len(mixed), 1, 1))
-        content[mixed] = (1 - share) * content[mixed] + share * self._trajectories(world, second, rng)
+        content[mixed] = (1 - share) * content[mixed] + share * self._content(world, second, rng)
         labels[mixed, second] = 1
 
         style = world.styles[rng.integers(N_STYLES, size=n)] + rng.normal(size=(n, STYLE_DIM))
-        style = STYLE_STRENGTH * self.difficulty * style[:, None, :]
-        style = np.broadcast_to(style, (n, self.n_frames, STYLE_DIM))
-        latent = np.concatenate([content, style], axis=-1).astype(np.float32)
-        latent = latent[np.arange(n)[:, None], self._frame_order(n, rng)]
-
-        features = np.empty((n, self.n_frames, self.feature_dim), dtype=np.float32)
-        weights, bias = world.weights.astype(np.float32), world.bias.astype(np.float32)
-        noise_scale = np.float32(FRAME_NOISE * self.difficulty)
-        for start in range(0, n, RENDER_BLOCK):
-            block = latent[start : start + RENDER_BLOCK] @ weights + bias
-            block += noise_scale * rng.standard_normal(block.shape, dtype=np.float32)
-            features[start : start + RENDER_BLOCK] = np.maximum(block, 0.0)
-        return features, labels
-
-    def _frame_order(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Per-video frame indices [n, T] with occasional adjacent swaps and duplicated frames."""
-        order = np.tile(np.arange(self.n_frames), (n, 1))
-        rate = min(REORDER_RATE * self.difficulty, 0.5)
-        # Swaps start at even positions only, so two swaps never overlap.
-        starts = np.arange(0, self.n_frames - 1, 2)
-        swap = rng.uniform(size=(n, len(starts))) < rate
-        rows, cols = np.nonzero(swap)
-        left, right = starts[cols], starts[cols] + 1
-        order[rows, left], order[rows, right] = order[rows, right], order[rows, left]
-        duplicate = rng.uniform(size=(n, self.n_frames - 1)) < rate
-        rows, cols = np.nonzero(duplicate)
-        order[rows, cols + 1] = order[rows, cols]
-        return order
+        style = STYLE_STRENGTH * self.difficulty * style / np.sqrt(STYLE_DIM)
+        style = np.broadcast_to(style[:, None, :], (n, self.n_frames, STYLE_DIM))
+        frames = self._render(world, np.concatenate([content, style], axis=-1))
+        frames = frames + FRAME_NOISE * self.difficulty * rng.standard_normal(frames.shape)
+        return np.maximum(frames, 0.0).astype(np.float32), labels

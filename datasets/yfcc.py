@@ -14,4 +14,5 @@ class YFCC(FileDataset):
         database=FileSplit(("yfcc_test_feats_1.h5", "yfcc_test_feats_2.h5"),
                            ("yfcc_test_labels_1.mat", "yfcc_test_labels_2.mat"), "labels"),
         query=FileSplit(("query1000_feats.h5",), ("query1000_labels.mat",), "labels"),
+        disk_gb=209.7,  # videos x frames x dim x 4 bytes over all splits
     )

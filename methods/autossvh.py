@@ -239,6 +239,7 @@ def prototype_loss(codes: torch.Tensor, labels: torch.Tensor, centroids: torch.T
 class AutoSSVH(DeepMethod):
     """AutoSSVH as released (defaults: the FCVID configuration)."""
 
+    param_choices = {"variant": tuple(VARIANTS), "sampler": SAMPLERS}
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,

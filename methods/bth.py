@@ -167,9 +167,9 @@ class BTH(DeepMethod):
         "fcvid": {},
         "yfcc": {},
         "activitynet": {"batch_size": 128},
-        # 5,000 training videos: anchors scaled to FCVID's ~23 videos per anchor; few epochs so a run takes
+        # 2,000 training videos: anchors scaled to FCVID's ~23 videos per anchor; few epochs so a run takes
         # minutes on 2 CPU cores (stage 2 reads a partner per video, so its epochs cost twice stage 1's)
-        "synthetic": {"n_anchors": 200, "epochs": 6, "stage1_epochs": 3},
+        "synthetic": {"n_anchors": 90, "epochs": 6, "stage1_epochs": 3},
     }
 
     neighbourhood: PseudoNeighbourhood | None = None

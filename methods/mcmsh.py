@@ -189,14 +189,14 @@ class MCMSH(DeepMethod):
     family = "two_stage"
     stage1_kind = "mcmsh-stage1"
 
-    # The paper's settings are the defaults on the real datasets. synthetic (5,000 videos) must finish in
+    # The paper's settings are the defaults on the real datasets. synthetic (2,000 videos) must finish in
     # minutes on 2 CPU cores, where the 256-wide model takes ~10 s per step: a 64-wide model (PCA to 64-d),
-    # 8 epochs at lr 1e-3, and 300 anchors (about 17 training videos per anchor; FCVID has 23).
+    # 8 epochs at lr 1e-3, and 120 anchors (about 17 training videos per anchor; FCVID has 23).
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {},
         "yfcc": {},
-        "synthetic": {"hidden_dim": 64, "n_anchors": 300, "epochs": 8, "lr": 1e-3},
+        "synthetic": {"hidden_dim": 64, "n_anchors": 120, "epochs": 8, "lr": 1e-3},
     }
 
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,

@@ -138,6 +138,7 @@ class S5VH(DeepMethod):
 
     family = "two_stage"
 
+    param_choices = {"variant": tuple(VARIANTS)}
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "batch_size": 128, "epochs": 350, "contrastive_weight": 0.2,

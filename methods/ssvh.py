@@ -1,16 +1,24 @@
 """SSVH: self-supervised video hashing with a hierarchical binary auto-encoder (Song et al., TIP 2018).
 
+Every recurrent unit is the reference's batch-normalised LSTM (``ssvh_bench.nn.BatchNormLSTM``: peepholes, the
+cell batch-normalised at every step with per-step gamma/beta/running statistics, ``h = o * BN(c)``), and every
+one is ``bits`` wide: the code is the encoder's hidden state, so code length = LSTM width (the reference's
+256-bit code is its 256-d state; other lengths take other widths, as the paper's shorter codes).
+
 Encoder: over the first ``max_frames`` frames (24 as in the paper; all frames when a video has fewer), a fine
 LSTM reads every frame and a coarse LSTM reads every ``stride``-th fine output, counted back from the last
-frame (for 24 frames and stride 2: frames 1, 3, ..., 23, as the reference). The coarse LSTM's final hidden
-state goes through ``Linear(hidden -> bits)``; its output ``h`` is the relaxed code and ``sign(h)`` (with
-``sign_ste``'s clipped straight-through gradient) the binary code. Inference keeps ``sign(0) = 0``.
+frame (for 24 frames and stride 2: frames 1, 3, ..., 23, as the reference); the coarse LSTM's hidden state is
+binarised (``hash_binarize``, straight-through) before its next step reads it. Its last real-valued hidden
+state ``h`` is the relaxed code; in training the BatchNorm centres every cell unit on the batch, so (the
+output gate being positive) every bit of ``sign(h)`` splits the batch unless beta outgrows gamma. Test codes:
+``h > 0 -> +1``, else -1, with the BatchNorms' running statistics.
 
-Two hierarchical LSTM decoders (a coarse LSTM fed the code at every step, then a fine LSTM fed each coarse
-output ``stride`` times, then ``Linear(hidden -> F)``) reconstruct from the binary code alone the frames in
-forward order and in reverse order (the backward decoder's step t predicts frame n-1-t); a small MLP
-(``Linear(bits -> hidden)``, tanh, ``Linear(hidden -> F)``) reconstructs the frame mean (the reference runs
-one step of each LSTM level for it, which from a zero state is such an MLP with gates).
+Decoders start from the binary code and the encoder's real-valued cell (the reference's hand-over). The forward
+and backward ones are hierarchical: a coarse LSTM without input (``h = o * tanh(BN(c))``) for ceil(n / stride)
+steps, then a fine LSTM from zeros whose step t reads coarse output t // stride, then ``Linear(bits -> F)``;
+the backward one's step t predicts frame n-1-t. By default the forward decoder's in-between steps (t not a
+multiple of ``stride``) read the *backward* decoder's coarse outputs, as the reference's (a slip there);
+``forward_decoder_own_coarse=True`` reads its own. The frame-mean decoder is one step of each level.
 
 Neighbourhood (built once in ``prepare``, cached, independent of bits): cosine K1-NN on frame-mean training
 features; each video's set is itself plus its K1 nearest videos; the K2 videos whose sets overlap its own
@@ -19,24 +27,13 @@ symmetrised. ``S_ij = 1`` inside it, 0 elsewhere (the diagonal included, as the 
 
 Loss, summed over the batch as the reference sums it:
 ``w * (sum_ij (h_i . H_j / bits - S_ij)^2 + q * sum_i |h_i - sign(h_i)|^2) + (1 - w) * reconstruction``,
-j over *all* training videos: ``H`` is a memory of every video's relaxed code (rows of the batch are the live
-``h``). ``reconstruction = (forward + backward + n_frames * mean) / 3``, each a sum of squared errors.
-w = 0.999, q = 0.2. Both sides are sums of comparable size on real features (B x N pair terms against
-B x T x F reconstruction terms: at initialisation ~B * |neighbourhood| vs ~B * T * F * mean square feature),
-which is why the paper's 0.999 / 0.001 split makes sense there.
+j over *all* training videos: ``H`` is a memory of every video's relaxed code, zeros at the start and updated
+batch by batch (rows of the batch are the live ``h``). ``reconstruction = (forward + backward + n * mean) / 3``,
+each a sum of squared errors. w = 0.999, q = 0.2. A short last batch is zero-padded to ``batch_size`` as the
+reference's (``pad_last_batch``).
 
-Optimiser: the reference's SGD (momentum 0.9, lr 1e-4 decayed by 0.9 every 10,000 steps, L2 1e-4 on every
-weight), whose per-element velocity is clipped to +-1e-4: each step moves a weight by at most 1e-4.
-
-Differences from the reference code (Theano), on purpose: standard LSTMs (no peepholes, no batch-normalised
-cell) so cuDNN/fused kernels apply; the coarse LSTM's recurrent state is not binarised between steps; the
-code is a ``Linear`` of the final state, so any code length works (the reference's code is the 256-d state
-itself); decoders see only the binary code (the reference also hands them the encoder's real-valued cell,
-which leaks information past the code); the forward decoder's in-between steps read its own coarse outputs
-(the reference's read the backward decoder's, a slip); the memory ``H`` is refreshed from the current model
-at the start of every epoch and updated batch by batch (the reference starts it at zero and only updates it
-batch by batch), which also makes a resumed run reproduce an uninterrupted one; ties in the neighbourhood
-are broken by the lower video index.
+Optimiser: the reference's SGD (momentum 0.9, lr 1e-4 decayed by 0.9 every 10,000 steps, L2 ``1e-4 / 2 *
+|w|^2`` on every weight, gammas and betas included), whose per-element velocity is clipped to +-1e-4.
 """
 
 from __future__ import annotations
@@ -51,7 +48,7 @@ from torch import nn
 
 from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, VideoFeatures, boolean_csr_arrays,
                         boolean_csr_from_arrays, knn_graph, register_method)
-from ssvh_bench.nn import quantization_loss, sign_ste
+from ssvh_bench.nn import BatchNormLSTM, hash_binarize, quantization_loss
 
 NEIGHBOURHOOD_FILE = "similarity.npz"
 
@@ -105,59 +102,91 @@ def coarse_steps(n_frames: int, stride: int) -> list[int]:
     return list(range(n_frames - 1, -1, -stride))[::-1]
 
 
-class HierarchicalEncoder(nn.Module):
-    def __init__(self, feature_dim: int, hidden_size: int, stride: int) -> None:
-        super().__init__()
-        self.stride = stride
-        self.fine = nn.LSTM(feature_dim, hidden_size, batch_first=True)
-        self.coarse = nn.LSTM(hidden_size, hidden_size, batch_first=True)
+def glorot_linear(in_features: int, out_features: int) -> nn.Linear:
+    """The reference's output layer: Glorot-uniform weights, zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames [B, n, F] -> the coarse LSTM's final hidden state [B, hidden]."""
+
+class HierarchicalEncoder(nn.Module):
+    """Fine BN-LSTM over the frames, coarse BN-LSTM over every ``stride``-th fine output; the coarse one's
+    hidden state is binarised before its next step reads it."""
+
+    def __init__(self, feature_dim: int, bits: int, n_frames: int, stride: int) -> None:
+        super().__init__()
+        self.steps = coarse_steps(n_frames, stride)
+        self.fine = BatchNormLSTM(feature_dim, bits, n_frames)
+        self.coarse = BatchNormLSTM(bits, bits, len(self.steps))
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames [B, n, F] -> the coarse LSTM's last (real-valued hidden state, normalised cell), [B, bits] each."""
         fine, _ = self.fine(frames)
-        coarse, _ = self.coarse(fine[:, coarse_steps(frames.shape[1], self.stride)])
-        return coarse[:, -1]
+        _, state = self.coarse(fine[:, self.steps], recurrent=hash_binarize)
+        return state
 
 
 class HierarchicalDecoder(nn.Module):
-    def __init__(self, bits: int, hidden_size: int, feature_dim: int, stride: int) -> None:
+    """A coarse BN-LSTM without input (``h = o * tanh(c_bn)``) started from the encoder's state, then a fine
+    BN-LSTM from zeros whose step t reads coarse output ``t // stride``, then ``Linear(bits -> F)``."""
+
+    def __init__(self, bits: int, feature_dim: int, n_frames: int, stride: int) -> None:
         super().__init__()
         self.stride = stride
-        self.coarse = nn.LSTM(bits, hidden_size, batch_first=True)
-        self.fine = nn.LSTM(hidden_size, hidden_size, batch_first=True)
-        self.output = nn.Linear(hidden_size, feature_dim)
+        self.coarse = BatchNormLSTM(None, bits, math.ceil(n_frames / stride), tanh_output=True)
+        self.fine = BatchNormLSTM(bits, bits, n_frames)
+        self.output = glorot_linear(bits, feature_dim)
 
-    def forward(self, code: torch.Tensor, n_steps: int) -> torch.Tensor:
-        """code [B, bits] -> predictions [B, n_steps, F]."""
-        n_coarse = math.ceil(n_steps / self.stride)
-        coarse, _ = self.coarse(code[:, None].expand(-1, n_coarse, -1))
-        fine, _ = self.fine(coarse.repeat_interleave(self.stride, dim=1)[:, :n_steps])
-        return self.output(fine)
+    def coarse_outputs(self, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.coarse(None, state)[0]
+
+    def fine_inputs(self, coarse: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Each coarse output repeated ``stride`` times: fine step t reads coarse output t // stride."""
+        return coarse.repeat_interleave(self.stride, dim=1)[:, :n_frames]
+
+    def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.output(self.fine(inputs)[0])
 
 
 class SSVHNetwork(nn.Module):
-    def __init__(self, feature_dim: int, bits: int, hidden_size: int, stride: int, n_frames_used: int) -> None:
+    def __init__(self, feature_dim: int, bits: int, stride: int, n_frames_used: int,
+                 forward_decoder_own_coarse: bool) -> None:
         super().__init__()
         self.n_frames_used = n_frames_used
-        self.encoder = HierarchicalEncoder(feature_dim, hidden_size, stride)
-        self.code = nn.Linear(hidden_size, bits)
-        self.forward_decoder = HierarchicalDecoder(bits, hidden_size, feature_dim, stride)
-        self.backward_decoder = HierarchicalDecoder(bits, hidden_size, feature_dim, stride)
-        # one step of an LSTM from a zero state is a gated MLP whose recurrent weights get no gradient
-        self.mean_decoder = nn.Sequential(nn.Linear(bits, hidden_size), nn.Tanh(), nn.Linear(hidden_size, feature_dim))
+        self.stride = stride
+        self.forward_decoder_own_coarse = forward_decoder_own_coarse
+        self.encoder = HierarchicalEncoder(feature_dim, bits, n_frames_used, stride)
+        self.forward_decoder = HierarchicalDecoder(bits, feature_dim, n_frames_used, stride)
+        self.backward_decoder = HierarchicalDecoder(bits, feature_dim, n_frames_used, stride)
+        # the frame-mean decoder: one step of each level
+        self.mean_decoder = HierarchicalDecoder(bits, feature_dim, 1, 1)
 
     def relaxed_codes(self, videos: torch.Tensor) -> torch.Tensor:
-        """Real-valued codes h [B, bits] of videos [B, T, F] (their first ``n_frames_used`` frames)."""
-        return self.code(self.encoder(videos[:, : self.n_frames_used]))
+        """Real-valued codes h [B, bits] of videos [B, T, F] (their first ``n_frames_used`` frames): the
+        coarse LSTM's last hidden state."""
+        return self.encoder(videos[:, : self.n_frames_used])[0]
 
     def forward(self, videos: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Relaxed codes and the three reconstructions from the binary codes: "forward" [B, n, F] (step t is
-        frame t), "backward" [B, n, F] (step t is frame n-1-t) and "mean" [B, F]."""
-        relaxed = self.relaxed_codes(videos)
-        binary = sign_ste(relaxed)
+        """Relaxed codes and the three reconstructions: "forward" [B, n, F] (step t is frame t), "backward"
+        [B, n, F] (step t is frame n-1-t) and "mean" [B, F]. The decoders start from the binary code and the
+        encoder's real-valued cell, as the reference."""
+        relaxed, cell = self.encoder(videos[:, : self.n_frames_used])
+        state = (hash_binarize(relaxed), cell)
         n = self.n_frames_used
-        return relaxed, {"forward": self.forward_decoder(binary, n), "backward": self.backward_decoder(binary, n),
-                         "mean": self.mean_decoder(binary)}
+        backward_coarse = self.backward_decoder.coarse_outputs(state)
+        forward_coarse = self.forward_decoder.coarse_outputs(state)
+        forward_inputs = self.forward_decoder.fine_inputs(forward_coarse, n)
+        if not self.forward_decoder_own_coarse:
+            # the reference's slip: the forward decoder's in-between steps read the backward decoder's outputs
+            between = torch.arange(n, device=videos.device) % self.stride != 0
+            backward_inputs = self.backward_decoder.fine_inputs(backward_coarse, n)
+            forward_inputs = torch.where(between[None, :, None], backward_inputs, forward_inputs)
+        mean = self.mean_decoder.reconstruct(self.mean_decoder.coarse_outputs(state))[:, 0]
+        return relaxed, {"forward": self.forward_decoder.reconstruct(forward_inputs),
+                         "backward": self.backward_decoder.reconstruct(
+                             self.backward_decoder.fine_inputs(backward_coarse, n)),
+                         "mean": mean}
 
 
 def reconstruction_targets(videos: torch.Tensor, n_frames_used: int) -> dict[str, torch.Tensor]:
@@ -168,8 +197,9 @@ def reconstruction_targets(videos: torch.Tensor, n_frames_used: int) -> dict[str
 
 # ---- optimiser --------------------------------------------------------------------------------------------
 class ClippedMomentumSGD(torch.optim.Optimizer):
-    """The reference SSVH optimiser: ``v = clip(momentum * v - lr_t * (g + 2 * l2 * w), +-step_clip)``,
-    ``w += v``, with ``lr_t = lr * decay ** (step / decay_steps)`` (``step`` counts updates)."""
+    """The reference SSVH optimiser: ``v = clip(momentum * v - lr_t * (g + l2 * w), +-step_clip)``, ``w += v``,
+    with ``lr_t = lr * decay ** (step / decay_steps)`` (``step`` counts updates); ``l2 * w`` is the gradient
+    of the reference's ``l2 / 2 * |w|^2`` on every weight."""
 
     def __init__(self, params, *, lr: float, momentum: float, step_clip: float, decay: float, decay_steps: int,
                  l2_penalty: float) -> None:
@@ -187,7 +217,7 @@ class ClippedMomentumSGD(torch.optim.Optimizer):
                     state["step"] = 0
                     state["velocity"] = torch.zeros_like(weight)
                 lr = group["lr"] * group["decay"] ** (state["step"] / group["decay_steps"])
-                gradient = weight.grad.add(weight, alpha=2 * group["l2_penalty"])  # d/dw of l2 * |w|^2
+                gradient = weight.grad.add(weight, alpha=group["l2_penalty"])
                 velocity = state["velocity"]
                 velocity.mul_(group["momentum"]).add_(gradient, alpha=-lr)
                 velocity.clamp_(-group["step_clip"], group["step_clip"])
@@ -196,14 +226,20 @@ class ClippedMomentumSGD(torch.optim.Optimizer):
 
 
 # ---- the method -------------------------------------------------------------------------------------------
+MEMORY_KEY = "code_memory"  # the optimiser-state entry that holds the memory H
+
+
 @register_method(
     "ssvh",
-    description="SSVH (TIP 2018): hierarchical LSTM binary auto-encoder + kNN-neighbourhood preservation",
+    description="SSVH (TIP 2018): hierarchical batch-normalised LSTM binary auto-encoder + kNN neighbourhood",
     family="deep",
-    test_params={"hidden_size": 8, "max_frames": 4, "k1": 3, "k2": 2, "epochs": 1, "batch_size": 8},
+    test_params={"max_frames": 4, "k1": 3, "k2": 2, "epochs": 1, "batch_size": 8},
 )
 class SSVH(DeepMethod):
-    """SSVH with the reference's loss, neighbourhood and optimiser (module docstring: the differences)."""
+    """SSVH as the reference code computes it (module docstring; README lists the differences)."""
+
+    version = 2  # 2: the reference's batch-normalised LSTMs, code = hidden state, memory from zeros, L2 halved
+    drop_last = False  # the reference trains on the short last batch too (zero-padded, see ``pad_last_batch``)
 
     dataset_defaults = {
         # fcvid, activitynet, yfcc: the paper's settings, i.e. the signature defaults (the paper reports FCVID
@@ -212,19 +248,20 @@ class SSVH(DeepMethod):
         "activitynet": {},
         "yfcc": {},
         # 1e-4 steps move a weight by at most 1e-4 per update and the synthetic set gives ~20 updates per
-        # epoch, so synthetic takes 1e-3 steps (same SGD otherwise); hidden 256 costs minutes per epoch on 2
-        # CPU cores, so synthetic uses 64
-        "synthetic": {"hidden_size": 64, "epochs": 30, "lr": 1e-3, "step_clip": 1e-3},
+        # epoch, so synthetic takes 1e-3 steps (same SGD otherwise) for 10 epochs: about a minute and a half
+        # of one CPU core at 64 bits
+        "synthetic": {"epochs": 10, "lr": 1e-3, "step_clip": 1e-3},
     }
 
-    def __init__(self, hidden_size: int = 256, max_frames: int = 24, stride: int = 2, k1: int = 10, k2: int = 5,
+    def __init__(self, max_frames: int = 24, stride: int = 2, k1: int = 10, k2: int = 5,
                  neighbourhood_weight: float = 0.999, quantization_weight: float = 0.2, epochs: int = 100,
                  batch_size: int = 256, lr: float = 1e-4, momentum: float = 0.9, step_clip: float = 1e-4,
                  lr_decay: float = 0.9, lr_decay_steps: int = 10_000, l2_penalty: float = 1e-4,
+                 pad_last_batch: bool = True, forward_decoder_own_coarse: bool = False,
                  checkpoint_every: int = 10, amp: bool = True) -> None:
         self.store_params(locals())
 
-    # ---- stage before training: the neighbourhood and the code memory ---------------------------------------
+    # ---- stage before training: the neighbourhood ---------------------------------------------------------------
     def prepare(self, train: VideoFeatures, *, bits, seed, device, cache_dir, progress) -> None:
         settings = {"k1": self.k1, "k2": self.k2, "pooling": "frame mean", "metric": "cosine"}
         similarity = ArtefactCache(cache_dir).get_or_build(
@@ -234,48 +271,56 @@ class SSVH(DeepMethod):
         self.similarity = similarity
         self._neighbour_rows = torch.from_numpy(similarity.indptr.astype(np.int64)).to(device)
         self._neighbour_cols = torch.from_numpy(similarity.indices.astype(np.int64)).to(device)
-        self._memory: torch.Tensor | None = None
-
-    def refresh_memory(self, model: nn.Module, train: VideoFeatures) -> torch.Tensor:
-        """Every training video's relaxed code [N, bits] under the current model."""
-        memory = torch.empty(len(train), self.bits, device=self.device)
-        with torch.no_grad():
-            for indices, features in train.iter_batches(self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(features)).to(self.device).float()
-                memory[torch.from_numpy(indices).to(self.device)] = model.relaxed_codes(batch).float()
-        return memory
 
     # ---- hooks ------------------------------------------------------------------------------------------------
     def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
-        for name in ("hidden_size", "max_frames", "stride"):
+        for name in ("max_frames", "stride"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"ssvh: {name} must be >= 1, got {getattr(self, name)}")
-        return SSVHNetwork(feature_dim, bits, self.hidden_size, self.stride, min(n_frames, self.max_frames))
+        return SSVHNetwork(feature_dim, bits, self.stride, min(n_frames, self.max_frames),
+                           self.forward_decoder_own_coarse)
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
-        return ClippedMomentumSGD(model.parameters(), lr=self.lr, momentum=self.momentum, step_clip=self.step_clip,
-                                  decay=self.lr_decay, decay_steps=self.lr_decay_steps, l2_penalty=self.l2_penalty)
+        self._optimizer = ClippedMomentumSGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, step_clip=self.step_clip, decay=self.lr_decay,
+            decay_steps=self.lr_decay_steps, l2_penalty=self.l2_penalty)
+        return self._optimizer
 
     def learning_rate(self, epoch: int) -> float:
         return self.lr  # the optimiser decays it per step (``lr_decay`` every ``lr_decay_steps`` updates)
 
     def on_epoch_start(self, model: nn.Module, epoch: int, train: VideoFeatures) -> None:
-        self._memory = self.refresh_memory(model, train)
+        # The memory H is training state like the velocities: it lives in the optimiser's state, so the loop's
+        # checkpoints carry it (a resumed run reproduces an uninterrupted one) and the model's weights stay
+        # free of an N x bits table. It starts at zeros, as the reference's.
+        memory = self._optimizer.state.get(MEMORY_KEY)
+        if memory is None:
+            memory = torch.zeros(len(train), self.bits)
+        self._optimizer.state[MEMORY_KEY] = memory.to(self.device)
+
+    @property
+    def memory(self) -> torch.Tensor:
+        """Every training video's relaxed code as last computed in training (zeros before) [N, bits]."""
+        return self._optimizer.state[MEMORY_KEY]
 
     def training_losses(self, model, batch, epoch, generator):
-        indices = batch.indices
-        relaxed, predictions = model(batch.features)
+        indices, features = batch.indices, batch.features
+        if self.pad_last_batch and len(indices) < self.batch_size:
+            # the reference's short last batch: zero videos up to batch_size, which enter the BatchNorm
+            # statistics and every loss term (their neighbourhood rows are all zero)
+            features = torch.cat([features, features.new_zeros(self.batch_size - len(indices), *features.shape[1:])])
+        relaxed, predictions = model(features)
         relaxed = relaxed.float()
         # the batch's rows of the memory are the live codes, so gradients reach both sides of its own pairs
-        codes = self._memory.index_put((indices,), relaxed)
-        self._memory[indices] = relaxed.detach()
-        inner = relaxed @ codes.T / self.bits  # [B, N]
+        codes = self.memory.index_put((indices,), relaxed[: len(indices)])
+        self.memory[indices] = relaxed[: len(indices)].detach()
+        inner = relaxed @ codes.T / self.bits  # [B (+ padding), N]
         rows, cols = self._neighbours_of(indices)
         # sum_j (inner_ij - S_ij)^2 with S sparse: sum of squares, minus 2 * inner on neighbours, plus |S|
         neighbourhood = (inner**2).sum() - 2 * inner[rows, cols].sum() + len(cols)
         quantization = quantization_loss(relaxed, reduction="sum")
 
-        targets = reconstruction_targets(batch.features, model.n_frames_used)
+        targets = reconstruction_targets(features, model.n_frames_used)
         errors = {name: ((predictions[name].float() - target) ** 2).sum() for name, target in targets.items()}
         reconstruction = (errors["forward"] + errors["backward"] + targets["forward"].shape[1] * errors["mean"]) / 3
         weight = self.neighbourhood_weight
@@ -293,5 +338,6 @@ class SSVH(DeepMethod):
         return rows, self._neighbour_cols[positions]
 
     def encode_batch(self, model, features):
-        # one code per video from the hierarchy's final state; sign(0) = 0 is kept
-        return torch.sign(model.relaxed_codes(features).float())
+        # the reference's test codes: h > 0 -> +1, else -1 (eval mode: BatchNorm with its running statistics)
+        relaxed = model.relaxed_codes(features).float()
+        return torch.where(relaxed > 0, 1.0, -1.0)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,8 +74,16 @@ class ArtefactCache:
         if distributed.world_size() > 1:
             return self._get_or_build_together(kind, key, folder, build, save, load)
         if folder.is_dir():
-            log.info("reusing %s artefact %s", kind, folder)
-            return load(folder)
+            try:
+                value = load(folder)
+            except Exception as error:  # noqa: BLE001  any read failure means a damaged entry: rebuild it
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                warnings.warn(f"the cached {kind} artefact {folder} is damaged ({reason}); rebuilding it",
+                              stacklevel=2)
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                log.info("reusing %s artefact %s", kind, folder)
+                return value
         return self._build_locked(kind, key, folder, build, save, load)
 
     def _build_locked(self, kind: str, key: Mapping[str, Any], folder: Path, build: Callable[[], T],

@@ -99,7 +99,8 @@ def parse_list(text: str, *, option: str, cast: type = int) -> list[Any]:
     try:
         return [cast(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(f"{option} expects a comma-separated list, got {text!r}") from None
+        kind = {int: "integers", float: "numbers"}.get(cast, f"{cast.__name__} values")
+        raise ConfigError(f"{option} expects comma-separated {kind}, e.g. 16,32,64; got {text!r}") from None
 
 
 def expand_grid(choices: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
@@ -231,6 +232,10 @@ def make_specs(
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
             params = resolve_params(entry, overrides, dataset=dataset)
+            if params.get("kmeans_backend") == "auto":  # faiss and sklearn give other codes: the id says which
+                from .neighbours import resolve_kmeans_backend
+
+                params["kmeans_backend"] = resolve_kmeans_backend("auto")
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
                                      {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},

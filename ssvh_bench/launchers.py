@@ -30,7 +30,7 @@ from . import locks, results
 from .config import RunSpec, read_config_file
 from .errors import ConfigError
 from .io import read_json, write_json
-from .runner import DatasetCache, RunEvent, RunResult, resolve_device, run_specs
+from .runner import RunEvent, RunResult, check_specs, run_specs
 
 LAUNCHERS = ("inline", "local", "slurm")
 SUBMISSION_FILE = "submission.json"
@@ -52,6 +52,7 @@ def launch(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -63,27 +64,17 @@ def launch(
         raise ConfigError(f"unknown launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
     if launcher == "inline":
         return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                         force=force, keep_going=keep_going, on_event=on_event, progress=progress)
+                         eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event,
+                         progress=progress)
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
-    check_inputs(specs, results_dir=results_dir, data_root=data_root, device=device, force=force)
+    check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                eval_every=eval_every, force=force)
     options = {"results_dir": results_dir.resolve(), "data_root": None if data_root is None else Path(data_root).resolve(),
-               "device": device, "threads": threads, "force": force}
+               "device": device, "threads": threads, "eval_every": eval_every, "force": force}
     if launcher == "local":
         return run_local(specs, jobs=jobs, options=options, keep_going=keep_going, on_event=on_event)
     return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=force), options, on_event=on_event)
-
-
-def check_inputs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path | str | None, device: str,
-                 force: bool) -> None:
-    """Surface input errors (unknown names, unreadable data, a bad device) here, before any run starts
-    elsewhere, as ``run_specs`` does for inline runs."""
-    cache = DatasetCache(None if data_root is None else Path(data_root))
-    for spec in specs:
-        if force or not results.is_finished(results.run_dir(results_dir, spec)):
-            cache.get(spec.dataset, spec.dataset_params)
-    if device != "auto":
-        resolve_device(device)
 
 
 # ---- local: parallel processes on this machine ------------------------------------------------------------
@@ -220,7 +211,8 @@ def _local_worker(number: int, slot: Slot, options: dict[str, Any], tasks: Any, 
     while (task := tasks.get()) is not None:
         index, spec = task
         outcome = run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
-                            device=options["device"], threads=threads, force=options["force"])[0]
+                            device=options["device"], threads=threads, eval_every=options["eval_every"],
+                            force=options["force"])[0]
         done.put((number, index, outcome))
 
 
@@ -350,7 +342,8 @@ def submit_slurm(plan: SlurmPlan, options: dict[str, Any],
 def run_submitted(spec: RunSpec, options: dict[str, Any]) -> RunResult:
     """What one task of the job array executes: the run, as ``inline`` would."""
     return run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
-                     device=options["device"], threads=options["threads"], force=options["force"])[0]
+                     device=options["device"], threads=options["threads"], eval_every=options["eval_every"],
+                     force=options["force"])[0]
 
 
 # ---- status: what the run folders say ---------------------------------------------------------------------

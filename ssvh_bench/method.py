@@ -14,7 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .codes import check_bits
-from .data import VideoFeatures, as_video_features
+from .data import VideoFeatures, as_video_features, require_finite
+from .errors import ConfigError
+from .neighbours import KMEANS_BACKENDS
 from .registry import signature_defaults
 
 
@@ -30,6 +32,38 @@ class HashingMethod(ABC):
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters with their current values (feeds the run id)."""
         return {name: getattr(self, name) for name in signature_defaults(type(self))}
+
+    # Value rules by parameter name, applied to every method that has the parameter (``check_params``).
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({
+        "epochs", "stage1_epochs", "batch_size", "lr", "checkpoint_every", "temperature", "hidden_dim",
+        "hidden_size", "ffn_dim", "layers", "heads", "n_anchors", "n_nearest", "lr_decay", "lr_decay_every",
+        "lr_decay_steps", "k1", "k2", "max_frames", "stride", "n_clusters", "warmup_epochs"})
+    NON_NEGATIVE: ClassVar[frozenset[str]] = frozenset({
+        "n_iter", "min_lr", "weight_decay", "momentum", "l2_penalty", "step_clip", "warm_up_epoch",
+        "contrastive_weight", "cluster_weight", "prototype_weight", "anchor_weight", "similarity_weight",
+        "reconstruction_weight", "quantization_weight", "neighbourhood_weight"})
+    OPEN_UNIT: ClassVar[frozenset[str]] = frozenset({"mask_ratio", "mask_prob"})  # strictly between 0 and 1
+    UNIT: ClassVar[frozenset[str]] = frozenset({"dropout", "similar_prob", "tau_plus", "smoothing"})  # in [0, 1]
+    # parameters with a fixed set of values, e.g. {"variant": ("small", "base")}
+    param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def check_params(self) -> None:
+        """Raise ConfigError for a parameter value the method cannot run with, before anything is written."""
+        name = type(self).__name__
+        choices = {"kmeans_backend": KMEANS_BACKENDS, **self.param_choices}
+        for key, value in self.get_params().items():
+            if key in choices and value not in choices[key]:
+                raise ConfigError(f"{name}: unknown {key} {value!r}; choose from {', '.join(map(str, choices[key]))}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if key in self.POSITIVE and not value > 0:
+                raise ConfigError(f"{name}: {key} must be positive, got {value}")
+            if key in self.NON_NEGATIVE and not value >= 0:
+                raise ConfigError(f"{name}: {key} must not be negative, got {value}")
+            if key in self.OPEN_UNIT and not 0 < value < 1:
+                raise ConfigError(f"{name}: {key} must be strictly between 0 and 1, got {value}")
+            if key in self.UNIT and not 0 <= value <= 1:
+                raise ConfigError(f"{name}: {key} must be between 0 and 1, got {value}")
 
     def store_params(self, arguments: dict[str, Any]) -> None:
         """Keep every constructor parameter as an attribute of the same name; call it as
@@ -78,11 +112,15 @@ class ShallowMethod(HashingMethod):
 
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None):
         self.bits = check_bits(bits)
-        self._fit_pooled(train.pooled().astype(np.float64), bits, np.random.default_rng(seed))
+        pooled = train.pooled()
+        require_finite(pooled, None, "training split (frame-mean features)")
+        self._fit_pooled(pooled.astype(np.float64), bits, np.random.default_rng(seed))
         return self
 
     def encode(self, videos):
-        projections = self._project(as_video_features(videos).pooled().astype(np.float64))
+        pooled = as_video_features(videos).pooled()
+        require_finite(pooled, None, "encoded videos (frame-mean features)")
+        projections = self._project(pooled.astype(np.float64))
         return np.where(projections >= 0, np.int8(1), np.int8(-1))
 
     @abstractmethod

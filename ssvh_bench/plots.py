@@ -1,101 +1,207 @@
-"""Paper figures from finished runs: each function returns a matplotlib Figure.
+"""Paper figures from finished runs; ``plot`` is the one entry point (the CLI and reports call it).
 
 Figures are built without pyplot (no global state, no GUI backend: saving renders with Agg for PNG and the
-PDF backend for PDF), so importing this module never changes the user's matplotlib backend.
+PDF backend for PDF), so importing this module never changes the user's matplotlib backend. matplotlib and
+pandas are imported inside the functions, so ``import ssvh_bench.cli`` stays fast.
 
-Every figure averages over seeds (mean line, ± std band where there are several seeds), uses one panel per
-(dataset, bits) or per dataset, and gives each method its own colour, marker and line style so the figures
-stay readable in greyscale. ``save_figure`` writes PNG and PDF atomically.
+Every figure averages over seeds (mean line, ± std band where there are several seeds) and draws one panel per
+(dataset, bits) or per dataset. Panels of a figure share their axes, so they compare at a glance (the price:
+a dataset with much lower mAP than another uses less of its panel's height). Methods carry their paper name
+and the same colour, marker and line style in every figure (``ssvh_bench.display``). PDFs embed TrueType
+(Type 42) fonts, which journals accept and which stay editable, instead of matplotlib's default Type 3.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
 import numpy as np
-import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
+from .display import method_rank, method_style, method_label
 from .errors import ConfigError
-from .metrics import DEFAULT_KS
 from .io import atomic_path
-from .results import iter_finished_runs, leaderboard_frame
-from .tables import method_label, metric_columns
+from .metrics import DEFAULT_KS
 
-# Okabe-Ito colours (colour-blind safe); markers and dashes vary too, so greyscale prints stay readable.
-COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<")
-LINE_STYLES = ("-", "--", "-.", ":")
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve")
+FIGURES_FOLDER = "figures"
 RC_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
-            "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5}
+            "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5,
+            "pdf.fonttype": 42, "ps.fonttype": 42}
 PANEL_SIZE = (3.3, 2.6)
-LEGEND_ROW_INCHES = 0.17
-PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency")
+# Lines of other K or code lengths in one panel (ablation); methods use ssvh_bench.display styles instead.
+SEQUENCE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#999999")
+SEQUENCE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Settings of a method with changed parameters keep its colour and marker, hollow, with another dash.
+VARIANT_DASHES = (":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+EFFICIENCY_AXES = {"train": ("train_seconds", "training time (s)"),
+                   "encode": ("encode_ms_per_video", "encoding time (ms / video)")}
+
+
+def plot(
+    kind: str,
+    *,
+    results_dir: Path,
+    out: Path | None = None,
+    datasets: str | None = None,
+    bits: str | None = None,
+    methods: str | None = None,
+    run_ids: Iterable[str] | None = None,
+    param: str | None = None,
+    ks: Sequence[int] | None = None,
+    by: str = "k",
+    x: str = "train",
+    name: str | None = None,
+    describe: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Draw one figure kind from the finished runs under ``results_dir`` and write it as PNG and PDF.
+
+    ``datasets``, ``bits``, ``methods``: shell wildcards, comma-separated; ``run_ids`` keeps only those runs.
+    ``out`` is the folder (default ``<results_dir>/figures``), ``name`` the file stem (default from the kind).
+    ``describe`` receives one line saying what was drawn from how many runs. Returns the PNG and PDF paths.
+    """
+    from .tables import select_runs
+
+    check_kind(kind, param)
+    results_dir = Path(results_dir)
+    frame = select_runs(load_runs(results_dir), dataset=datasets, bits=bits, method=methods, run_ids=run_ids)
+    if frame.empty:
+        raise ConfigError(f"no finished run under {results_dir / 'runs'} matches --dataset {datasets or '*'!r} "
+                          f"--bits {bits or '*'!r} --method {methods or '*'!r}")
+    cutoffs = list(ks) if ks else default_ks(kind)
+    figure = make_figure(kind, frame, ks=cutoffs, param=param, by=by, x=x)
+    paths = save_figure(figure, Path(out) if out else results_dir / FIGURES_FOLDER,
+                        name or figure_name(kind, param, by, x))
+    if describe is not None:
+        if kind == "ablation":
+            used = len(ablation_runs(frame, param or ""))
+            describe(f"ablation over {param}: {used} of {len(frame)} run(s) vary it and were used")
+        else:
+            describe(f"{kind} figure from {len(frame)} run(s)")
+    return paths
+
+
+def check_kind(kind: str, param: str | None = None) -> None:
+    if kind not in PLOT_KINDS:
+        import difflib
+
+        close = difflib.get_close_matches(kind, PLOT_KINDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown plot kind {kind!r}.{hint} Kinds: {', '.join(PLOT_KINDS)}")
+    if kind == "ablation" and not param:
+        raise ConfigError("plot ablation needs --param, e.g. --param mask_ratio")
+
+
+def default_ks(kind: str) -> list[int]:
+    """All K for curves over K; K=20 for one-number plots; 5,20,40,100 for ablations."""
+    if kind in ("map-k", "precision-k"):
+        return list(DEFAULT_KS)
+    if kind == "ablation":
+        return [5, 20, 40, 100]
+    return [20]
+
+
+def figure_name(kind: str, param: str | None = None, by: str = "k", x: str = "train") -> str:
+    if kind == "ablation":
+        return f"ablation-{param}" + ("-by-bits" if by == "bits" else "")
+    if kind == "efficiency" and x == "encode":
+        return "efficiency-encode"
+    return kind
+
+
+def make_figure(kind: str, frame: pd.DataFrame, *, ks: Sequence[int], param: str | None = None, by: str = "k",
+                x: str = "train") -> Figure:
+    """The figure of one kind from a ``load_runs`` frame (already filtered)."""
+    import matplotlib
+
+    check_kind(kind, param)
+    # Artists take font sizes when they are made, so the style must hold while drawing, not only at saving.
+    with matplotlib.rc_context(RC_STYLE):
+        if kind in ("map-k", "precision-k"):
+            return plot_metric_at_k(frame, "map" if kind == "map-k" else "p", ks)
+        if kind == "pr":
+            return plot_pr(frame)
+        if kind == "map-bits":
+            return plot_map_bits(frame, ks[0])
+        if kind == "ablation":
+            return plot_ablation(frame, param or "", ks, by)
+        if kind == "curve":
+            return plot_curve(frame, ks[0])
+        return plot_efficiency(frame, ks[0], x)
 
 
 def load_runs(results_dir: Path) -> pd.DataFrame:
-    """The leaderboard frame plus ``method_params`` (dict) and ``pr_curve`` (dict) of every finished run."""
+    """The leaderboard frame plus ``method_params`` (dict), ``pr_curve`` (dict) and ``label`` of every run."""
+    from .results import iter_finished_runs, leaderboard_frame
+
     frame = leaderboard_frame(results_dir)
     if frame.empty:
         return frame
-    extra = {config["run_id"]: (config.get("method_params", {}), metrics.get("pr_curve"))
-             for _, config, metrics in iter_finished_runs(results_dir)}
+    extra = {config["run_id"]: (config.get("method_params", {}), metrics.get("pr_curve"), folder)
+             for folder, config, metrics in iter_finished_runs(results_dir)}
     frame = frame.copy()
     frame["method_params"] = frame["run_id"].map(lambda run_id: extra[run_id][0])
     frame["pr_curve"] = frame["run_id"].map(lambda run_id: extra[run_id][1])
+    frame["folder"] = frame["run_id"].map(lambda run_id: extra[run_id][2])
     frame["label"] = [method_label(m, o) for m, o in zip(frame["method"], frame["overrides"])]
     return frame
 
 
-def series_style(index: int) -> dict[str, Any]:
-    return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)],
-            "linestyle": LINE_STYLES[index % len(LINE_STYLES)]}
-
-
 def _figure(n_panels: int) -> tuple[Figure, list[Axes]]:
+    from matplotlib.figure import Figure
+
     ncols = min(n_panels, 3)
     nrows = math.ceil(n_panels / ncols)
-    with matplotlib.rc_context(RC_STYLE):
-        figure = Figure(figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows + 0.5), layout="constrained")
-        axes = figure.subplots(nrows, ncols, squeeze=False).ravel().tolist()
-    for extra in axes[n_panels:]:
+    figure = Figure(figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    # With shared axes, tick labels show on the outer panels only; inner ones would repeat them.
+    for ax in axes.ravel():
+        ax.label_outer(remove_inner_ticks=False)
+    flat = axes.ravel().tolist()
+    for extra in flat[n_panels:]:
         extra.set_visible(False)
-    return figure, axes[:n_panels]
+    # A hidden panel leaves the one above it at the bottom of its column: it needs its x tick labels back.
+    for ax in flat[max(n_panels - ncols, 0):n_panels]:
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return figure, flat[:n_panels]
 
 
-def _finish(figure: Figure, axes: list[Axes]) -> Figure:
-    """One legend for the whole figure, below the panels (same series share a name across panels)."""
+def _label_axes(axes: list[Axes], xlabel: str, ylabel: str) -> None:
+    """x label under the bottom panel of each column, y label left of the first column (axes are shared)."""
+    columns = min(len(axes), 3)
+    for index, ax in enumerate(axes):
+        if index + columns >= len(axes):
+            ax.set_xlabel(xlabel)
+        if index % columns == 0:
+            ax.set_ylabel(ylabel)
+
+
+def _finish(figure: Figure, axes: list[Axes], order: Sequence[str]) -> Figure:
+    """One legend for the whole figure: in one row below the panels when it fits, else in a column at their
+    right. Only series that were drawn get an entry, in ``order``."""
     handles: dict[str, Any] = {}
     for ax in axes:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(name, handle)
-    if handles:
-        with matplotlib.rc_context(RC_STYLE):
-            names = sorted(handles, key=_natural_key)
-            columns = _legend_columns(figure, names)
-            # The figure grows by the legend's height, so many series never squash the panels.
-            rows = -(-len(names) // columns)
-            figure.set_figheight(figure.get_figheight() + LEGEND_ROW_INCHES * rows)
-            figure.legend([handles[n] for n in names], names, loc="outside lower center", ncol=columns,
-                          frameon=False)
+    names = [name for name in dict.fromkeys(order) if name in handles]
+    if not names:
+        return figure
+    entry_width = 0.06 * max(len(n) for n in names) + 0.6  # inches: text plus handle and gap
+    if entry_width * len(names) <= figure.get_figwidth():
+        figure.set_figheight(figure.get_figheight() + 0.25)  # room for the row, so panels keep their size
+        figure.legend([handles[n] for n in names], names, loc="outside lower center", ncol=len(names),
+                      frameon=False)
+    else:
+        figure.set_figwidth(figure.get_figwidth() + entry_width)
+        figure.legend([handles[n] for n in names], names, loc="outside right upper", ncol=1, frameon=False)
     return figure
-
-
-def _natural_key(name: str) -> list:
-    """Sort ``mAP@5`` before ``mAP@20`` and ``16 bits`` before ``128 bits``."""
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name)]
-
-
-def _legend_columns(figure: Figure, names: list[str]) -> int:
-    """As many columns as fit the figure's width (about 0.065 in per character plus the handle)."""
-    entry_width = 0.065 * max(len(n) for n in names) + 0.7
-    return max(1, min(len(names), 4, int(figure.get_figwidth() / entry_width)))
 
 
 def _series(ax: Axes, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str,
@@ -117,179 +223,278 @@ def _panel_keys(frame: pd.DataFrame, keys: list[str]) -> list[tuple]:
     return sorted({tuple(row) for row in frame[keys].itertuples(index=False)})
 
 
-def _styles(labels) -> dict[str, dict[str, Any]]:
-    return {label: series_style(i) for i, label in enumerate(sorted(set(labels)))}
+def _rows(frame: pd.DataFrame, keys: Sequence[str], key: tuple) -> pd.DataFrame:
+    return frame[np.logical_and.reduce([frame[c] == v for c, v in zip(keys, key)])]
 
 
-def _method_panels(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[Axes], dict, list[tuple]]:
+def setting_styles(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """label -> matplotlib style: the method's own style, and for each changed-parameter setting of it the
+    same colour and marker, hollow, with another dash."""
+    styles: dict[str, dict[str, Any]] = {}
+    for method, settings in frame.groupby("method"):
+        base = method_style(method)
+        variants = sorted(set(settings["overrides"]) - {""})
+        for overrides in settings["overrides"].unique():
+            style = dict(base)
+            if overrides:
+                style.update(linestyle=VARIANT_DASHES[variants.index(overrides) % len(VARIANT_DASHES)],
+                             markerfacecolor="none")
+            styles[method_label(method, overrides)] = style
+    return styles
+
+
+def label_order(frame: pd.DataFrame) -> list[str]:
+    """Labels in display order: methods shallow first then deep by year, a method's default setting first."""
+    pairs = {(m, o) for m, o in zip(frame["method"], frame["overrides"])}
+    return [method_label(m, o) for m, o in sorted(pairs, key=lambda p: (method_rank(p[0]), p[1]))]
+
+
+def _method_panels(frame: pd.DataFrame, keys: list[str]) -> tuple[Figure, list[Axes], list[tuple]]:
     """A figure with one panel per distinct value of ``keys``; for each panel its axes, key, runs and the
-    runs grouped by method label (sorted), plus one style per label shared by all panels."""
+    runs of each label, in display order."""
     panels = _panel_keys(frame, keys)
     figure, axes = _figure(len(panels))
+    order = label_order(frame)
     contents = []
     for ax, key in zip(axes, panels):
-        panel = frame[(frame[keys] == pd.Series(key, index=keys)).all(axis=1)]
-        contents.append((ax, key, panel, sorted(panel.groupby("label"), key=lambda item: item[0])))
-    return figure, axes, _styles(frame["label"]), contents
+        panel = _rows(frame, keys, key)
+        groups = dict(tuple(panel.groupby("label")))
+        contents.append((ax, key, panel, [(label, groups[label]) for label in order if label in groups]))
+    return figure, axes, contents
 
 
 def plot_metric_at_k(frame: pd.DataFrame, metric: str = "map", ks: Sequence[int] = DEFAULT_KS) -> Figure:
     """``metric``@K against K (``map`` or ``p``), one line per method, one panel per (dataset, bits)."""
+    from .tables import metric_columns
+
     _require(frame, f"{metric}@K")
     columns = metric_columns(frame, ks, metric)
-    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
-    name = "mAP" if metric == "map" else "precision"
+    figure, axes, panels = _method_panels(frame, ["dataset", "bits"])
+    styles = setting_styles(frame)
     for ax, (dataset, bits), _, series in panels:
         for label, runs in series:
             _series(ax, ks, runs[columns].mean(), runs[columns].std(), label, styles[label])
-        ax.set(title=f"{dataset}, {bits} bits", xlabel="K", ylabel=f"{name}@K")
-    return _finish(figure, axes)
+        ax.set_title(f"{dataset}, {bits} bits")
+    _label_axes(axes, "K", "mAP@K" if metric == "map" else "precision@K")
+    return _finish(figure, axes, label_order(frame))
 
 
 def plot_pr(frame: pd.DataFrame) -> Figure:
     """Precision against recall over Hamming radius 0..bits, one line per method, one panel per (dataset, bits)."""
     frame = frame[frame["pr_curve"].map(lambda c: isinstance(c, dict) and "precision" in c)]
     _require(frame, "precision-recall curves (runs need metrics.json 'pr_curve')")
-    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
+    figure, axes, panels = _method_panels(frame, ["dataset", "bits"])
+    styles = setting_styles(frame)
     for ax, (dataset, bits), _, series in panels:
         for label, runs in series:
             precision = np.mean([c["precision"] for c in runs["pr_curve"]], axis=0)
             recall = np.mean([c["recall"] for c in runs["pr_curve"]], axis=0)
             ax.plot(recall, precision, label=label, markevery=max(1, len(recall) // 8), **styles[label])
-        ax.set(title=f"{dataset}, {bits} bits", xlabel="recall", ylabel="precision", xlim=(-0.02, 1.02))
-    return _finish(figure, axes)
+        ax.set_title(f"{dataset}, {bits} bits")
+    axes[0].set_xlim(-0.02, 1.02)
+    _label_axes(axes, "recall", "precision")
+    return _finish(figure, axes, label_order(frame))
 
 
 def plot_map_bits(frame: pd.DataFrame, k: int = 20) -> Figure:
-    """mAP@k against code length, one line per method, one panel per dataset."""
+    """mAP@k against code length, one line per method, one panel per dataset; settings run at a single code
+    length are left out."""
+    from .tables import metric_columns
+
     _require(frame, "mAP against bits")
+    # A setting run at one code length would be a lone point among lines (e.g. the runs of a sweep): left out.
+    frame = frame[frame.groupby(["dataset", "label"])["bits"].transform("nunique") >= 2]
+    if frame.empty:
+        raise ConfigError("map-bits needs a setting run at two code lengths or more")
     (column,) = metric_columns(frame, [k])
-    figure, axes, styles, panels = _method_panels(frame, ["dataset"])
-    for ax, (dataset,), panel, series in panels:
+    figure, axes, panels = _method_panels(frame, ["dataset"])
+    styles = setting_styles(frame)
+    for ax, (dataset,), _, series in panels:
         for label, runs in series:
             stats = runs.groupby("bits")[column].agg(["mean", "std"])
             _series(ax, stats.index, stats["mean"], stats["std"], label, styles[label])
-        ax.set_xscale("log", base=2)
-        ticks = sorted(panel["bits"].unique())
-        ax.set_xticks(ticks, [str(b) for b in ticks])
-        ax.minorticks_off()
-        ax.set(title=dataset, xlabel="code length (bits)", ylabel=f"mAP@{k}")
-    return _finish(figure, axes)
+        ax.set_title(dataset)
+    ticks = sorted(int(b) for b in frame["bits"].unique())
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xticks(ticks, [str(b) for b in ticks])
+    axes[0].minorticks_off()
+    _label_axes(axes, "code length (bits)", f"mAP@{k}")
+    return _finish(figure, axes, label_order(frame))
 
 
-def plot_ablation(frame: pd.DataFrame, param: str, ks: Sequence[int] = (5, 20, 40, 100), by: str = "k") -> Figure:
-    """mAP@K against a method parameter read from the runs' method_params.
-
-    ``by="k"``: one line per K, one panel per (dataset, method, bits); ``by="bits"``: one line per code
-    length at ``ks[0]``, one panel per (dataset, method). Runs that also differ in other overrides get
-    their own panels, so nothing unlike is averaged.
-    """
-    if by not in ("k", "bits"):
-        raise ConfigError(f"--by takes k or bits, not {by!r}")
-    has_param = frame["method_params"].map(lambda p: isinstance(p, dict) and param in p) if not frame.empty else []
-    frame = frame[has_param].copy() if len(frame) else frame
-    _require(frame, f"an ablation over {param!r} (no run has that method parameter)")
+def ablation_runs(frame: pd.DataFrame, param: str) -> pd.DataFrame:
+    """The runs that vary ``param``: runs that have it, grouped by (dataset, method, bits, other changed
+    parameters), keeping only groups where it takes two values or more. Adds ``value`` and ``other``."""
+    if frame.empty:
+        return frame
+    frame = frame[frame["method_params"].map(lambda p: isinstance(p, dict) and param in p)].copy()
+    if frame.empty:
+        return frame
     frame["value"] = frame["method_params"].map(lambda p: p[param])
     frame["other"] = frame["overrides"].map(
         lambda o: ", ".join(item for item in o.split(";") if item and not item.startswith(f"{param}=")))
+    counts = frame.groupby(["dataset", "method", "bits", "other"])["value"].transform(
+        lambda values: len({repr(v) for v in values}))
+    return frame[counts >= 2]
+
+
+def plot_ablation(frame: pd.DataFrame, param: str, ks: Sequence[int] = (5, 20, 40, 100), by: str = "k") -> Figure:
+    """mAP@K against a method parameter read from the runs' method_params, from the runs that vary it.
+
+    ``by="k"``: one line per K, one panel per (dataset, method, bits); ``by="bits"``: one line per code
+    length at ``ks[0]``, one panel per (dataset, method). Runs that also differ in other overrides get
+    their own panels, so nothing unlike is averaged; settings where the parameter has one value are left out.
+    """
+    from .display import display_name
+    from .tables import metric_columns
+
+    if by not in ("k", "bits"):
+        raise ConfigError(f"--by takes k or bits, not {by!r}")
+    frame = ablation_runs(frame, param)
+    _require(frame, f"an ablation over {param!r} (no run setting has that method parameter at two values "
+                    f"or more; sweep it first)")
     columns = metric_columns(frame, ks)
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in frame["value"])
     if not numeric:
         order = sorted({str(v) for v in frame["value"]})
         frame["value"] = frame["value"].map(lambda v: order.index(str(v)))
     keys = ["dataset", "method", "other"] + (["bits"] if by == "k" else [])
-    panels = _panel_keys(frame, keys)
+    panels = sorted(_panel_keys(frame, keys), key=lambda key: (key[0], method_rank(key[1]), key[2:]))
     figure, axes = _figure(len(panels))
+    names = []
     for ax, key in zip(axes, panels):
-        panel = frame[np.logical_and.reduce([frame[c] == v for c, v in zip(keys, key)])]
+        panel = _rows(frame, keys, key)
         if by == "k":
             stats = panel.groupby("value")[columns].agg(["mean", "std"])
-            for i, (k, column) in enumerate(zip(ks, columns)):
-                _series(ax, stats.index, stats[(column, "mean")], stats[(column, "std")], f"mAP@{k}",
-                        series_style(i))
+            lines = [(f"mAP@{k}", stats[(column, "mean")], stats[(column, "std")]) for k, column in zip(ks, columns)]
         else:
-            for i, (bits, runs) in enumerate(sorted(panel.groupby("bits"), key=lambda item: item[0])):
+            lines = []
+            for bits, runs in sorted(panel.groupby("bits"), key=lambda item: item[0]):
                 stats = runs.groupby("value")[columns[0]].agg(["mean", "std"])
-                _series(ax, stats.index, stats["mean"], stats["std"], f"{bits} bits", series_style(i))
-        if not numeric:
-            ax.set_xticks(range(len(order)), order)
-        title = f"{key[1]} on {key[0]}" + (f", {key[3]} bits" if by == "k" else "") + (f" ({key[2]})" if key[2] else "")
-        ax.set(title=title, xlabel=param, ylabel="mAP@K" if by == "k" else f"mAP@{ks[0]}")
-    return _finish(figure, axes)
+                if len(stats) >= 2:  # a code length swept at one value would be a lone point
+                    lines.append((f"{bits} bits", stats["mean"], stats["std"]))
+        for i, (name, mean, std) in enumerate(lines):
+            style = {"color": SEQUENCE_COLOURS[i % len(SEQUENCE_COLOURS)],
+                     "marker": SEQUENCE_MARKERS[i % len(SEQUENCE_MARKERS)], "linestyle": "-"}
+            _series(ax, mean.index, mean, std, name, style)
+            names.append(name)
+        title = f"{display_name(key[1])}, {key[0]}" + (f", {key[3]} bits" if by == "k" else "")
+        ax.set_title(title + (f"\n({key[2]})" if key[2] else ""))
+    if not numeric:
+        axes[0].set_xticks(range(len(order)), order)
+    _label_axes(axes, param, "mAP@K" if by == "k" else f"mAP@{ks[0]}")
+    by_bits = sorted({n for n in names if n.endswith(" bits")}, key=lambda n: int(n.split()[0]))
+    return _finish(figure, axes, [f"mAP@{k}" for k in ks] + by_bits)
 
 
-EFFICIENCY_AXES = {"train": ("train_seconds", "training time (s)"),
-                   "encode": ("encode_ms_per_video", "encoding time (ms / video)")}
+def training_curve(folder: Path, k: int) -> pd.DataFrame | None:
+    """(epochs trained, mAP@k) of a run evaluated with ``--eval-every`` (0: the untrained model), else None."""
+    import pandas as pd
+
+    history = Path(folder) / "history.csv"
+    if not history.is_file():
+        return None
+    rows = pd.read_csv(history)
+    if f"map@{k}" not in rows:
+        return None
+    rows = rows.dropna(subset=[f"map@{k}"])
+    return pd.DataFrame({"epochs": rows["epoch"] + 1, "map": rows[f"map@{k}"]})
+
+
+def plot_curve(frame: pd.DataFrame, k: int = 20) -> Figure:
+    """mAP@k against epochs trained (0 = untrained codes), from runs trained with ``--eval-every``; one line
+    per method (mean over seeds), one panel per (dataset, bits). A diagnostic: it is evaluated on the
+    database split, and the suite's codes are always the last epoch's."""
+    import pandas as pd
+
+    curves = {run_id: training_curve(folder, k) for run_id, folder in zip(frame["run_id"], frame["folder"])}
+    frame = frame[frame["run_id"].map(lambda run_id: curves[run_id] is not None)]
+    _require(frame, f"training curves (run deep methods with --eval-every to record mAP@{k} per epoch)")
+    figure, axes, panels = _method_panels(frame, ["dataset", "bits"])
+    styles = setting_styles(frame)
+    for ax, (dataset, bits), _, series in panels:
+        for label, runs in series:
+            joined = pd.concat([curves[run_id] for run_id in runs["run_id"]]).groupby("epochs")["map"]
+            mean = joined.mean()
+            _series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
+                    styles[label])
+        ax.set_title(f"{dataset}, {bits} bits")
+    _label_axes(axes, "epochs trained", f"mAP@{k} (database split)")
+    return _finish(figure, axes, label_order(frame))
 
 
 def plot_efficiency(frame: pd.DataFrame, k: int = 20, x: str = "train") -> Figure:
-    """Training time (or encoding ms/video) against mAP@k, one point per method, one panel per (dataset, bits)."""
+    """Training time (or encoding ms/video) against mAP@k, one labelled point per method, one panel per
+    (dataset, bits); every panel has the same axis ranges and scale."""
+    from .tables import metric_columns
+
     if x not in EFFICIENCY_AXES:
         raise ConfigError(f"--x takes {' or '.join(EFFICIENCY_AXES)}, not {x!r}")
     _require(frame, "efficiency")
     (column,) = metric_columns(frame, [k])
     x_column, x_label = EFFICIENCY_AXES[x]
-    figure, axes, styles, panels = _method_panels(frame, ["dataset", "bits"])
-    for ax, (dataset, bits), panel, series in panels:
+    figure, axes, panels = _method_panels(frame, ["dataset", "bits"])
+    styles = setting_styles(frame)
+    positive = frame[x_column][frame[x_column] > 0]
+    log_x = bool(len(positive)) and positive.max() > 20 * positive.min()
+    scale = np.log10 if log_x else (lambda v: v)
+    low, high = scale(frame[x_column].clip(lower=positive.min() if log_x else None)).agg(["min", "max"])
+    for ax, (dataset, bits), _, series in panels:
+        texts = []
         for label, runs in series:
             style = {**styles[label], "linestyle": "none"}
             x_mean, y_mean, y_std = runs[x_column].mean(), runs[column].mean(), runs[column].std()
-            ax.plot([x_mean], [y_mean], label=label, markersize=7, **style)
+            ax.plot([x_mean], [y_mean], markersize=6, **style)
             if np.isfinite(y_std):
                 ax.errorbar([x_mean], [y_mean], yerr=[y_std], fmt="none", ecolor=style["color"], capsize=0)
-        positive = panel[x_column][panel[x_column] > 0]
-        if len(positive) and positive.max() > 20 * positive.min():
-            ax.set_xscale("log")
-        ax.set(title=f"{dataset}, {bits} bits", xlabel=x_label, ylabel=f"mAP@{k}")
-    return _finish(figure, axes)
+            # The label sits beside its point (no legend to look up), towards the panel's centre so it stays
+            # inside the axes.
+            right_half = high > low and (scale(x_mean) - low) / (high - low) > 0.5
+            texts.append(ax.annotate(label, (x_mean, y_mean), xytext=(-5 if right_half else 5, 0),
+                                     textcoords="offset points", ha="right" if right_half else "left",
+                                     va="center", fontsize=6.5, color=style["color"]))
+        ax.set_title(f"{dataset}, {bits} bits")
+    if log_x:
+        axes[0].set_xscale("log")
+    for ax in axes:
+        ax.margins(x=0.08, y=0.1)
+    _label_axes(axes, x_label, f"mAP@{k}")
+    _separate_labels(figure, axes)
+    return figure
+
+
+def _separate_labels(figure: Figure, axes: list[Axes]) -> None:
+    """Move point labels that overlap apart vertically (a few passes; points close in x and y are rare)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw_without_rendering()
+    for ax in axes:
+        texts = sorted(ax.texts, key=lambda t: t.xy[1])
+        for _ in range(5):
+            moved = False
+            for lower, upper in zip(texts, texts[1:]):
+                a, b = lower.get_window_extent(renderer), upper.get_window_extent(renderer)
+                if a.overlaps(b):
+                    shift = (a.y1 - b.y0) / 2 + 1  # points = pixels at 72 dpi; renderer is at figure dpi
+                    scale = 72 / figure.dpi
+                    lower.set_position((lower.get_position()[0], lower.get_position()[1] - shift * scale))
+                    upper.set_position((upper.get_position()[0], upper.get_position()[1] + shift * scale))
+                    moved = True
+            if not moved:
+                break
 
 
 def save_figure(figure: Figure, folder: Path, name: str, dpi: int = 200) -> list[Path]:
-    """``<folder>/<name>.png`` and ``.pdf``, each written to a temporary file and renamed."""
+    """``<folder>/<name>.png`` and ``.pdf`` (TrueType fonts), each written to a temporary file and renamed."""
+    import matplotlib
+
     paths = []
     for suffix in ("png", "pdf"):
         path = Path(folder) / f"{name}.{suffix}"
-        with atomic_path(path) as tmp:
+        # pdf.fonttype is read when the PDF is written, so the style must hold here too.
+        with matplotlib.rc_context(RC_STYLE), atomic_path(path) as tmp:
             figure.savefig(tmp, format=suffix, dpi=dpi)
         paths.append(path)
     return paths
 
-
-FIGURES_FOLDER = "figures"
-
-
-def make_figure(kind: str, frame: pd.DataFrame, *, ks: list[int], param: str | None = None, by: str = "k",
-                x: str = "train") -> Figure:
-    """The figure of one ``plot`` kind from a ``load_runs`` frame (already filtered)."""
-    if kind == "map-k":
-        return plot_metric_at_k(frame, "map", ks)
-    if kind == "precision-k":
-        return plot_metric_at_k(frame, "p", ks)
-    if kind == "pr":
-        return plot_pr(frame)
-    if kind == "map-bits":
-        return plot_map_bits(frame, ks[0])
-    if kind == "ablation":
-        if not param:
-            raise ConfigError("plot ablation needs --param, e.g. --param mask_ratio")
-        return plot_ablation(frame, param, ks, by)
-    if kind == "efficiency":
-        return plot_efficiency(frame, ks[0], x)
-    raise ConfigError(f"unknown plot kind {kind!r}; kinds: {', '.join(PLOT_KINDS)}")
-
-
-def default_ks(kind: str) -> list[int]:
-    """All K for curves over K; K=20 for one-number plots; 5,20,40,100 for ablations."""
-    if kind in ("map-k", "precision-k"):
-        return list(DEFAULT_KS)
-    if kind == "ablation":
-        return [5, 20, 40, 100]
-    return [20]
-
-
-def figure_name(kind: str, param: str | None = None, by: str = "k", x: str = "train") -> str:
-    if kind == "ablation":
-        return f"ablation-{param}" + ("-by-bits" if by == "bits" else "")
-    if kind == "efficiency" and x == "encode":
-        return "efficiency-encode"
-    return kind

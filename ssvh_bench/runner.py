@@ -8,6 +8,7 @@ and, with ``keep_going``, the others go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
@@ -29,10 +30,11 @@ from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
 from .errors import ConfigError, DataError, SsvhBenchError
-from .io import canonical_json, write_json, write_text
+from .io import canonical_json, read_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
+log = logging.getLogger(__name__)
 # "running": another live process holds the run's lock; "submitted": handed to a batch system (Slurm)
 RunStatus = Literal["finished", "skipped", "failed", "running", "submitted"]
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
@@ -74,6 +76,7 @@ def run(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -86,9 +89,10 @@ def run(
 
     ``params`` maps a method parameter (or ``method.parameter``) to a value or a list of values to sweep, as
     ``--set`` does; ``dataset_params`` are the datasets' parameters. ``threads`` sets torch's intra-op threads
-    (None: automatic, see ``choose_threads``). ``launcher`` is ``inline`` (here, one run after the other),
-    ``local`` (``jobs`` processes) or ``slurm`` (one job array; ``slurm`` holds its settings), see
-    ``ssvh_bench.launchers``.
+    (None: automatic, see ``choose_threads``). ``eval_every=N`` evaluates deep methods' intermediate codes on
+    the database split every N epochs (a diagnostic recorded in ``history.csv``; see ``epoch_evaluator``).
+    ``launcher`` is ``inline`` (here, one run after the other), ``local`` (``jobs`` processes) or ``slurm``
+    (one job array; ``slurm`` holds its settings), see ``ssvh_bench.launchers``.
     """
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
@@ -96,8 +100,8 @@ def run(
     from .launchers import launch
 
     return launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                  device=device, threads=threads, force=force, keep_going=keep_going, on_event=on_event,
-                  progress=progress)
+                  device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                  on_event=on_event, progress=progress)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -113,6 +117,7 @@ def run_specs(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -121,14 +126,8 @@ def run_specs(
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     distributed.setup()  # under torchrun: join the other ranks
-    cache = DatasetCache(None if data_root is None else Path(data_root))
-    for spec in specs:  # every input error surfaces before the first run writes anything
-        if not results.is_finished(results.run_dir(results_dir, spec)) or force:
-            cache.get(spec.dataset, spec.dataset_params)
-    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
-        resolve_device(device)
-    if threads is not None:
-        choose_threads(threads)
+    cache = check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                        eval_every=eval_every, force=force)
     emit = on_event or (lambda event: None)
     outcomes = []
     for index, spec in enumerate(specs, 1):
@@ -136,7 +135,7 @@ def run_specs(
         folder = results.run_dir(results_dir, spec)
         try:
             outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, threads=threads,
-                                  force=force, progress=progress)
+                                  eval_every=eval_every, force=force, progress=progress)
         except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
             outcome = RunResult(spec, folder, "failed", error=record_failure(folder, error))
             emit(RunEvent("failed", index, len(specs), spec, outcome))
@@ -147,6 +146,69 @@ def run_specs(
         emit(RunEvent(outcome.status, index, len(specs), spec, outcome))
         outcomes.append(outcome)
     return outcomes
+
+
+def check_writable(folder: Path) -> None:
+    """A ConfigError unless ``folder`` is (or can be made as) a folder this process may write into."""
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "a file is in the way" if existing.exists() and not existing.is_dir() else "permission denied"
+        raise ConfigError(f"results dir {folder} is not a writable folder ({why}: {existing})")
+
+
+CURVE_KS = (5, 20, 100)  # the cut-offs ``--eval-every`` records per epoch
+
+
+def epoch_evaluator(method: Any, splits: DatasetSplits, every: int) -> Callable[[int], dict[str, float]]:
+    """``after_epoch`` for ``DeepMethod.fit``: mAP@5/20/100 of the current codes on the database split (and
+    queries) after every ``every``-th epoch, the last one and before training (epoch -1); a diagnostic of
+    how training goes, never used to choose the final codes."""
+
+    def after_epoch(epoch: int) -> dict[str, float]:
+        if epoch >= 0 and (epoch + 1) % every and epoch + 1 != method.epochs:
+            return {}
+        database = method.encode(splits.database)
+        query = database if splits.query is None else method.encode(splits.query)
+        found = evaluate(query, database, splits.query_label_matrix, splits.database_labels, ks=CURVE_KS,
+                         query_is_database=splits.query_is_database)
+        return {f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}
+
+    return after_epoch
+
+
+def oracle_metrics(history_path: Path) -> dict[str, Any]:
+    """What choosing the checkpoint on test data would have reported, as the released S5VH and AutoSSVH
+    trainings do: the evaluated epoch with the best mAP@5 (``oracle_epoch``, counted from 1; 0 = untrained)
+    and its ``map@K_oracle``. For comparison with published numbers only: the suite's codes are the last
+    epoch's."""
+    import csv
+
+    with open(history_path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("map@5")]
+    best = max(rows, key=lambda row: float(row["map@5"]))
+    return {"oracle_epoch": int(best["epoch"]) + 1,
+            **{f"map@{k}_oracle": float(best[f"map@{k}"]) for k in CURVE_KS}}
+
+
+def check_specs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path | str | None, device: str,
+                threads: int | None, eval_every: int | None, force: bool) -> "DatasetCache":
+    """Surface every input error (names, parameters, data, device, results folder) before the first run writes
+    anything; returns the loaded datasets. Launchers call it before handing runs to other processes."""
+    cache = DatasetCache(None if data_root is None else Path(data_root))
+    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
+        resolve_device(device)
+    if threads is not None:
+        choose_threads(threads)
+    if eval_every is not None and eval_every < 1:
+        raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
+    check_writable(results_dir)
+    for spec in specs:
+        method_registry.create(spec.method, **spec.method_params).check_params()
+        if force or not results.is_finished(results.run_dir(results_dir, spec)):
+            cache.get(spec.dataset, spec.dataset_params)
+    return cache
 
 
 def record_failure(folder: Path, error: BaseException) -> str:
@@ -208,9 +270,13 @@ class DatasetCache:
     def get(self, name: str, params: dict[str, Any]) -> DatasetSplits:
         key = canonical_json([name, params])
         if key not in self._loaded:
+            log.info("loading dataset %s", name)
             splits = dataset_registry.create(name, **params).load(self.data_root)
             for split_name, split in (("train", splits.train), ("database", splits.database), ("query", splits.query)):
                 if split is not None:
+                    if 0 in split.shape:
+                        raise DataError(f"{name} {split_name} split has shape {split.shape}: it needs videos, "
+                                        "frames and features")
                     split.check_finite(f"{name} {split_name} features")
             self._loaded[key] = splits
         return self._loaded[key]
@@ -223,6 +289,7 @@ def execute_run(
     datasets: DatasetCache,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     progress: bool = False,
 ) -> RunResult:
@@ -233,7 +300,7 @@ def execute_run(
     its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``)."""
     folder = results.run_dir(results_dir, spec)
     options = {"results_dir": results_dir, "datasets": datasets, "device": device, "threads": threads,
-               "force": force, "progress": progress}
+               "eval_every": eval_every, "force": force, "progress": progress}
     if not distributed.is_writer():
         decision = distributed.broadcast(None)
         return RunResult(spec, folder, decision) if decision != "go" else _execute(spec, folder, write=False, **options)
@@ -257,7 +324,7 @@ def execute_run(
 
 
 def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
-             threads: int | None, force: bool, progress: bool, write: bool) -> RunResult:
+             threads: int | None, eval_every: int | None, force: bool, progress: bool, write: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
@@ -272,16 +339,25 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
                     old.unlink()
         for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
             (folder / stale).unlink(missing_ok=True)
-        write_json(folder / results.CONFIG_FILE, {**run_config(spec, device, datasets.data_root), "threads": n_threads})
+        config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+        earlier = _read_config(folder)
+        if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
+            config["started_at"] = earlier.get("started_at", config["started_at"])
+            config["resumed_at"] = [*earlier.get("resumed_at", []), _now()]
+        write_json(folder / results.CONFIG_FILE, config)
         distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
     if deep:
         import torch
 
         torch.set_num_threads(n_threads)
+    log.info("%s: training on %d videos (%s)", spec.method, len(splits.train), device)
     started = time.perf_counter()
+    extra = {} if not deep or eval_every is None else {"after_epoch": epoch_evaluator(method, splits, eval_every)}
     method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
-               cache_dir=Path(results_dir) / "cache")
-    train_seconds = time.perf_counter() - started
+               cache_dir=Path(results_dir) / "cache", **extra)
+    train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
+    log.info("%s: encoding %d database%s videos", spec.method, len(splits.database),
+             "" if splits.query is None else f" and {len(splits.query)} query")
 
     started = time.perf_counter()
     database_codes = _encode(method, splits.database, spec.bits, "database")
@@ -291,6 +367,7 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
     if not write:
         return RunResult(spec, folder, "finished")
 
+    log.info("%s: evaluating", spec.method)
     metrics = evaluate(
         database_codes if query_codes is None else query_codes,
         database_codes,
@@ -308,6 +385,8 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
         splits.query_labels,
     )
     metrics["codes_sha256"] = results.file_sha256(folder / results.CODES_FILE)
+    if extra:
+        metrics.update(oracle_metrics(folder / results.HISTORY_FILE))
     write_json(folder / results.METRICS_FILE, metrics)
     return RunResult(spec, folder, "finished", metrics)
 
@@ -330,29 +409,67 @@ def evaluate_checkpoint(
     """Metrics of a trained deep method's weights (e.g. a released checkpoint) on a dataset's protocol.
 
     Builds ``method_name`` with its defaults for ``dataset`` (plus ``method_params``), loads the weights,
-    encodes the query and database splits and evaluates them; nothing is trained and nothing is written.
+    encodes the query and database splits and evaluates them; nothing is trained and nothing is written. When
+    the weights do not fit the chosen ``variant``, the other variants are tried, and the metrics name the one
+    whose shapes fit (``inferred_variant``).
     """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise DataError(f"no checkpoint file at {checkpoint}")
     bits = check_bits(bits)
-    splits = DatasetCache(data_root).get(dataset, resolve_params(dataset_registry.get(dataset), dataset_params or {}))
     entry = method_registry.get(method_name)
-    method = entry.create(**resolve_params(entry, method_params or {}, dataset=dataset))
-    if not hasattr(method, "load_checkpoint"):
+    if entry.family == "shallow":
         raise ConfigError(f"{method_name} is a {entry.family} method; only deep methods load checkpoints")
+    params = resolve_params(entry, method_params or {}, dataset=dataset)
+    device = resolve_device(device)
+    splits = DatasetCache(data_root).get(dataset, resolve_params(dataset_registry.get(dataset), dataset_params or {}))
     n_frames = max(split.n_frames for split in (splits.database, splits.query) if split is not None)
-    method.load_checkpoint(Path(checkpoint), bits=bits, n_frames=n_frames, feature_dim=splits.database.feature_dim,
-                           device=resolve_device(device))
+    method = entry.create(**params)
+    method.check_params()
+    shapes = {"bits": bits, "n_frames": n_frames, "feature_dim": splits.database.feature_dim, "device": device}
+    inferred = None
+    try:
+        method.load_checkpoint(checkpoint, **shapes)
+    except DataError as mismatch:
+        variants = [v for v in method.param_choices.get("variant", ()) if v != params.get("variant")]
+        for variant in variants:
+            try:
+                method = entry.create(**{**params, "variant": variant}).load_checkpoint(checkpoint, **shapes)
+            except DataError:
+                continue
+            inferred = variant
+            break
+        else:
+            raise mismatch
     database_codes = _encode(method, splits.database, bits, "database")
     query_codes = database_codes if splits.query is None else _encode(method, splits.query, bits, "query")
-    return evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
-                    normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
-                    progress=progress)
+    metrics = evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
+                       normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
+                       progress=progress)
+    return metrics if inferred is None else {**metrics, "inferred_variant": inferred}
 
 
 def _encode(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:
-    codes = check_codes(method.encode(videos), what=f"{split} codes")
+    try:
+        codes = method.encode(videos)
+    except DataError as error:  # the method knows the video, the runner the split
+        raise DataError(f"{split} split: {error}") from None
+    codes = check_codes(codes, what=f"{split} codes")
     if codes.shape != (len(videos), bits):
         raise DataError(f"method returned {split} codes of shape {codes.shape}, expected {(len(videos), bits)}")
     return codes
+
+
+def _read_config(folder: Path) -> dict[str, Any] | None:
+    try:
+        config = read_json(folder / results.CONFIG_FILE)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_config(spec: RunSpec, device: str, data_root: Path | None) -> dict[str, Any]:
@@ -361,7 +478,7 @@ def run_config(spec: RunSpec, device: str, data_root: Path | None) -> dict[str, 
         **spec.to_dict(),
         "device": device,
         "data_root": None if data_root is None else str(data_root),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": _now(),
         "git_commit": _git_commit(),
         "versions": _versions(),
         "host": platform.node(),

@@ -1,9 +1,13 @@
 """Paper tables from finished runs: mean ± std of mAP@K over seeds, published numbers beside reproduced ones.
 
 Layout (what SSVH papers print): one row per method (with its overrides when the user changed parameters),
-column groups dataset x bits, one column per K. The best reproduced value of each column is bold. For a method
-with published numbers, a ``<method> (published)`` row follows its own rows; each of its cells reads
-``published (Δ ours − published)``, the difference taken against the method's run with default parameters.
+under its paper name and in display order (``ssvh_bench.display``), column groups dataset x bits, one column
+per K. The best reproduced value of each column is bold. For a method with published numbers, a
+``<Method> (published)`` row follows its own rows; it has a value only where the method's run with default
+parameters has one too (published numbers were obtained with the defaults), and each such cell reads
+``published (Δ ours − published)``. The tidy CSV carries exactly the same published values.
+
+pandas is imported inside the functions, so importing this module (as the CLI does) stays cheap.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from .display import method_rank, method_label
 from .errors import ConfigError
 from .io import write_text
-from .results import aggregate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_KS = (5, 20, 40, 100)
 TABLE_FORMATS = ("csv", "md", "tex")
@@ -39,6 +45,8 @@ def select_runs(
     run_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Rows of a leaderboard frame matching shell-style patterns (comma-separated alternatives)."""
+    import pandas as pd
+
     if frame.empty:
         return frame
     keep = pd.Series(True, index=frame.index)
@@ -48,11 +56,6 @@ def select_runs(
     if run_ids is not None:
         keep &= frame["run_id"].isin(set(run_ids))
     return frame[keep]
-
-
-def method_label(method: str, overrides: str) -> str:
-    """How a setting is named in tables and legends: ``conmh`` or ``conmh (mask_ratio=0.5)``."""
-    return f"{method} ({overrides.replace(';', ', ')})" if overrides else method
 
 
 def metric_columns(frame: pd.DataFrame, ks: Sequence[int], metric: str = "map") -> list[str]:
@@ -68,9 +71,15 @@ def summary_frame(frame: pd.DataFrame, ks: Sequence[int], published: pd.DataFram
     """Mean, std and seed count per setting, plus ``map@K_published`` and ``map@K_delta`` (ours − published).
 
     Published numbers attach to the rows without overrides (they were obtained with default parameters).
+    Rows are in display order: dataset, bits, then methods as ``ssvh_bench.display`` orders them.
     """
+    from .results import aggregate
+
     columns = metric_columns(frame, ks)
     table = aggregate(frame, columns)
+    rank = table["method"].map(method_rank)
+    table = table.assign(_rank=rank).sort_values(["dataset", "bits", "_rank", "overrides"]).drop(columns="_rank")
+    table = table.reset_index(drop=True)
     for k in ks:
         values = [
             _published_value(published, row.method, row.dataset, row.bits, k) if row.overrides == "" else math.nan
@@ -122,7 +131,7 @@ def paper_table(
     groups = sorted({(d, int(b)) for d, b in zip(summary["dataset"], summary["bits"])})
     columns = [(d, b, k) for d, b in groups for k in ks]
     rows: list[Row] = []
-    for method in sorted(summary["method"].unique()):
+    for method in sorted(summary["method"].unique(), key=method_rank):
         settings = summary[summary["method"] == method].sort_values("overrides")
         for overrides in settings["overrides"].unique():
             setting = settings[settings["overrides"] == overrides]
@@ -133,11 +142,12 @@ def paper_table(
         default = settings[settings["overrides"] == ""]
         published_cells = []
         for d, b, k in columns:
-            value = _published_value(published, method, d, b, k)
+            # Only beside a reproduced default run: a published number alone says nothing about this benchmark.
             ours = _reproduced_cell(default, d, b, k).mean
+            value = math.nan if math.isnan(ours) else _published_value(published, method, d, b, k)
             published_cells.append(Cell(published=value, delta=ours - value))
         if any(not math.isnan(c.published) for c in published_cells):
-            rows.append(Row(f"{method} (published)", True, "", published_cells))
+            rows.append(Row(f"{method_label(method, '')} (published)", True, "", published_cells))
     _mark_best(rows, len(columns), digits)
     return PaperTable(columns, rows, digits)
 
@@ -182,7 +192,7 @@ def column_title(dataset: str, bits: int, k: int) -> str:
 
 
 def to_markdown(table: PaperTable) -> str:
-    header = ["method", "seeds"] + [column_title(*column) for column in table.columns]
+    header = ["Method", "Seeds"] + [column_title(*column) for column in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(table.columns)]
     for row in table.rows:
         cells = [cell_text(row, c, table.digits) for c in row.cells]
@@ -220,7 +230,7 @@ def to_latex(table: PaperTable) -> str:
         rules.append(rf"\cmidrule(lr){{{start}-{start + n - 1}}}")
         start += n
     lines.append(" ".join(rules))
-    lines.append("Method & Seeds & " + " & ".join(f"@{k}" for _, _, k in table.columns) + r" \\")
+    lines.append("Method & Seeds & " + " & ".join(f"mAP@{k}" for _, _, k in table.columns) + r" \\")
     lines.append(r"\midrule")
     for row in table.rows:
         cells = []

@@ -105,6 +105,7 @@ def reproduce(
     data_root: Path | str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    eval_every: int | None = None,
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -122,8 +123,8 @@ def reproduce(
     specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     outcomes = launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                      device=device, threads=threads, force=force, keep_going=keep_going, on_event=on_event,
-                      progress=progress)
+                      device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                      on_event=on_event, progress=progress)
     done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
     writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
     return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])

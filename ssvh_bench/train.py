@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import pickle
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,15 +52,18 @@ import torch
 from torch import nn
 
 from . import distributed
-from .codes import check_bits
+from .codes import check_bits, check_codes
 from .io import atomic_path, canonical_json, write_text
-from .data import VideoFeatures, as_video_features
+from .data import VideoFeatures, as_video_features, require_finite
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
 
 # What ``DeepMethod.fit`` writes in its run folder
 HISTORY_FILE = "history.csv"
+log = logging.getLogger(__name__)
+AfterEpoch = Callable[[int], Mapping[str, float]]
+
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "last.pt"
 RELEASED_STATE_KEY = "model_state_dict"  # how the reference code stores weights in its checkpoints
@@ -149,7 +153,8 @@ class DeepMethod(TrainingHooks, HashingMethod):
     def encode_batch(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor: ...
 
     # ---- the method contract -----------------------------------------------------------------------------
-    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None):
+    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
+            after_epoch: AfterEpoch | None = None):
         self.bits = check_bits(bits)
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
@@ -163,10 +168,12 @@ class DeepMethod(TrainingHooks, HashingMethod):
         settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
                     "train_shape": list(train.shape)}
         workdir = None if workdir is None else Path(workdir)
-        run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
-                     history_path=None if workdir is None else workdir / HISTORY_FILE,
-                     checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
-                     progress=progress)
+        history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
+                               history_path=None if workdir is None else workdir / HISTORY_FILE,
+                               checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
+                               progress=progress, after_epoch=after_epoch)
+        # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
+        self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
 
     def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
@@ -185,8 +192,10 @@ class DeepMethod(TrainingHooks, HashingMethod):
         codes = np.empty((len(share), self.bits), dtype=np.int8)
         with torch.inference_mode():
             for indices, features in batches:
-                batch_codes = self.encode_batch(self.model, to_device(features, self.device))
-                codes[indices - share.start] = batch_codes.to(torch.int8).cpu().numpy()
+                require_finite(features, indices, "encoded videos")
+                batch_codes = self.encode_batch(self.model, to_device(features, self.device)).cpu()
+                codes[indices - share.start] = check_codes(batch_codes.numpy(),
+                                                           what=f"codes of videos {indices[0]}..{indices[-1]}")
         return distributed.gather_arrays(codes)
 
     @property
@@ -310,6 +319,7 @@ def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarra
 
     ``rows``: this rank's share of the (global) batch under torchrun; the related videos are drawn for the
     global batch, one per video, and the rank keeps those of its rows."""
+    require_finite(features, indices, "training split")
     related = hooks.related_indices(indices, epoch, generator)
     if not isinstance(rows, slice):
         if related is not None and len(related.indices) != len(indices):
@@ -318,7 +328,11 @@ def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarra
         indices, features = indices[rows], features[rows]
         if related is not None:
             related = Related(related.indices[rows], {k: np.asarray(v)[rows] for k, v in related.extras.items()})
-    return indices, features, related, None if related is None else train.read(related.indices)
+    if related is None:
+        return indices, features, None, None
+    related_features = train.read(related.indices)
+    require_finite(related_features, related.indices, "training split")
+    return indices, features, related, related_features
 
 
 def _to_batch(item: tuple, device: torch.device) -> Batch:
@@ -340,12 +354,15 @@ def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
 
 def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
                  settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
-                 progress: bool = False) -> list[dict[str, float]]:
+                 progress: bool = False, after_epoch: AfterEpoch | None = None) -> list[dict[str, float]]:
     """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
 
     ``history_path``: where ``history.csv`` is rewritten after every epoch. ``checkpoint_path``: where the
     training state is saved (every ``checkpoint_every`` epochs and at the end) and resumed from; a checkpoint
     written with other ``settings`` (any JSON-able record of what the training depends on) is refused.
+    ``after_epoch(epoch)`` (a diagnostic, e.g. ``--eval-every``) is called with -1 before the first epoch and
+    after each epoch, with the model in eval mode; what it returns joins that epoch's history row (row -1:
+    the untrained model). It must not draw random numbers: training is the same with or without it.
     """
     from tqdm.auto import tqdm
 
@@ -364,13 +381,17 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        start, history = state["epochs_done"], list(state["history"])
+        start = state["epochs_done"]
+        history = [{**row, "resumed": 1} for row in state["history"]]
 
+    if after_epoch is not None and start == 0:
+        history.append({"epoch": -1, **_diagnose(after_epoch, model, -1)})
     batch_size = min(hooks.batch_size, len(train))
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
     _, rows = distributed.batch_rows(batch_size // world)  # this rank's share of every global batch
     steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
+    trained_seconds = sum(row.get("seconds", 0.0) for row in history)
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
     try:
@@ -425,14 +446,21 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 kept = (f"last good checkpoint kept: {checkpoint}, {_epochs_in(checkpoint)} epochs done"
                         if checkpoint is not None and checkpoint.is_file() else "no checkpoint to resume from")
                 raise TrainingError(f"training stopped in epoch {epoch}: {', '.join(bad)} ({kept})")
-            history.append({"epoch": epoch, **means, "lr": lr, "seconds": seconds,
-                            "videos_per_s": n_videos / seconds})
+            row = {"epoch": epoch, **means, "lr": lr, "seconds": seconds, "videos_per_s": n_videos / seconds}
+            if after_epoch is not None:
+                row.update(_diagnose(after_epoch, model, epoch))
+            history.append(row)
+            trained_seconds += seconds
+            if writer:
+                log.info(epoch_line(row, hooks.epochs, trained_seconds, (hooks.epochs - epoch - 1) * trained_seconds
+                                    / max(1, sum(1 for r in history if "seconds" in r))))
             if history_path is not None and writer:
                 write_history(Path(history_path), history)
             done = epoch + 1
             if checkpoint is not None and writer and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scaler": None if scaler is None else scaler.state_dict(), "history": history,
+                         "scaler": None if scaler is None else scaler.state_dict(),
+                         "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],
                          "settings": settings}
                 with atomic_path(checkpoint) as tmp:
                     torch.save(state, tmp)
@@ -441,12 +469,40 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     return history
 
 
+def _diagnose(after_epoch: AfterEpoch, model: nn.Module, epoch: int) -> dict[str, float]:
+    model.eval()
+    try:
+        return dict(after_epoch(epoch))
+    finally:
+        model.train()
+
+
+def epoch_line(row: dict[str, float], epochs: int, elapsed: float, eta: float) -> str:
+    """One plain log line per epoch, counted from 1 for people: losses, evaluation, speed, elapsed, ETA."""
+    skip = {"epoch", "lr", "seconds", "videos_per_s", "resumed"}
+    terms = "  ".join(f"{name} {value:.4g}" for name, value in row.items() if name not in skip)
+    return (f"epoch {int(row['epoch']) + 1}/{epochs}  {terms}  lr {row['lr']:.3g}  {row['videos_per_s']:.0f} videos/s  "
+            f"elapsed {_clock(elapsed)}  eta {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 def _epochs_in(checkpoint: Path) -> int:
     return torch.load(checkpoint, map_location="cpu", weights_only=True)["epochs_done"]
 
 
 def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["epochs_done"], state["history"]  # noqa: B018  a checkpoint without them is damaged too
+    except Exception as error:  # noqa: BLE001  torch/zip/pickle errors alike: the file is damaged
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TrainingError(f"the checkpoint {path} is damaged ({reason}); delete it to train from scratch, "
+                            "or run with --force") from None
     if canonical_json(state.get("settings")) != canonical_json(settings):
         raise TrainingError(f"the checkpoint {path} was written with other settings ({state.get('settings')}); "
                             "delete it or train in another folder")
@@ -454,10 +510,12 @@ def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str,
 
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s."""
-    columns = list(dict.fromkeys(key for row in history for key in row))
+    """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s, and the evaluation
+    columns ``map@K`` where ``--eval-every`` evaluated (row -1: the untrained model)."""
+    keys = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
+    columns = sorted(keys, key=lambda key: key.startswith("map@"))  # evaluation columns (--eval-every) last
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(history)
     write_text(path, buffer.getvalue())

@@ -132,3 +132,15 @@ def test_a_sweep_over_bits_builds_the_pseudo_neighbourhood_once(tmp_path):
     for loaded in results[1:]:
         np.testing.assert_array_equal(loaded.anchors, results[0].anchors)
         assert (loaded.similar != results[0].similar).nnz == 0
+
+
+def test_a_damaged_entry_is_named_and_rebuilt(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    save = lambda value, folder: (folder / "value.txt").write_text(str(value))  # noqa: E731
+    load = lambda folder: int((folder / "value.txt").read_text())  # noqa: E731
+    assert cache.get_or_build("demo", {"a": 1}, lambda: 7, save=save, load=load) == 7
+    folder = cache.folder("demo", {"a": 1})
+    (folder / "value.txt").write_text("garbage")
+    with pytest.warns(UserWarning, match=f"artefact {folder} is damaged"):
+        assert cache.get_or_build("demo", {"a": 1}, lambda: 8, save=save, load=load) == 8
+    assert load(folder) == 8

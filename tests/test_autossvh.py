@@ -1,25 +1,21 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from method_helpers import fit_interrupted_at, reference_shapes, tiny
 from ssvh_bench import ArrayFeatures, ConfigError, dataset_registry, method_registry, read_batch
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.methods.autossvh import (VARIANTS, AutoSSVHNetwork, FrameSampler, ReversedChoice,
                                          cluster_temperatures, prototype_loss)
 
-REFERENCE = Path(__file__).parent / "data" / "autossvh_small_fcvid64_state_dict.txt"
 
 
-def tiny(**params):
-    entry = method_registry.get("autossvh")
-    return entry.create(**{**entry.test_params, **params})
 
 
 def videos(n=32, frames=6, dim=12, seed=0):
@@ -28,21 +24,14 @@ def videos(n=32, frames=6, dim=12, seed=0):
     return ArrayFeatures(np.abs(centres[np.arange(n) % 4][:, None] + rng.normal(size=(n, frames, dim))))
 
 
-def reference_shapes():
-    shapes = {}
-    for line in REFERENCE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, shape = line.partition(" ")
-            shapes[name] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return shapes
 
 
 # ---- architecture and released checkpoints ------------------------------------------------------------------
 def test_small_variant_matches_the_released_state_dict():
     model = AutoSSVHNetwork(4096, 25, 64, VARIANTS["small"], 0.0)
     ours = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    assert list(ours) == list(reference_shapes())  # same names, same order
-    assert ours == reference_shapes()
+    assert list(ours) == list(reference_shapes("autossvh_small_fcvid64_state_dict.txt"))  # same names, same order
+    assert ours == reference_shapes("autossvh_small_fcvid64_state_dict.txt")
 
 
 @pytest.mark.parametrize(("feature_dim", "n_frames", "expected"), [(4096, 25, 12_386_402), (2048, 30, 11_467_810)])
@@ -67,7 +56,7 @@ def fcvid_shaped(tiny_plugins):
 
 def test_a_checkpoint_with_the_released_names_evaluates_through_the_cli(tmp_path, fcvid_shaped):
     generator = torch.Generator().manual_seed(0)
-    weights = {name: torch.randn(shape, generator=generator) for name, shape in reference_shapes().items()}
+    weights = {name: torch.randn(shape, generator=generator) for name, shape in reference_shapes("autossvh_small_fcvid64_state_dict.txt").items()}
     torch.save({"model_state_dict": weights}, tmp_path / "fcv_64.pth")
     method = method_registry.get("autossvh").create()
     method.load_checkpoint(tmp_path / "fcv_64.pth", bits=64, n_frames=25, feature_dim=4096)
@@ -119,7 +108,7 @@ def test_clusters_of_identical_codes_do_not_get_zero_temperature():
 
 
 def test_total_loss_and_prototype_term_from_the_warmup_epoch():
-    method = tiny(warmup_epochs=1)
+    method = tiny("autossvh", warmup_epochs=1)
     data = videos()
     method.bits = 16
     method.prepare(data, bits=16, seed=0, device=torch.device("cpu"), cache_dir=None, progress=False)
@@ -140,7 +129,7 @@ def test_total_loss_and_prototype_term_from_the_warmup_epoch():
 
 @pytest.mark.parametrize("backend", ["faiss", "sklearn"])
 def test_clustering_runs_once_per_epoch_from_the_warmup(monkeypatch, backend):
-    method = tiny(kmeans_backend=backend, epochs=4, warmup_epochs=2)
+    method = tiny("autossvh", kmeans_backend=backend, epochs=4, warmup_epochs=2)
     data = videos()
     calls = []
     refresh = method.refresh_clusterings
@@ -172,8 +161,8 @@ def test_the_scores_decide_which_frames_are_kept():
 
 
 def test_with_equal_frame_counts_the_two_samplers_mask_different_frames():
-    random_masked, _, _ = masked_positions(tiny(mask_ratio=0.5))
-    adversarial_masked, _, _ = masked_positions(tiny(mask_ratio=0.5, sampler="adversarial"))
+    random_masked, _, _ = masked_positions(tiny("autossvh", mask_ratio=0.5))
+    adversarial_masked, _, _ = masked_positions(tiny("autossvh", mask_ratio=0.5, sampler="adversarial"))
     assert random_masked.shape == adversarial_masked.shape == (32, 3)
     assert (random_masked != adversarial_masked).any(dim=1).sum() >= 16
 
@@ -199,8 +188,8 @@ def masked_positions(method, seed=0):
 
 
 def test_adversarial_sampler_changes_the_masked_frames_and_trains_the_scorer():
-    random_masked, _, random_model = masked_positions(tiny())
-    adversarial_masked, losses, model = masked_positions(tiny(sampler="adversarial"))
+    random_masked, _, random_model = masked_positions(tiny("autossvh"))
+    adversarial_masked, losses, model = masked_positions(tiny("autossvh", sampler="adversarial"))
     # mask_ratio 0.75 of 6 frames: random views keep 6 - int(4.5) = 2, the sampler int(6 * 0.25) = 1
     assert random_masked.shape == (32, 4) and adversarial_masked.shape == (32, 5)
     for row in adversarial_masked.tolist():
@@ -213,7 +202,7 @@ def test_adversarial_sampler_changes_the_masked_frames_and_trains_the_scorer():
 
 
 def test_released_training_leaves_the_sampler_untouched():
-    method = tiny()
+    method = tiny("autossvh")
     torch.manual_seed(3)
     initial = method.build_model(6, 12, 16).encoder.sample_net.state_dict()
     method.fit(videos(), bits=16, seed=3)
@@ -225,7 +214,7 @@ def test_released_training_leaves_the_sampler_untouched():
 @pytest.mark.parametrize("sampler", ["random", "adversarial"])
 def test_fit_logs_every_term_and_encodes_protocol_codes(tmp_path, sampler):
     data = videos()
-    method = tiny(sampler=sampler, epochs=3, lr=3e-3).fit(data, bits=16, seed=0, workdir=tmp_path)
+    method = tiny("autossvh", sampler=sampler, epochs=3, lr=3e-3).fit(data, bits=16, seed=0, workdir=tmp_path)
     lines = (tmp_path / "history.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,reconstruction,contrastive,prototype,lr,seconds,videos_per_s"
     prototype = [float(line.split(",")[4]) for line in lines[1:]]
@@ -251,7 +240,7 @@ def test_dataset_defaults_follow_the_released_configs():
 
 
 def test_learning_rate_schedule():
-    method = tiny()
+    method = tiny("autossvh")
     assert [method.learning_rate(e) for e in (0, 19, 20, 40)] == pytest.approx([1e-4, 1e-4, 9e-5, 8.1e-5])
     assert method.learning_rate(10_000) == 1e-5
 
@@ -262,28 +251,16 @@ def test_learning_rate_schedule():
                                                  ({"mask_ratio": 0.1}, "leaves 6 of 6 frames visible")])
 def test_bad_parameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):
-        tiny(**params).fit(videos(), bits=16, seed=0)
+        tiny("autossvh", **params).fit(videos(), bits=16, seed=0)
 
-
-class Interrupted(Exception):
-    pass
 
 
 def test_a_resumed_run_reclusters_and_ends_with_the_uninterrupted_codes(tmp_path):
     data = videos()
-    full = tiny(epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "full")
-    broken = tiny(epochs=4, checkpoint_every=1)
-    losses = broken.training_losses
-
-    def fail_in_epoch_3(model, batch, epoch, generator):
-        if epoch == 3:
-            raise Interrupted
-        return losses(model, batch, epoch, generator)
-
-    broken.training_losses = fail_in_epoch_3
-    with pytest.raises(Interrupted):
-        broken.fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
-    resumed = tiny(epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
+    full = tiny("autossvh", epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "full")
+    fit_interrupted_at(tiny("autossvh", epochs=4, checkpoint_every=1), 3, data, bits=16, seed=1,
+                       workdir=tmp_path / "resumed")
+    resumed = tiny("autossvh", epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
     np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
     # every logged loss, the prototype term of the re-clustered epoch 3 included, equals the uninterrupted run's
     terms = [[line.split(",")[:5] for line in (tmp_path / run / "history.csv").read_text().splitlines()]

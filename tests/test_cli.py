@@ -66,7 +66,7 @@ def test_unfinished_run_is_redone(tmp_path, tiny_plugins):
     ("args", "message"),
     [
         (("--bits", "4"), "bits must be an integer from 8 to 256"),
-        (("--bits", "sixteen"), "--bits expects a comma-separated list"),
+        (("--bits", "sixteen"), "--bits expects comma-separated integers"),
         (("--method", "first-cords"), "Did you mean 'first-coords'?"),
         (("--dataset", "tiny-blob"), "unknown dataset 'tiny-blob'"),
         (("--set", "offset=big"), "offset expects float"),
@@ -149,3 +149,27 @@ def test_config_file_sets_parameters_and_set_wins(tmp_path, tiny_plugins):
     configs = [read_json(f / "config.json") for f in run_folders(tmp_path)]
     assert sorted(c["method_params"]["offset"] for c in configs) == [0.25, 0.5]
     assert all(c["dataset_params"]["separate_query"] is True for c in configs)
+
+
+def test_list_shows_the_defaults_that_apply_on_the_chosen_dataset():
+    synthetic = invoke("list", "methods", "-p", "conmh", "--dataset", "synthetic")
+    fcvid = invoke("list", "methods", "-p", "conmh", "--dataset", "fcvid")
+    assert synthetic.exit_code == fcvid.exit_code == 0
+    flat = lambda text: " ".join(text.split()).replace("│ ", "")  # noqa: E731  the table folds long cells
+    assert "variant=mini" in flat(synthetic.output) and "epochs=800" in flat(fcvid.output)
+    assert "Did you mean 'methods'?" in invoke("list", "method").output
+
+
+def test_help_lists_every_command_without_cutting_it_and_reads_values():
+    result = runner.invoke(app, ["--help"], terminal_width=80)
+    commands = result.output.split("Commands:")[1]
+    assert result.exit_code == 0 and "..." not in commands and "reproduce" in commands
+    run_help = runner.invoke(app, ["run", "--help"], terminal_width=100).output
+    assert "METHOD[,METHOD]" in run_help and "BITS[,BITS]" in run_help
+    assert run_help.count("SSVH_BENCH_DATA") == 1
+
+
+def test_misspelt_plot_kind_and_data_info_sources():
+    assert "Did you mean 'map-k'?" in invoke("plot", "mapk").output
+    info = " ".join(invoke("data", "info").output.split())
+    assert "https://github.com/huangmozhi9527/ConMH" in info and "37.4 GB" in info

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from method_helpers import reference_shapes
 from ssvh_bench import ArrayFeatures, Batch, ConfigError, DataError, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
@@ -14,7 +14,6 @@ from ssvh_bench.runner import evaluate_checkpoint
 from ssvh_bench.methods.conmh import VARIANTS, ConMHNetwork
 from ssvh_bench.nn import n_visible_frames, sample_views
 
-REFERENCE = Path(__file__).parent / "data" / "conmh_small_fcvid64_state_dict.txt"
 
 
 TINY_ARCHITECTURE = {name: value for name, value in method_registry.get("conmh").test_params.items()
@@ -30,20 +29,13 @@ def videos(n=24, frames=5, dim=12, seed=0):
     return ArrayFeatures(np.random.default_rng(seed).normal(size=(n, frames, dim)).astype(np.float32))
 
 
-def reference_shapes():
-    shapes = {}
-    for line in REFERENCE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, shape = line.partition(" ")
-            shapes[name] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return shapes
 
 
 def test_small_variant_matches_the_reference_state_dict():
     model = ConMHNetwork(4096, 25, 64, VARIANTS["small"])
     ours = {name: tuple(value.shape) for name, value in model.state_dict().items()}
-    assert list(ours) == list(reference_shapes())  # same names, same order
-    assert ours == reference_shapes()
+    assert list(ours) == list(reference_shapes("conmh_small_fcvid64_state_dict.txt"))  # same names, same order
+    assert ours == reference_shapes("conmh_small_fcvid64_state_dict.txt")
 
 
 @pytest.mark.parametrize(("feature_dim", "n_frames", "expected"), [(4096, 25, 12_249_248), (2048, 30, 11_329_696)])
@@ -155,7 +147,7 @@ def test_dataset_defaults_follow_the_paper():
         (0.5, 0.05, 0.2, 128, 500)
     assert resolve_params(entry, {}, dataset="yfcc")["epochs"] == 40
     synthetic = resolve_params(entry, {}, dataset="synthetic")
-    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 10, 128)
+    assert (synthetic["variant"], synthetic["epochs"], synthetic["batch_size"]) == ("mini", 8, 64)
     assert (synthetic["lr"], synthetic["mask_ratio"], synthetic["tau_plus"]) == (1e-4, 0.75, 0.1)  # the paper's
 
 

@@ -154,7 +154,7 @@ def break_truncated_labels(root):
     ("damage", "message"),
     [
         (break_missing, r"fcvid: missing fcv_train_feats.h5, fcv_test_labels.mat in .*\. The SSVH papers' authors "
-                        r"distribute the feature files: the ConMH \(huangmozhi9527/ConMH\).*point --data-root"),
+                        r"distribute the feature files; download links .*github\.com/huangmozhi9527/ConMH.*point --data-root"),
         (break_key, r"fcv_test_feats.h5 has no dataset 'feats' \(found: features\); is this the right feature file\?"),
         (break_shape, r"fcv_train_feats.h5: 'feats' has shape \(30, 16\), expected 3-D \[videos, frames, dim\]"),
         (break_dim, r"fcv_test_feats.h5 \(database\) has feature dimension 8 but .*fcv_train_feats.h5 \(train\) "

@@ -31,7 +31,8 @@ def test_dry_run_lists_the_runs_and_marks_finished_ones(tmp_path, tiny_target):
     assert len(rows) == 4  # 2 offsets x 1 code length x 2 seeds
     finished = [row for row in rows if "finished" in row]
     assert len(finished) == 1 and "offset=0.0" in finished[0] and "│ 1 " in finished[0]
-    assert "4 run(s): 1 finished, 3 to do" in result.output
+    assert "4 run(s) on tiny-blobs: 1 finished, 3 to do" in result.output
+    assert "time: about 0 s of training" in result.output  # from the finished run's train_seconds
     assert len(list((tmp_path / "runs").glob("*/*/*/*/metrics.json"))) == 1  # a dry run runs nothing
     assert not (tmp_path / "tables").exists()
 

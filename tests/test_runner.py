@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import ConfigError, ShallowMethod, method_registry
+from ssvh_bench import ConfigError, ShallowMethod, method_registry, results
 from ssvh_bench.cli import app
 from ssvh_bench.io import read_json
 
@@ -138,3 +138,58 @@ def test_import_and_cli_start_load_no_heavy_library():
 def test_version_option():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"ssvh-bench {ssvh_bench.__version__}"
+
+
+TINY = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
+CONMH = {"epochs": 2, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
+
+
+def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tmp_path):
+    plain = ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY,
+                           results_dir=tmp_path / "plain")[0]
+    curved = ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, eval_every=1,
+                            results_dir=tmp_path / "curve")[0]
+    assert curved.metrics["codes_sha256"] == plain.metrics["codes_sha256"]  # a diagnostic only
+    lines = (curved.folder / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["epoch", "loss"] and header[-3:] == ["map@5", "map@20", "map@100"]
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    assert [row["epoch"] for row in rows] == ["-1", "0", "1"] and rows[0]["loss"] == ""
+    last = float(rows[-1]["map@5"])
+    assert last == pytest.approx(curved.metrics["map@5"])  # the last epoch's evaluation is the run's
+    best = max(range(3), key=lambda i: float(rows[i]["map@5"]))
+    assert curved.metrics["oracle_epoch"] == best  # counted from 1; 0 is the untrained model
+    assert curved.metrics["map@5_oracle"] == pytest.approx(float(rows[best]["map@5"]))
+    assert "oracle_epoch" not in plain.metrics
+    columns = list(results.leaderboard_frame(tmp_path / "curve").columns)
+    at = columns.index("oracle_epoch")
+    assert columns[at - 3:at + 2] == ["map@5_oracle", "map@20_oracle", "map@100_oracle", "oracle_epoch",
+                                       "train_seconds"]  # after every honest number
+    from ssvh_bench import plots
+
+    figure = plots.make_figure("curve", plots.load_runs(tmp_path / "curve"), ks=[5])
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == [0, 1, 2]  # epochs trained; 0 is the untrained model
+    assert list(line.get_ydata()) == pytest.approx([float(row["map@5"]) for row in rows])
+    with pytest.raises(ConfigError, match="--eval-every"):
+        plots.make_figure("curve", plots.load_runs(tmp_path / "plain"), ks=[5])
+
+
+def test_a_run_logs_plain_lines_per_stage_and_epoch_when_not_on_a_terminal(tmp_path):
+    script = ("import ssvh_bench\nfrom ssvh_bench.cli import app\n"
+              f"app(['run', '-m', 'conmh', '-b', '16', '--results-dir', {str(tmp_path)!r}, "
+              + ", ".join(f"'--set', '{k}={v}'" for k, v in CONMH.items()) + ", "
+              + ", ".join(f"'--dataset-param', '{k}={v}'" for k, v in TINY.items()) + "])\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    epochs = [line for line in lines if " epoch " in f" {line.split(' ', 1)[1]}" and "/2 " in line]
+    assert len(epochs) == 2 and "epoch 1/2" in epochs[0] and "epoch 2/2" in epochs[1]
+    for field in ("loss", "reconstruction", "videos/s", "elapsed", "eta"):
+        assert field in epochs[1], epochs[1]
+    for stage in ("loading dataset synthetic", "conmh: training on 64 videos", "conmh: encoding 32 database",
+                  "conmh: evaluating"):
+        assert any(stage in line for line in lines), (stage, lines)
+    quiet = subprocess.run([sys.executable, "-c", script.replace("app(['run'", "app(['--quiet', 'run'")],
+                           capture_output=True, text=True)
+    assert quiet.returncode == 0 and "epoch" not in quiet.stdout and "1 skipped" in quiet.stdout

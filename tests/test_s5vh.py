@@ -1,24 +1,20 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from method_helpers import reference_shapes, tiny
 from ssvh_bench import ArrayFeatures, ConfigError, method_registry, read_batch
 from ssvh_bench.methods.s5vh import S5VH, VARIANTS, S5VHNetwork, initial_hash_centres
 from ssvh_bench.nn import BidirectionalMambaBlock, DropPath, Mamba, selective_scan
 from ssvh_bench.runner import evaluate_checkpoint
 
-REFERENCE = Path(__file__).parent / "data" / "s5vh_small_fcvid64_state_dict.txt"
 
 
-def tiny(**params):
-    entry = method_registry.get("s5vh")
-    return entry.create(**{**entry.test_params, **params})
 
 
 def videos(n=24, frames=5, dim=12, seed=0):
@@ -27,13 +23,6 @@ def videos(n=24, frames=5, dim=12, seed=0):
     return ArrayFeatures(np.abs(centres[np.arange(n) % 4][:, None] + rng.normal(size=(n, frames, dim))).astype(np.float32))
 
 
-def reference_shapes():
-    shapes = {}
-    for line in REFERENCE.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, shape = line.partition(" ")
-            shapes[name] = tuple(int(s) for s in shape.strip("()").split(",") if s.strip())
-    return shapes
 
 
 # ---- the selective scan and the Mamba layer --------------------------------------------------------------------
@@ -133,7 +122,7 @@ def test_small_fcvid64_state_dict_equals_the_released_one():
     torch.manual_seed(0)
     model = S5VHNetwork(4096, 25, 64, 450, VARIANTS["small"], 0.5, tie_directions=True)
     ours = [(name, tuple(value.shape)) for name, value in model.state_dict().items()]
-    assert ours == list(reference_shapes().items())
+    assert ours == list(reference_shapes("s5vh_small_fcvid64_state_dict.txt").items())
     assert sum(v.numel() for v in model.state_dict().values()) == 9_213_825
     # only the used parameters train: no mamba2 duplicates, no get_token_probs
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 4_848_896
@@ -144,7 +133,7 @@ def test_small_fcvid64_state_dict_equals_the_released_one():
 
 def test_released_format_checkpoint_with_the_reference_names_loads(tmp_path):
     g = torch.Generator().manual_seed(1)
-    weights = {name: torch.randn(shape, generator=g) * 0.05 for name, shape in reference_shapes().items()}
+    weights = {name: torch.randn(shape, generator=g) * 0.05 for name, shape in reference_shapes("s5vh_small_fcvid64_state_dict.txt").items()}
     for name in list(weights):
         if ".mamba2." in name:  # saved by the released code, the backward Mamba is the forward one
             weights[name] = weights[name.replace(".mamba2.", ".mamba1.")]
@@ -161,12 +150,12 @@ def test_trained_weights_round_trip_through_evaluate_checkpoint(tmp_path, tiny_p
     from ssvh_bench import dataset_registry
 
     splits = dataset_registry.create("tiny-blobs").load()
-    trained = tiny().fit(splits.train, bits=16, seed=0)
+    trained = tiny("s5vh").fit(splits.train, bits=16, seed=0)
     torch.save({"model_state_dict": trained.model.state_dict()}, tmp_path / "w.pth")
     params = {k: v for k, v in method_registry.get("s5vh").test_params.items()}
     metrics = evaluate_checkpoint("s5vh", tmp_path / "w.pth", "tiny-blobs", bits=16, method_params=params,
                                   device="cpu")
-    loaded = tiny().load_checkpoint(tmp_path / "w.pth", bits=16, n_frames=4, feature_dim=16)
+    loaded = tiny("s5vh").load_checkpoint(tmp_path / "w.pth", bits=16, n_frames=4, feature_dim=16)
     np.testing.assert_array_equal(loaded.encode(splits.database), trained.encode(splits.database))
     assert 0 <= metrics["map@5"] <= 1
 
@@ -187,7 +176,7 @@ def test_cli_evaluates_a_released_format_checkpoint(tmp_path, tiny_plugins):
 
 # ---- losses, labels, schedule -----------------------------------------------------------------------------------
 def test_cluster_logits_are_scaled_by_bits_times_temperature():
-    method = tiny(n_clusters=2)
+    method = tiny("s5vh", n_clusters=2)
     model = S5VHNetwork(6, 4, 2, 2, VARIANTS["tiny"], 0.0, True)
     with torch.no_grad():
         model.classifier.weight.copy_(torch.eye(2))
@@ -199,7 +188,7 @@ def test_cluster_logits_are_scaled_by_bits_times_temperature():
 
 def test_loss_is_the_weighted_sum_of_its_terms_and_labels_smooth_after_warm_up():
     data = videos()
-    method = tiny(epochs=1, contrastive_weight=2.5, cluster_weight=0.5, smoothing=0.25)  # labels still one-hot
+    method = tiny("s5vh", epochs=1, contrastive_weight=2.5, cluster_weight=0.5, smoothing=0.25)  # labels still one-hot
     method.fit(data, bits=16, seed=0)
     model = method.model
     model.train()
@@ -218,7 +207,7 @@ def test_loss_is_the_weighted_sum_of_its_terms_and_labels_smooth_after_warm_up()
 
 
 def test_cosine_learning_rate_schedule():
-    method = tiny(epochs=10, lr=5e-4, min_lr=1e-5)
+    method = tiny("s5vh", epochs=10, lr=5e-4, min_lr=1e-5)
     assert method.learning_rate(0) == pytest.approx(5e-4)
     assert method.learning_rate(5) == pytest.approx((5e-4 + 1e-5) / 2)
     assert method.learning_rate(10) == pytest.approx(1e-5)
@@ -231,10 +220,10 @@ def test_hash_centres_start_from_hadamard_rows_then_balanced_codes():
     np.testing.assert_array_equal(h[8:], -h[:8])
     assert (centres[16:].sum(1) == 0).all() and np.isin(centres, (-1, 1)).all()
     # the paper's switch: the centres initialise the classifier (which still trains, as `.weight.data` would)
-    classifier = tiny(hash_centres=True, n_clusters=6).build_model(5, 12, 16).classifier.weight
+    classifier = tiny("s5vh", hash_centres=True, n_clusters=6).build_model(5, 12, 16).classifier.weight
     np.testing.assert_array_equal(classifier.detach().numpy(), initial_hash_centres(6, 16))
     assert classifier.requires_grad
-    assert not np.isin(tiny(n_clusters=6).build_model(5, 12, 16).classifier.weight.detach().numpy(), (-1, 1)).all()
+    assert not np.isin(tiny("s5vh", n_clusters=6).build_model(5, 12, 16).classifier.weight.detach().numpy(), (-1, 1)).all()
 
 
 # ---- stage 1 and end to end -------------------------------------------------------------------------------------
@@ -246,25 +235,25 @@ def test_stage1_labels_are_nearest_anchors_and_cached(tmp_path, monkeypatch):
     cluster = np.arange(40) % 4
     data = ArrayFeatures((20 * np.eye(12)[cluster][:, None] + rng.random((40, 5, 12))).astype(np.float32))
     # k-means++ (scikit-learn) seeds one centre per cluster when clusters are this far apart
-    first = tiny(epochs=1, kmeans_backend="sklearn").fit(data, bits=16, seed=0, cache_dir=tmp_path)
+    first = tiny("s5vh", epochs=1, kmeans_backend="sklearn").fit(data, bits=16, seed=0, cache_dir=tmp_path)
     assert len(builds) == 1
     labels = first._labels.argmax(1).numpy()
     assert all(len(set(labels[cluster == c])) == 1 for c in range(4)) and len(set(labels)) == 4
     torch.testing.assert_close(first._labels.sum(1), torch.ones(40, dtype=torch.float64))
-    second = tiny(epochs=1, kmeans_backend="sklearn").fit(data, bits=32, seed=0, cache_dir=tmp_path)
+    second = tiny("s5vh", epochs=1, kmeans_backend="sklearn").fit(data, bits=32, seed=0, cache_dir=tmp_path)
     assert len(builds) == 1  # reused from the cache
     assert torch.equal(second._labels, first._labels)
 
 
 def test_fit_and_encode_end_to_end_and_paper_switches_change_the_codes():
     data = videos(n=32)
-    released = tiny(epochs=3).fit(data, bits=16, seed=0)
+    released = tiny("s5vh", epochs=3).fit(data, bits=16, seed=0)
     codes = released.encode(data)
     assert codes.shape == (32, 16) and np.isin(codes, (-1, 0, 1)).all()
-    untied = tiny(epochs=3, tie_directions=False).fit(data, bits=16, seed=0)
+    untied = tiny("s5vh", epochs=3, tie_directions=False).fit(data, bits=16, seed=0)
     assert untied.n_parameters > released.n_parameters
     assert not np.array_equal(untied.encode(data), codes)
-    other_labels = tiny(epochs=3, label_prediction_like_loss=True).fit(data, bits=16, seed=0)
+    other_labels = tiny("s5vh", epochs=3, label_prediction_like_loss=True).fit(data, bits=16, seed=0)
     assert not torch.equal(other_labels._labels, released._labels)
 
 
@@ -275,4 +264,4 @@ def test_fit_and_encode_end_to_end_and_paper_switches_change_the_codes():
 ])
 def test_bad_parameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):
-        tiny(**params).fit(videos(), bits=16, seed=0)
+        tiny("s5vh", **params).fit(videos(), bits=16, seed=0)

@@ -7,7 +7,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ssvh_bench import ArrayFeatures, Batch, ConfigError, method_registry
+from real_layouts import write_fcvid
+from method_helpers import fit_interrupted_at
+from ssvh_bench import ArrayFeatures, Batch, ConfigError, dataset_registry, evaluate, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.methods import ssvh as ssvh_module
 from ssvh_bench.methods.ssvh import (ClippedMomentumSGD, coarse_steps, neighbourhood_similarity,
@@ -29,6 +31,7 @@ def prepared(method, data, bits=8):
     method.prepare(data, bits=bits, seed=0, device=method.device, cache_dir=None, progress=False)
     torch.manual_seed(0)
     model = method.build_model(data.n_frames, data.feature_dim, bits)
+    method.build_optimizer(model)
     method.on_epoch_start(model, 0, data)
     return model
 
@@ -59,7 +62,7 @@ def test_reconstruction_targets_are_the_frames_forward_backward_and_their_mean()
 
 def test_reconstruction_loss_sums_squared_errors_of_the_three_decoders():
     data = videos(n=6, frames=5, dim=3)
-    method = tiny(max_frames=4)
+    method = tiny(max_frames=4, batch_size=2)
     model = prepared(method, data)
     batch = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
     # decoders predicting zeros: each error is the sum of squares of its target
@@ -98,23 +101,44 @@ def test_forward_backward_every_parameter_gets_a_gradient():
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
         assert torch.isfinite(parameter.grad).all(), name
-        assert parameter.grad.abs().sum() > 0, name
+        # the frame-mean decoder's fine unit runs one step from zeros: its recurrent weights only decay (L2),
+        # as the reference's
+        assert (parameter.grad.abs().sum() > 0) == (name != "mean_decoder.fine.weight_hidden"), name
 
 
-def test_neighbourhood_term_equals_the_dense_sum_over_all_training_videos():
+def test_neighbourhood_term_runs_over_a_memory_that_starts_at_zero_and_is_updated_batch_by_batch():
     data = videos(n=20)
-    method = tiny()
+    method = tiny(batch_size=3)
     model = prepared(method, data)
-    indices = torch.tensor([3, 4, 9])
-    batch = torch.from_numpy(data.read(indices.numpy()))
-    losses = method.training_losses(model, Batch(batch, indices), 0, torch.Generator())
-    with torch.no_grad():
-        everyone = model.relaxed_codes(torch.from_numpy(data.read(np.arange(20))))
     similar = torch.from_numpy(method.similarity.toarray()).float()
-    dense = ((everyone[indices] @ everyone.T / 8 - similar[indices]) ** 2).sum()
-    assert losses["neighbourhood"].item() == pytest.approx(dense.item(), rel=1e-5)
-    # the batch's memory rows now hold its codes
-    torch.testing.assert_close(method._memory[indices], everyone[indices])
+    memory = torch.zeros(20, 8)
+    for indices in (torch.tensor([3, 4, 9]), torch.tensor([0, 4, 17])):
+        batch = torch.from_numpy(data.read(indices.numpy()))
+        losses = method.training_losses(model, Batch(batch, indices), 0, torch.Generator())
+        # the dense sum over every training video, with the memory as the reference's: earlier batches' codes,
+        # zeros for videos not seen yet, and this batch's live codes
+        live = model.relaxed_codes(batch)
+        memory[indices] = live.detach()
+        dense = ((live @ memory.T / 8 - similar[indices]) ** 2).sum()
+        assert losses["neighbourhood"].item() == pytest.approx(dense.item(), rel=1e-5)
+        torch.testing.assert_close(method.memory, memory)
+    assert (memory.abs().sum(dim=1) == 0).sum() == 15  # 5 videos seen, the rest still zero
+
+
+def test_a_short_batch_is_padded_with_zero_videos_up_to_batch_size_unless_asked_not_to():
+    data = videos(n=20)
+    indices = torch.tensor([2, 5, 6])
+    batch = torch.from_numpy(data.read(indices.numpy()))
+    for pad, rows in ((True, 8), (False, 3)):
+        method = tiny(pad_last_batch=pad)
+        model = prepared(method, data)
+        seen = []
+        model.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        method.training_losses(model, Batch(batch, indices), 0, torch.Generator())
+        assert seen[0].shape[0] == rows
+        torch.testing.assert_close(seen[0][:3], batch)
+        assert (seen[0][3:] == 0).all()
+        assert method.memory[indices].abs().sum() > 0 and method.memory.abs().sum(dim=1).count_nonzero() == 3
 
 
 def test_neighbourhood_by_hand_cosine_k2_1():
@@ -175,23 +199,23 @@ def test_optimizer_l2_penalty_pulls_weights_to_zero():
     optimizer = ClippedMomentumSGD([weight], lr=0.1, momentum=0.0, step_clip=1.0, decay=1.0, decay_steps=1,
                                    l2_penalty=0.25)
     weight.grad = torch.zeros(1)
-    optimizer.step()  # gradient of 0.25 * w^2 is 0.5 * w = 1
-    torch.testing.assert_close(weight.detach(), torch.tensor([1.9]))
+    optimizer.step()  # the reference's penalty 0.25 / 2 * w^2 has the gradient 0.25 * w = 0.5
+    torch.testing.assert_close(weight.detach(), torch.tensor([1.95]))
 
 
-def test_codes_keep_zeros_and_have_the_protocol_form():
+def test_codes_are_the_signs_of_the_hidden_state_with_zero_to_minus_one():
     data = videos(n=16)
     method = tiny(epochs=2).fit(data, bits=8, seed=0)
     codes = method.encode(data)
-    assert codes.shape == (16, 8) and codes.dtype == np.int8 and set(np.unique(codes)) <= {-1, 0, 1}
+    assert codes.shape == (16, 8) and codes.dtype == np.int8 and set(np.unique(codes)) == {-1, 1}
     model = method.model
     model.relaxed_codes = lambda clip: torch.tensor([[0.5, 0.0, -2.0]])
-    assert method.encode_batch(model, torch.zeros(1, 6, 10)).tolist() == [[1, 0, -1]]
+    assert method.encode_batch(model, torch.zeros(1, 6, 10)).tolist() == [[1, -1, -1]]
 
 
 def test_bad_sizes_are_config_errors():
-    with pytest.raises(ConfigError, match="hidden_size must be >= 1"):
-        tiny(hidden_size=0).fit(videos(), bits=8, seed=0)
+    with pytest.raises(ConfigError, match="stride must be >= 1"):
+        tiny(stride=0).fit(videos(), bits=8, seed=0)
 
 
 def test_cli_run_on_synthetic_beats_chance(tmp_path):
@@ -199,9 +223,10 @@ def test_cli_run_on_synthetic_beats_chance(tmp_path):
     result = runner.invoke(app, [
         "run", "--method", "ssvh", "--dataset", "synthetic", "--bits", "16", "--results-dir", str(tmp_path),
         "--device", "cpu",
-        "--set", "hidden_size=16", "--set", "max_frames=8", "--set", "epochs=30", "--set", "batch_size=64",
+        "--set", "max_frames=8", "--set", "epochs=30", "--set", "batch_size=64",
         "--dataset-param", "n_train=512", "--dataset-param", "n_database=300", "--dataset-param", "n_frames=8",
-        "--dataset-param", "feature_dim=32", "--dataset-param", "n_classes=5", "--dataset-param", "difficulty=0.3",
+        "--dataset-param", "feature_dim=32", "--dataset-param", "n_classes=6", "--dataset-param", "difficulty=0.3",
+        "--dataset-param", "label_overlap=0.0",
     ])
     assert result.exit_code == 0, result.output
     (metrics_file,) = tmp_path.glob("runs/synthetic/16/ssvh/*/metrics.json")
@@ -209,3 +234,77 @@ def test_cli_run_on_synthetic_beats_chance(tmp_path):
     # 5 classes: a random ranking (or one code for every video) scores about 0.12 (AP@5 divides by 5); the
     # model first collapses to one code, then separates the classes (about 0.77 after these 240 updates)
     assert metrics["map@5"] > 0.4, metrics["map@5"]
+
+
+def test_the_encoders_cells_are_batch_normalised_and_the_codes_of_a_random_batch_are_balanced():
+    data = videos(n=64, frames=6, dim=10)
+    method = tiny(max_frames=6)
+    model = prepared(method, data, bits=16)
+    clip = torch.randn(64, 6, 10) * 2 + 3
+    relaxed, cell = model.encoder(clip)
+    # in training every unit's cell is centred and scaled on the batch (gamma 1, beta 0 at initialisation)
+    torch.testing.assert_close(cell.mean(dim=0), torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(cell.std(dim=0, unbiased=False), torch.ones(16), atol=1e-4, rtol=0)
+    # h = outgate * cell with a positive outgate: each bit is the cell's sign, so it splits the batch
+    torch.testing.assert_close(torch.sign(relaxed), torch.sign(cell))
+    share = (relaxed > 0).float().mean(dim=0)
+    assert ((share > 0.2) & (share < 0.8)).all(), share
+
+
+def random_code_map(codes, labels):
+    """mAP@5 of random codes of the same shape: the chance level."""
+    random = np.where(np.random.default_rng(0).random(codes.shape) > 0.5, 1, -1).astype(np.int8)
+    return evaluate(random, random, labels, labels, ks=(5,), query_is_database=True)["map@5"]
+
+
+def tiny_splits(kind, tmp_path):
+    if kind == "synthetic":
+        return dataset_registry.create("synthetic", n_train=256, n_database=200, n_frames=6, feature_dim=64,
+                                       n_classes=8).load(None)
+    return dataset_registry.create("fcvid").load(write_fcvid(tmp_path, n_train=128, n_database=100, frames=4, dim=24))
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "fcvid"])
+@pytest.mark.parametrize("bits", [16, 32, 64])
+def test_codes_use_every_bit_and_retrieve_far_above_chance(kind, bits, tmp_path):
+    splits = tiny_splits(kind, tmp_path)
+    # larger steps than the paper's so that 128 updates (enough for the BatchNorms' running statistics,
+    # momentum 0.01) learn something
+    method = tiny(epochs=8, batch_size=16, lr=1e-2, step_clip=1e-2).fit(splits.train, bits=bits, seed=0)
+    codes = method.encode(splits.database)
+    share = (codes == 1).mean(axis=0)
+    assert ((share > 0) & (share < 1)).all(), f"constant bits: {np.flatnonzero((share == 0) | (share == 1))}"
+    labels = splits.database_labels
+    found = evaluate(codes, codes, labels, labels, ks=(5,), query_is_database=True)["map@5"]
+    assert found > random_code_map(codes, labels) + 0.15, found  # chance is about 0.3 on both
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_forward_decoders_in_between_steps_read_the_backward_decoders_coarse_outputs_as_the_reference(own):
+    data = videos(n=8, frames=4, dim=5)
+    method = tiny(max_frames=4, forward_decoder_own_coarse=own)
+    model = prepared(method, data)
+    model.eval()  # running statistics: recomputing the coarse outputs below gives the same values
+    seen = []
+    reconstruct = model.forward_decoder.reconstruct
+    model.forward_decoder.reconstruct = lambda inputs: seen.append(inputs) or reconstruct(inputs)
+    clip = torch.randn(3, 4, 5)
+    model(clip)
+    relaxed, cell = model.encoder(clip)
+    state = (torch.sign(relaxed), cell)
+    own_coarse = model.forward_decoder.coarse_outputs(state)
+    backward_coarse = model.backward_decoder.coarse_outputs(state)
+    expected = [own_coarse[:, 0], backward_coarse[:, 0] if not own else own_coarse[:, 0],
+                own_coarse[:, 1], backward_coarse[:, 1] if not own else own_coarse[:, 1]]
+    torch.testing.assert_close(seen[0], torch.stack(expected, dim=1))
+
+
+
+def test_a_resumed_run_restores_the_memory_and_ends_with_the_uninterrupted_codes(tmp_path):
+    data = videos(n=20)
+    full = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "full")
+    fit_interrupted_at(tiny(epochs=3, checkpoint_every=1), 2, data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    resumed = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
+    torch.testing.assert_close(resumed.memory, full.memory, rtol=0, atol=0)
+    assert full.memory.abs().sum(dim=1).count_nonzero() == 20

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 
 from ssvh_bench import ConfigError, results
 from ssvh_bench.cli import app
+from ssvh_bench.cli.leaderboard import table_title
+from ssvh_bench.display import display_name, method_order
 from ssvh_bench.tables import paper_table, select_runs, summary_frame, to_latex, to_markdown
 
 runner = CliRunner()
@@ -48,20 +50,21 @@ def test_paper_table_layout_best_and_published_row(runs):
     frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
     table = paper_table(frame, [5, 20], PUBLISHED)
     assert table.columns == [("fcvid", 16, 5), ("fcvid", 16, 20), ("fcvid", 64, 5), ("fcvid", 64, 20)]
-    assert [r.label for r in table.rows] == ["conmh", "conmh (mask_ratio=0.5)", "conmh (published)", "itq"]
-    assert [r.seeds for r in table.rows] == ["2", "1", "", "1"]
+    # paper names, shallow methods before deep ones (not alphabetical: ITQ before ConMH)
+    assert [r.label for r in table.rows] == ["ITQ", "ConMH", "ConMH (mask_ratio=0.5)", "ConMH (published)"]
+    assert [r.seeds for r in table.rows] == ["1", "2", "1", ""]
     best = {r.label: [c.best for c in r.cells] for r in table.rows}
-    assert best["conmh (mask_ratio=0.5)"] == [False, False, True, True]
-    assert best["itq"] == [True, True, False, False]  # the only run at 16 bits
-    assert not any(best["conmh"]) and not any(best["conmh (published)"])
+    assert best["ConMH (mask_ratio=0.5)"] == [False, False, True, True]
+    assert best["ITQ"] == [True, True, False, False]  # the only run at 16 bits
+    assert not any(best["ConMH"]) and not any(best["ConMH (published)"])
     markdown = to_markdown(table)
     lines = markdown.splitlines()
-    assert lines[0] == ("| method | seeds | fcvid 16 bits mAP@5 | fcvid 16 bits mAP@20 | fcvid 64 bits mAP@5 "
+    assert lines[0] == ("| Method | Seeds | fcvid 16 bits mAP@5 | fcvid 16 bits mAP@20 | fcvid 64 bits mAP@5 "
                         "| fcvid 64 bits mAP@20 |")
-    assert lines[2] == "| conmh | 2 | - | - | 0.550 ± 0.071 | 0.138 ± 0.018 |"
-    assert lines[3] == "| conmh (mask\\_ratio=0.5) | 1 | - | - | **0.700** | **0.175** |"
-    assert lines[4] == "| conmh (published) |  | - | - | 0.524 (Δ +0.026) | 0.371 (Δ -0.234) |"
-    assert lines[5] == "| itq | 1 | **0.300** | **0.075** | 0.400 | 0.100 |"
+    assert lines[2] == "| ITQ | 1 | **0.300** | **0.075** | 0.400 | 0.100 |"
+    assert lines[3] == "| ConMH | 2 | - | - | 0.550 ± 0.071 | 0.138 ± 0.018 |"
+    assert lines[4] == "| ConMH (mask\\_ratio=0.5) | 1 | - | - | **0.700** | **0.175** |"
+    assert lines[5] == "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) | 0.371 (Δ -0.234) |"
 
 
 def test_ties_at_printed_precision_are_all_bold(tmp_path):
@@ -76,10 +79,11 @@ def test_latex_is_booktabs_with_groups_bold_and_escapes(runs):
     latex = to_latex(paper_table(frame, [5, 20], PUBLISHED))
     assert latex.startswith(r"\begin{tabular}{lcrrrr}" + "\n" + r"\toprule")
     assert r"\multicolumn{2}{c}{fcvid, 16 bits} & \multicolumn{2}{c}{fcvid, 64 bits} \\" in latex
+    assert r"Method & Seeds & mAP@5 & mAP@20 & mAP@5 & mAP@20 \\" in latex
     assert r"\cmidrule(lr){3-4} \cmidrule(lr){5-6}" in latex
-    assert r"conmh (mask\_ratio=0.5) & 1 & -- & -- & $\mathbf{0.700}$ & $\mathbf{0.175}$ \\" in latex
+    assert r"ConMH (mask\_ratio=0.5) & 1 & -- & -- & $\mathbf{0.700}$ & $\mathbf{0.175}$ \\" in latex
     assert r"$0.550 \pm 0.071$" in latex
-    assert r"\quad conmh (published) &  & -- & -- & $0.524$ {\scriptsize($\Delta\,+0.026$)}" in latex
+    assert r"\quad ConMH (published) &  & -- & -- & $0.524$ {\scriptsize($\Delta\,+0.026$)}" in latex
     assert latex.rstrip().endswith(r"\bottomrule" + "\n" + r"\end{tabular}")
 
 
@@ -104,15 +108,38 @@ def test_leaderboard_command_writes_csv_md_tex_with_published(runs):
     assert set(table["dataset"]) == {"fcvid"} and len(table) == 4
     assert table.loc[(table.method == "conmh") & table.overrides.isna(), "map@100_published"].item() == 0.267
     markdown = (runs / "leaderboard_table.md").read_text()
-    # the shipped ConMH table also has 16 bits: shown, without a difference since we have no 16-bit ConMH run
-    assert "| conmh (published) |  | 0.350 | 0.169 | 0.524 (Δ +0.026) | 0.267 (Δ -0.240) |" in markdown
+    # the shipped ConMH table also has 16 bits, but no 16-bit ConMH run stands beside it: not shown
+    assert "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) | 0.267 (Δ -0.240) |" in markdown
+    # the tidy CSV carries the same published values as the Markdown, and none where Markdown shows none
+    assert table["map@100_published"].notna().sum() == 1
     assert (runs / "leaderboard_table.tex").read_text().startswith(r"\begin{tabular}")
     assert "leaderboard_table.md" in result.output
+    assert "Δ vs published" in result.output
+    assert all(len(line) <= 80 for line in result.output.splitlines() if not line.startswith("  /"))
 
 
 def test_leaderboard_without_published_and_empty_filter(runs):
     result = runner.invoke(app, ["leaderboard", "--results-dir", str(runs), "--no-published"])
     assert result.exit_code == 0, result.output
     assert "published" not in (runs / "leaderboard_table.md").read_text()
+    assert "Δ" not in result.output
     empty = runner.invoke(app, ["leaderboard", "--results-dir", str(runs), "--method", "zzz"])
     assert empty.exit_code == 2 and "no finished run matches" in empty.output
+
+
+def test_display_names_and_order_with_unknown_methods_last():
+    assert [display_name(m) for m in method_order(["conmh", "zz_new", "sh", "autossvh", "lsh", "a_new", "bth",
+                                                   "s5vh", "itq", "ssvh", "mcmsh", "pcah"])] == [
+        "LSH", "PCAH", "ITQ", "SH", "SSVH", "BTH", "MCMSH", "ConMH", "S5VH", "AutoSSVH", "a_new", "zz_new"]
+
+
+def test_tidy_csv_rows_in_display_order(runs):
+    summary = summary_frame(select_runs(results.leaderboard_frame(runs), dataset="fcvid", bits="64"), [5], PUBLISHED)
+    assert list(summary["method"]) == ["itq", "conmh", "conmh"]  # registry names stay, for filters and scripts
+
+
+def test_terminal_title_fits_80_columns_and_names_delta_only_with_published(runs):
+    frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
+    with_published, without = table_title(paper_table(frame, [5], PUBLISHED)), table_title(paper_table(frame, [5]))
+    assert "Δ vs published" in with_published and "Δ" not in without
+    assert all(len(line) <= 80 for line in with_published.splitlines())

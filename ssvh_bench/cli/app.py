@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable
 
 import typer
@@ -28,8 +29,32 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+                                      help="Print the version and exit."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors, no progress."),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Also debug messages.")) -> None:
     """Benchmark self-supervised video hashing methods under the published protocol."""
+    configure_logging(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines through tqdm.write, so they never tear a progress bar on a terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record))
+
+
+def configure_logging(level: int) -> None:
+    """Plain timestamped lines from the engine's loggers (one per epoch and per stage), to stdout."""
+    logger = logging.getLogger("ssvh_bench")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,12 +76,13 @@ ResultsDir = typer.Option(None, "--results-dir",
                           help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
 
 # Options shared by the commands that run experiments (run, sweep, reproduce, evaluate).
-MethodsOption = typer.Option(..., "--method", "-m", help="Method name(s), comma-separated.")
-BitsOption = typer.Option("64", "--bits", "-b", help="Code length(s), comma-separated, 8..256.")
-SeedsOption = typer.Option("0", "--seed", "-s", help="Seed(s), comma-separated.")
-DatasetParamOption = typer.Option([], "--dataset-param", help="Dataset parameter key=value.")
-DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files [env SSVH_BENCH_DATA].")
+MethodsOption = typer.Option(..., "--method", "-m", metavar="METHOD[,METHOD]", help="Method name(s), comma-separated.")
+BitsOption = typer.Option("64", "--bits", "-b", metavar="BITS[,BITS]", help="Code length(s), comma-separated, 8..256.")
+SeedsOption = typer.Option("0", "--seed", "-s", metavar="SEED[,SEED]", help="Seed(s), comma-separated.")
+DatasetParamOption = typer.Option([], "--dataset-param", metavar="KEY=VALUE", help="Dataset parameter key=value.")
+DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files.")
 DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1...")
 ForceOption = typer.Option(False, "--force", help="Redo finished runs.")
 FailFastOption = typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")
+EvalEveryOption = typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")
 ThreadsOption = typer.Option(None, "--threads", min=1, help="torch threads per run [default: 1 on machines with up to 4 cores, else torch's].")

@@ -53,6 +53,9 @@ def info() -> None:
         if factory.layout.query is None:
             table.add_row(name, "query", "= database", "")
     console.print(table)
+    sizes = ", ".join(f"{name} {factory.layout.disk_gb:g} GB" for name, factory in file_datasets().items())
+    console.print(f"Disk space of the feature files as float32: {sizes} (half after ssvh-bench data convert "
+                  "DATASET --float16).", highlight=False)
     for source in sorted(sources):
         console.print(f"{source}.", highlight=False)
     console.print(

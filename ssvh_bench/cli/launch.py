@@ -103,7 +103,9 @@ def status(
     results_dir: Optional[Path] = ResultsDir,
     show: str = typer.Option("all", "--show", help="all, or one of pending, running, finished, failed."),
 ) -> None:
-    """Which runs under the results folder are pending, running, finished or failed (and their Slurm jobs)."""
+    """Show which runs are pending, running, finished or failed.
+
+    Reads the run folders under the results folder (and each submitted run's Slurm job state)."""
     rows = grid_status(Path(results_dir or results.default_results_dir()))
     table = Table("run", "status", "detail", "job")
     for label, state in rows:

@@ -6,17 +6,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
 
-from .. import results
-from ..io import atomic_path
 from ..config import parse_list
 from ..errors import SsvhBenchError
+from ..tables import TABLE_KS, PaperTable, cell_text, paper_table, select_runs, write_tables
 from .app import ResultsDir, app, console, user_errors
 from .filters import BitsFilter, DatasetFilter, MethodFilter
 
 if TYPE_CHECKING:
-    from ..tables import PaperTable
+    from rich.table import Table
 
 TABLE_STEM = "leaderboard_table"
 
@@ -32,9 +30,14 @@ def leaderboard(
     published: bool = typer.Option(True, "--published/--no-published", help="Show published numbers beside ours."),
     digits: int = typer.Option(3, "--digits", min=1, max=6, help="Decimals in the Markdown/LaTeX table."),
 ) -> None:
-    """Write leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds)."""
-    from ..published import load_published  # pandas loads only when the command runs
-    from ..tables import TABLE_KS, paper_table, select_runs, write_tables
+    """Write the leaderboard and the paper table.
+
+    leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds).
+    """
+    # results and published load pandas: only when the command runs, so `import ssvh_bench.cli` stays light.
+    from .. import results
+    from ..io import atomic_path
+    from ..published import load_published
 
     results_dir = Path(results_dir or results.default_results_dir())
     frame = results.leaderboard_frame(results_dir)
@@ -50,18 +53,28 @@ def leaderboard(
     reference = load_published() if published else None
     paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
     console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
-    console.print(f"{len(frame)} run(s) written to {path}; table ({len(selected)} run(s)) to "
-                  f"{', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)
+    # One path per line: long paths never break in the middle of a sentence on an 80-column terminal.
+    console.print(f"{len(frame)} run(s) listed in\n  {path}", highlight=False)
+    console.print(f"table of {len(selected)} run(s) written to", highlight=False)
+    for written in paths:
+        console.print(f"  {written}", highlight=False, soft_wrap=True)
+
+
+def table_title(table: PaperTable) -> str:
+    """At most 80 characters; names Δ only when a published row is shown."""
+    title = "mAP@K, mean ± std over seeds; bold: best per column"
+    if any(row.published for row in table.rows):
+        title += "\ndim rows: published (Δ vs published = ours − published)"
+    return title
 
 
 def rich_table(table: "PaperTable") -> Table:
     """The paper table folded for a terminal: one block of rows per (dataset, bits), one column per K."""
-    from ..tables import cell_text
+    from rich.table import Table
 
     ks = sorted({k for _, _, k in table.columns})
     settings = list(dict.fromkeys((dataset, bits) for dataset, bits, _ in table.columns))
-    out = Table(title="mAP@K, mean ± std over seeds (bold: best per column; Δ = ours − published)",
-                title_justify="left")
+    out = Table(title=table_title(table), title_justify="left")
     for name in ("dataset", "bits", "method", "seeds"):
         out.add_column(name)
     for k in ks:
@@ -71,7 +84,7 @@ def rich_table(table: "PaperTable") -> Table:
         for row in table.rows:
             cells = [row.cells[positions[k]] if k in positions else None for k in ks]
             if all(c is None or (c.mean != c.mean and c.published != c.published) for c in cells):
-                continue  # this method has no run (and no published number) in this setting
+                continue  # this method has no run (and so no published number) in this setting
             texts = ["" if c is None else cell_text(row, c, table.digits) for c in cells]
             texts = [f"[bold]{t}[/]" if c is not None and c.best else t for c, t in zip(cells, texts)]
             out.add_row(dataset, str(bits), row.label, row.seeds, *texts, style="dim" if row.published else None)

@@ -1,4 +1,4 @@
-"""The ``plot`` command: paper figures (PNG and PDF) from finished runs, into results/figures/."""
+"""The ``plot`` command: parses options and calls ``ssvh_bench.plots.plot`` (PNG and PDF into results/figures/)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
-from .. import results
 from ..config import parse_list
-from ..errors import ConfigError
+from ..plots import PLOT_KINDS, plot as draw
 from .app import ResultsDir, app, console, user_errors
 from .filters import BitsFilter, DatasetFilter, MethodFilter
 
@@ -17,7 +16,7 @@ from .filters import BitsFilter, DatasetFilter, MethodFilter
 @app.command()
 @user_errors
 def plot(
-    kind: str = typer.Argument(..., help="One of: map-k, pr, precision-k, map-bits, ablation, efficiency."),
+    kind: str = typer.Argument(..., help=f"One of: {', '.join(PLOT_KINDS)}."),
     results_dir: Optional[Path] = ResultsDir,
     dataset: str = DatasetFilter,
     bits: str = BitsFilter,
@@ -28,19 +27,16 @@ def plot(
     by: str = typer.Option("k", "--by", help="ablation: one line per k, or per bits (at the first --k)."),
     x: str = typer.Option("train", "--x", help="efficiency: x axis is train (seconds) or encode (ms/video)."),
     name: Optional[str] = typer.Option(None, "--name", help="File name without suffix [default: the kind]."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the files [default: RESULTS/figures]."),
 ) -> None:
-    """Draw a paper figure from finished runs (mean over seeds, ± std band) as PNG and PDF."""
-    from .. import plots  # matplotlib loads only when a figure is drawn
-    from ..tables import select_runs
+    """Draw a paper figure (PNG and PDF).
 
-    if kind not in plots.PLOT_KINDS:
-        raise ConfigError(f"unknown plot kind {kind!r}; kinds: {', '.join(plots.PLOT_KINDS)}")
-    results_dir = Path(results_dir or results.default_results_dir())
-    frame = select_runs(plots.load_runs(results_dir), dataset=dataset, bits=bits, method=method)
-    if frame.empty:
-        raise ConfigError(f"no finished run under {results_dir / 'runs'} matches --dataset {dataset!r} "
-                          f"--bits {bits!r} --method {method!r}")
-    cutoffs = parse_list(ks, option="--k") if ks else plots.default_ks(kind)
-    figure = plots.make_figure(kind, frame, ks=cutoffs, param=param, by=by, x=x)
-    paths = plots.save_figure(figure, results_dir / plots.FIGURES_FOLDER, name or plots.figure_name(kind, param, by, x))
-    console.print(f"{kind} figure from {len(frame)} run(s): {', '.join(str(p) for p in paths)}", highlight=False, soft_wrap=True)
+    From finished runs: mean over seeds with a ± std band.
+    """
+    from ..results import default_results_dir  # results loads pandas: only when the command runs
+
+    paths = draw(kind, results_dir=Path(results_dir or default_results_dir()), out=out, datasets=dataset,
+                 bits=bits, methods=method, param=param, ks=parse_list(ks, option="--k") if ks else None, by=by,
+                 x=x, name=name, describe=lambda line: console.print(line, highlight=False))
+    for path in paths:
+        console.print(f"  {path}", highlight=False, soft_wrap=True)

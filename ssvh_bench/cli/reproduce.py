@@ -11,6 +11,7 @@ from rich.table import Table
 from .. import results
 from ..config import RunSpec, parse_assignments, parse_list
 from ..errors import ConfigError
+from ..registry import dataset_registry
 from ..io import canonical_json
 from ..targets import TARGETS, Target, get_target, target_specs
 from ..targets import reproduce as run_target
@@ -23,6 +24,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    EvalEveryOption,
     FailFastOption,
     ThreadsOption,
     app,
@@ -47,18 +49,22 @@ def sweep(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
     bits: str = BitsOption,
     seed: str = SeedsOption,
-    set_: list[str] = typer.Option([], "--set", help="Swept parameter key=v1,v2,... (method.key for one method)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Swept parameter key=v1,v2,... (method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters; --set wins."),
     dataset_param: list[str] = DatasetParamOption,
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
 ) -> None:
-    """Run every value of the swept parameters (finished runs are skipped), then print how to plot them."""
+    """Run a parameter sweep.
+
+    Every value of the swept parameters (finished runs are skipped), then how to plot them.
+    """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     swept = swept_parameters(specs)
     if not swept:
@@ -66,7 +72,7 @@ def sweep(
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast, launch=launch)
+                fail_fast=fail_fast, eval_every=eval_every, launch=launch)
     if launch.dry_run:
         return
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
@@ -87,11 +93,15 @@ def reproduce(
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
 ) -> None:
-    """Run a named paper target (tables and figures of ConMH's paper) and write its reports."""
+    """Reproduce a paper's table or figure.
+
+    Run a named target's missing runs and write its tables and figures.
+    """
     chosen = get_target(target)
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
     specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
@@ -100,28 +110,55 @@ def reproduce(
         print_dry_run(specs, results_dir, launch, force)
         return
     if dry_run:
-        _print_plan(chosen, specs, results_dir)
+        _print_plan(chosen, specs, results_dir, dataset, data_root)
         return
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
-                          results_dir=results_dir, data_root=data_root, device=device, threads=threads, force=force,
-                          keep_going=not fail_fast, on_event=show, progress=show.on_terminal and launch.launcher == "inline",
+                          results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                          eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                          progress=show.on_terminal and launch.launcher == "inline",
                           launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)
     summarise(done.runs, results_dir)
 
 
-def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path) -> None:
-    table = Table(title=f"{target.name}: {target.description}", title_justify="left")
+def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path, dataset: str,
+                data_root: Path | None) -> None:
+    """The runs of a dry run, which are finished, and the time the others should take, from the finished runs
+    of the same method, dataset and code length."""
+    from ..data import FileDataset
+    from ..data.file_dataset import user_config_path
+
+    table = Table(title=f"{target.name} on {dataset}: {target.description}", title_justify="left")
     for column in ("method", "bits", "seed", "overrides", "status"):
         table.add_column(column)
-    finished = 0
+    seconds: dict[tuple[str, int], list[float]] = {}
+    for folder, config, metrics in results.iter_finished_runs(results_dir):
+        if config.get("dataset") == dataset and metrics.get("train_seconds") is not None:
+            seconds.setdefault((config["method"], config["bits"]), []).append(float(metrics["train_seconds"]))
+    finished, estimate, unknown = 0, 0.0, 0
     for spec in specs:
         done = results.is_finished(results.run_dir(results_dir, spec))
         finished += done
+        if not done:
+            known = seconds.get((spec.method, spec.bits))
+            estimate += sum(known) / len(known) if known else 0.0
+            unknown += not known
         table.add_row(spec.method, str(spec.bits), str(spec.seed), results.format_overrides(spec.overrides),
                       "finished" if done else "to do")
     console.print(table)
-    console.print(f"{len(specs)} run(s): {finished} finished, {len(specs) - finished} to do "
-                  f"(dry run: nothing was run)", highlight=False, soft_wrap=True)
+    todo = len(specs) - finished
+    console.print(f"{len(specs)} run(s) on {dataset}: {finished} finished, {todo} to do (dry run: nothing was run)",
+                  highlight=False, soft_wrap=True)
+    if todo:
+        amount = f"{estimate:.0f} s" if estimate < 120 else f"{estimate / 60:.0f} min"
+        guess = f"about {amount} of training" if todo > unknown else "no estimate"
+        console.print(f"time: {guess}, from the train_seconds of finished runs of the same method and bits"
+                      + (f" ({unknown} run(s) have none to go by)" if unknown else ""), highlight=False,
+                      soft_wrap=True)
+    entry = dataset_registry.get(dataset)
+    if isinstance(entry.factory, type) and issubclass(entry.factory, FileDataset) and data_root is None \
+            and not user_config_path().is_file():
+        console.print(f"warning: no data root is set for {dataset}: pass --data-root DIR (or SSVH_BENCH_DATA), "
+                      f"see ssvh-bench data info", highlight=False, soft_wrap=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -12,7 +14,8 @@ from rich.table import Table
 
 from .. import distributed, launchers, results
 from ..io import write_json
-from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
+from ..config import (RunSpec, check_overrides_used, resolve_params, load_config_file, make_specs, merge_choices, overrides_for,
+                      parse_assignments, parse_list)
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
@@ -26,6 +29,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    EvalEveryOption,
     FailFastOption,
     ThreadsOption,
     app,
@@ -39,23 +43,32 @@ from .launch import LaunchOptions, launcher_options, print_dry_run
 @app.command("list")
 @user_errors
 def list_command(
-    what: str = typer.Argument("all", help="methods, datasets or all"),
+    what: str = typer.Argument("all", metavar="[methods|datasets|all]", help="What to list."),
     pattern: str = typer.Option("*", "--pattern", "-p", help="Shell-style name filter, e.g. 'i*'."),
+    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Show the method defaults that apply on this dataset."),
 ) -> None:
-    """List registered methods and datasets with their family, description and defaults."""
+    """List the registered methods and datasets.
+
+    Each with its family, description and defaults (the method defaults that apply on --dataset).
+    """
     kinds = {"methods": [method_registry], "datasets": [dataset_registry], "all": [method_registry, dataset_registry]}
     if what not in kinds:
-        raise SsvhBenchError(f"list takes methods, datasets or all, not {what!r}")
+        close = difflib.get_close_matches(what, kinds, n=1)
+        raise SsvhBenchError(f"list takes methods, datasets or all, not {what!r}"
+                             + (f". Did you mean {close[0]!r}?" if close else ""))
+    dataset_registry.get(dataset)  # a misspelt dataset is an error with the closest name
     for registry in kinds[what]:
-        console.print(_registry_table(registry, pattern))
+        console.print(_registry_table(registry, pattern, dataset))
 
 
-def _registry_table(registry: Registry, pattern: str) -> Table:
-    table = Table(title=f"{registry.kind}s", title_justify="left")
+def _registry_table(registry: Registry, pattern: str, dataset: str) -> Table:
+    title = f"{registry.kind}s" + (f" (defaults on {dataset})" if registry is method_registry else "")
+    table = Table(title=title, title_justify="left")
     for column in ("name", "family", "description", "defaults"):
         table.add_column(column, overflow="fold")
     for entry in registry.list(pattern):
-        defaults = ", ".join(f"{k}={v}" for k, v in entry.defaults.items())
+        resolved = resolve_params(entry, {}, dataset=dataset) if registry is method_registry else entry.defaults
+        defaults = ", ".join(f"{k}={v}" for k, v in resolved.items())
         table.add_row(entry.name, entry.family or "", entry.description, defaults)
     return table
 
@@ -68,21 +81,25 @@ def run(
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
     bits: str = BitsOption,
     seed: str = SeedsOption,
-    set_: list[str] = typer.Option([], "--set", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Method parameter key=value (key=v1,v2 runs each; method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters ([dataset] table for the dataset's); --set wins."),
     dataset_param: list[str] = DatasetParamOption,
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
+    eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
 ) -> None:
-    """Fit, encode, evaluate and record every combination of methods x bits x seeds x --set values."""
+    """Train, encode and evaluate a grid of runs.
+
+    Every combination of methods x bits x seeds x --set values; finished runs are skipped.
+    """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force, threads=threads, fail_fast=fail_fast, launch=launch)
+                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every, launch=launch)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -106,7 +123,8 @@ class RunPrinter:
     training shows its own bar under it). Lines go through tqdm.write so they never tear a bar."""
 
     def __init__(self) -> None:
-        self.on_terminal = sys.stderr.isatty()
+        self.quiet = not logging.getLogger("ssvh_bench").isEnabledFor(logging.INFO)  # --quiet
+        self.on_terminal = sys.stderr.isatty() and not self.quiet
         self.bar = tqdm(unit="run", desc="runs", disable=not self.on_terminal, dynamic_ncols=True)
 
     def __enter__(self) -> "RunPrinter":
@@ -117,6 +135,8 @@ class RunPrinter:
 
     def __call__(self, event: RunEvent) -> None:
         spec, result = event.spec, event.result
+        if self.quiet:
+            return
         if event.kind == "start":
             self.bar.total = event.total
             label = f"[{event.index}/{event.total}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
@@ -154,18 +174,20 @@ def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
 
 
 def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
-                threads: int | None, fail_fast: bool, launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
+                threads: int | None, fail_fast: bool, eval_every: int | None,
+                launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
     """Run ``specs`` with the chosen launcher, a line per run and the summary (``run`` and ``sweep``)."""
     if launch.dry_run:
         print_dry_run(specs, Path(results_dir), launch, force)
         return []
     if not distributed.is_writer():  # under torchrun, rank 0 alone reports
         return launchers.launch(specs, launcher=launch.launcher, results_dir=results_dir, data_root=data_root,
-                                device=device, threads=threads, force=force, keep_going=not fail_fast)
+                                device=device, threads=threads, eval_every=eval_every, force=force,
+                                keep_going=not fail_fast)
     with RunPrinter() as show:
         outcomes = launchers.launch(specs, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
                                     results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                                    force=force, keep_going=not fail_fast, on_event=show,
+                                    eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
                                     progress=show.on_terminal and launch.launcher == "inline")
     submitted = [o for o in outcomes if o.status == "submitted"]
     if submitted:
@@ -191,14 +213,34 @@ def evaluate_command(
     data_root: Optional[Path] = DataRootOption,
     bits: int = typer.Option(64, "--bits", "-b", help="With --checkpoint: the checkpoint's code length."),
     device: str = typer.Option("auto", "--device", help="With --checkpoint: auto (CUDA when present), cpu, cuda..."),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="With --checkpoint: method parameter key=value (e.g. variant=base)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="With --checkpoint: TOML/JSON file of method parameters; --set wins."),
+    dataset_param: list[str] = DatasetParamOption,
 ) -> None:
-    """Recompute the protocol's metrics from saved codes, or from a checkpoint's codes on a dataset."""
+    """Metrics from saved codes or a checkpoint.
+
+    Recompute the protocol's metrics from a run's saved codes, or from a checkpoint's codes on a dataset.
+    """
     cutoffs = parse_list(ks, option="--k")
     if checkpoint is not None or method is not None:
         if codes is not None or not (checkpoint and method and dataset):
             raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
-        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, device=device, ks=cutoffs,
+        if not checkpoint.is_file():
+            raise SsvhBenchError(f"no checkpoint file at {checkpoint}")
+        method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
+        choices = merge_choices(method_choices, parse_assignments(set_))
+        dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
+        several = [k for k, v in choices.items() if len(v) != 1]
+        if several:
+            raise SsvhBenchError(f"evaluate takes one value per parameter; {', '.join(several)} has several")
+        check_overrides_used([method], choices)
+        params = {k: v[0] for k, v in overrides_for(method, method_registry.get(method).defaults, choices).items()}
+        metrics = evaluate_checkpoint(method, checkpoint, dataset, data_root, bits=bits, method_params=params,
+                                      dataset_params=dataset_overrides, device=device, ks=cutoffs,
                                       normalizer=normalizer, strict=strict, progress=sys.stderr.isatty())
+        if "inferred_variant" in metrics:
+            console.print(f"the checkpoint's shapes fit variant {metrics['inferred_variant']!r}, not the chosen one: "
+                          "evaluated with it", highlight=False, soft_wrap=True)
     elif codes is None:
         raise SsvhBenchError("evaluate takes either saved CODES, or --method, --checkpoint and --dataset")
     else:

@@ -77,6 +77,17 @@ class VideoFeatures(ABC):
         return out
 
 
+def require_finite(features: np.ndarray, indices: np.ndarray | None, what: str) -> None:
+    """DataError naming the first video with a NaN or inf among ``features`` [n, ...] (positions ``indices``
+    in their split; None: 0..n-1). Methods call it where they meet features, so a value that a sampled check
+    missed ends the run with one line instead of a garbage result."""
+    finite = np.isfinite(features).reshape(len(features), -1).all(axis=1)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        video = first if indices is None else int(np.asarray(indices)[first])
+        raise DataError(f"{what}: video {video} has NaN or inf features")
+
+
 class ArrayFeatures(VideoFeatures):
     """Features held in memory as a float32 array [N, T, D]."""
 
@@ -84,6 +95,9 @@ class ArrayFeatures(VideoFeatures):
         array = np.asarray(array)
         if array.ndim != 3:
             raise DataError(f"video features must be 3-D [videos, frames, dim], got shape {array.shape}")
+        if 0 in array.shape:
+            raise DataError(f"video features of shape {array.shape} are empty: every split needs videos, frames "
+                            "and features")
         self.array = np.ascontiguousarray(array, dtype=np.float32)
 
     @property

@@ -21,9 +21,9 @@ from .labels import read_label_matrix
 from .splits import DatasetSplits
 
 USER_CONFIG_NAME = Path("ssvh-bench") / "config.toml"
-PAPERS_SOURCE = ("The SSVH papers' authors distribute the feature files: the ConMH (huangmozhi9527/ConMH), "
-                 "BTH (Lily1994/BTH) and SSVH (lixiangpengcs/Self-Supervised-Video-Hashing) GitHub repositories "
-                 "link to them")
+PAPERS_SOURCE = ("The SSVH papers' authors distribute the feature files; download links are in the READMEs of "
+                 "https://github.com/huangmozhi9527/ConMH, https://github.com/Lily1994/BTH and "
+                 "https://github.com/lixiangpengcs/Self-Supervised-Video-Hashing")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class FileLayout:
     train: FileSplit
     database: FileSplit
     query: FileSplit | None
+    disk_gb: float = 0.0  # the feature files as float32 (``data convert --float16`` halves it)
     source: str = PAPERS_SOURCE
 
     def splits(self) -> dict[str, FileSplit]:

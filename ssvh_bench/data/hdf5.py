@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import os
+
 import h5py
 import numpy as np
 
@@ -31,6 +33,8 @@ def float16_sibling(path: Path) -> Path:
 
 def open_features(path: Path, key: str = FEATURES_KEY) -> tuple[h5py.File, h5py.Dataset]:
     """Open ``path`` and return its feature dataset, or raise a DataError naming the file and the fix."""
+    if Path(path).exists() and not os.access(path, os.R_OK):
+        raise DataError(f"cannot open {path}: permission denied (make it readable: chmod a+r)")
     try:
         handle = h5py.File(path, "r")
     except FileNotFoundError:
@@ -47,6 +51,9 @@ def open_features(path: Path, key: str = FEATURES_KEY) -> tuple[h5py.File, h5py.
             raise DataError(f"{path}: {key!r} has shape {dataset.shape}, expected 3-D [videos, frames, dim]")
         if not np.issubdtype(dataset.dtype, np.floating):
             raise DataError(f"{path}: {key!r} has dtype {dataset.dtype}, expected floating point features")
+        if 0 in dataset.shape:
+            raise DataError(f"{path}: {key!r} has shape {dataset.shape}: no videos, frames or features; "
+                            "re-download or re-extract the file")
     except BaseException:
         handle.close()
         raise
@@ -212,7 +219,7 @@ class HDF5Features(VideoFeatures):
         if self._finite_checked:
             return
         ranges = self.sample_ranges()
-        checked = sum(stop - start for start, stop in ranges)
+        checked = len(np.unique(np.concatenate([np.arange(start, stop) for start, stop in ranges])))
         for start, stop in ranges:
             block = self.read(slice(start, stop))
             finite = np.isfinite(block).reshape(len(block), -1).all(axis=1)

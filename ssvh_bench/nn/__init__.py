@@ -1,7 +1,8 @@
-"""Shared neural building blocks: transformer and Mamba blocks, binarisers, masking, hashing and contrastive
-losses, position tables."""
+"""Shared neural building blocks: transformer, Mamba and batch-normalised LSTM blocks, binarisers, masking,
+hashing and contrastive losses, position tables."""
 
 from .binarize import HashBinarizer, SignBinarizer, hash_binarize, sign_ste
+from .bn_lstm import BatchNormLSTM
 from .contrastive import debiased_contrastive_loss
 from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
@@ -20,6 +21,7 @@ __all__ = [
     "UNTOUCHED",
     "ZEROED",
     "Attention",
+    "BatchNormLSTM",
     "BidirectionalMambaBlock",
     "DropPath",
     "FrameEncoder",
