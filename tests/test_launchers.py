@@ -25,7 +25,7 @@ TIMING = ("train_seconds", "encode_ms_per_video")
 
 
 def _comparable(folder):
-    config, metrics = read_finished(folder)
+    _, metrics = read_finished(folder)
     return {k: v for k, v in metrics.items() if k not in TIMING}
 
 
