@@ -252,7 +252,7 @@ class BTH(DeepMethod):
         assert self._anchor_centres is not None
         n_videos = len(batch.indices)
         originals = torch.cat((batch.features, batch.related))
-        masked, _ = bert_mask(originals, self.mask_prob, generator)
+        masked, _ = bert_mask(originals, self.mask_prob, generator, blocks=2)  # videos, then their partners
         restored, codes, hidden = model(masked)
         reconstruction = reconstruction_loss(restored, originals, masked, self.reconstruction_target)
         mean_codes = codes.float().mean(dim=1)

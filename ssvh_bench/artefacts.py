@@ -3,8 +3,9 @@
 An artefact of kind ``kind`` built from ``key`` (a JSON-able dict holding the training data fingerprint,
 ``VideoFeatures.fingerprint()``, and every stage-1 setting) lives in ``<cache_dir>/<kind>/<id>/``, next to
 a ``key.json`` that says what it is. It is built in a hidden temporary folder and renamed into place, so a
-folder under its final name is always complete: a crash leaves at most a ``.<id>.*.tmp`` folder, and when
-two processes race, the first rename wins and the other keeps its own (equally valid) result.
+folder under its final name is always complete. A lock file ``<id>.lock`` beside it is held while it is
+built, so two processes never build the same artefact at once: the second waits, then loads the first's.
+A crash leaves at most a ``.<id>.*.tmp`` folder, removed by the next build of that artefact.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from . import distributed, locks
 from .io import canonical_json
 from .errors import ConfigError
 from .io import read_json, write_json
@@ -30,6 +32,7 @@ from .io import read_json, write_json
 T = TypeVar("T")
 
 KEY_FILE = "key.json"
+LOCK_SUFFIX = ".lock"  # <id>.lock beside the artefact's folder, held while it is built
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +71,8 @@ class ArtefactCache:
             _check_kind(kind)
             return build()
         folder = self.folder(kind, key)
+        if distributed.world_size() > 1:
+            return self._get_or_build_together(kind, key, folder, build, save, load)
         if folder.is_dir():
             try:
                 value = load(folder)
@@ -79,21 +84,37 @@ class ArtefactCache:
             else:
                 log.info("reusing %s artefact %s", kind, folder)
                 return value
-        value = build()
+        return self._build_locked(kind, key, folder, build, save, load)
+
+    def _build_locked(self, kind: str, key: Mapping[str, Any], folder: Path, build: Callable[[], T],
+                      save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
         folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-        try:
-            write_json(staging / KEY_FILE, {"kind": kind, "key": _plain(kind, key)})
-            save(value, staging)
+        # one builder at a time: the others wait here, then load what it stored
+        with locks.acquire(folder.parent / f"{folder.name}{LOCK_SUFFIX}"):
+            if folder.is_dir():
+                log.info("reusing %s artefact %s, built by another process meanwhile", kind, folder)
+                return load(folder)
+            locks.remove_temporaries(folder.parent, f".{folder.name}.*.tmp")  # a killed builder's staging
+            value = build()
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
             try:
+                write_json(staging / KEY_FILE, {"kind": kind, "key": _plain(kind, key)})
+                save(value, staging)
                 os.rename(staging, folder)
-            except OSError:
-                if not folder.is_dir():
-                    raise
-                log.info("%s artefact %s was stored by another process first; keeping that one", kind, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
         log.info("built %s artefact %s", kind, folder)
+        return value
+
+    def _get_or_build_together(self, kind: str, key: Mapping[str, Any], folder: Path, build: Callable[[], T],
+                               save: Callable[[T, Path], None], load: Callable[[Path], T]) -> T:
+        """Under torchrun: every rank builds (a build may train a stage-1 model data-parallel, which needs every
+        rank) and rank 0 stores; the ranks first agree on whether it was stored before."""
+        if distributed.broadcast(folder.is_dir()):
+            return load(folder)
+        value = build()
+        if distributed.is_writer():
+            self._build_locked(kind, key, folder, lambda: value, save, load)
         return value
 
     @staticmethod

@@ -157,9 +157,26 @@ def load_config_file(path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Read method and dataset parameters from a TOML or JSON file.
 
     Top-level keys are method parameters (a list value sweeps, like ``--set key=v1,v2``); a table named after
-    a method scopes its keys to that method; the table ``dataset`` holds dataset parameters. Returns
+    a method scopes its keys to that method; the table ``dataset`` holds dataset parameters (and ``slurm`` the
+Slurm launcher's settings, read by ``launchers.slurm_settings_from_file``). Returns
     ``(method choices, dataset parameters)`` in the form ``make_specs`` takes.
     """
+    content = read_config_file(path)
+    content.pop("slurm", None)  # the Slurm launcher's settings (``launchers.slurm_settings_from_file``)
+    dataset = content.pop("dataset", {})
+    if not isinstance(dataset, dict):
+        raise ConfigError(f"config file {path}: 'dataset' must be a table of dataset parameters")
+    choices: dict[str, list[Any]] = {}
+    for key, value in content.items():
+        if isinstance(value, dict):
+            choices.update({f"{key}.{name}": _as_choices(v) for name, v in value.items()})
+        else:
+            choices[key] = _as_choices(value)
+    return choices, dataset
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The table a TOML or JSON config file holds; a ConfigError when it is missing or malformed."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -172,16 +189,7 @@ def load_config_file(path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
         raise ConfigError(f"config file {path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}") from None
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path} must hold a table of parameters")
-    dataset = content.pop("dataset", {})
-    if not isinstance(dataset, dict):
-        raise ConfigError(f"config file {path}: 'dataset' must be a table of dataset parameters")
-    choices: dict[str, list[Any]] = {}
-    for key, value in content.items():
-        if isinstance(value, dict):
-            choices.update({f"{key}.{name}": _as_choices(v) for name, v in value.items()})
-        else:
-            choices[key] = _as_choices(value)
-    return choices, dataset
+    return content
 
 
 def merge_choices(base: Mapping[str, list[Any]], winning: Mapping[str, list[Any]]) -> dict[str, list[Any]]:

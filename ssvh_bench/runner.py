@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from . import results
+from . import distributed, locks, results
 from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
@@ -35,26 +35,29 @@ from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 
 log = logging.getLogger(__name__)
-RunStatus = Literal["finished", "skipped", "failed"]
+# "running": another live process holds the run's lock; "submitted": handed to a batch system (Slurm)
+RunStatus = Literal["finished", "skipped", "failed", "running", "submitted"]
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
 
 
 @dataclass
 class RunResult:
-    """What became of one run: ``finished`` (trained now), ``skipped`` (finished before) or ``failed``."""
+    """What became of one run: ``finished`` (trained now), ``skipped`` (finished before), ``failed``,
+    ``running`` (another process holds its lock; ``error`` says which) or ``submitted`` (a Slurm job)."""
 
     spec: RunSpec
     folder: Path
     status: RunStatus
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    job_id: str | None = None  # the Slurm job of a ``submitted`` run
 
 
 @dataclass
 class RunEvent:
     """Sent to ``on_event``: ``start`` before a run, then ``finished``, ``skipped`` or ``failed`` with its result."""
 
-    kind: Literal["start", "finished", "skipped", "failed"]
+    kind: Literal["start", "finished", "skipped", "failed", "running", "submitted"]
     index: int  # 1-based position in the grid
     total: int
     spec: RunSpec
@@ -78,6 +81,9 @@ def run(
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
+    launcher: str = "inline",
+    jobs: int = 1,
+    slurm: Mapping[str, Any] | None = None,
 ) -> list[RunResult]:
     """Run every combination of methods x datasets x bits x seeds x parameter values; see the module docstring.
 
@@ -85,12 +91,17 @@ def run(
     ``--set`` does; ``dataset_params`` are the datasets' parameters. ``threads`` sets torch's intra-op threads
     (None: automatic, see ``choose_threads``). ``eval_every=N`` evaluates deep methods' intermediate codes on
     the database split every N epochs (a diagnostic recorded in ``history.csv``; see ``epoch_evaluator``).
+    ``launcher`` is ``inline`` (here, one run after the other), ``local`` (``jobs`` processes) or ``slurm``
+    (one job array; ``slurm`` holds its settings), see ``ssvh_bench.launchers``.
     """
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
              make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
-    return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                     eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event, progress=progress)
+    from .launchers import launch
+
+    return launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
+                  device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                  on_event=on_event, progress=progress)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -114,18 +125,9 @@ def run_specs(
 ) -> list[RunResult]:
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
-    cache = DatasetCache(None if data_root is None else Path(data_root))
-    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
-        resolve_device(device)
-    if threads is not None:
-        choose_threads(threads)
-    if eval_every is not None and eval_every < 1:
-        raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
-    check_writable(results_dir)
-    for spec in specs:  # every input error surfaces before the first run writes anything
-        method_registry.create(spec.method, **spec.method_params).check_params()
-        if force or not results.is_finished(results.run_dir(results_dir, spec)):
-            cache.get(spec.dataset, spec.dataset_params)
+    distributed.setup()  # under torchrun: join the other ranks
+    cache = check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                        eval_every=eval_every, force=force)
     emit = on_event or (lambda event: None)
     outcomes = []
     for index, spec in enumerate(specs, 1):
@@ -188,6 +190,25 @@ def oracle_metrics(history_path: Path) -> dict[str, Any]:
     best = max(rows, key=lambda row: float(row["map@5"]))
     return {"oracle_epoch": int(best["epoch"]) + 1,
             **{f"map@{k}_oracle": float(best[f"map@{k}"]) for k in CURVE_KS}}
+
+
+def check_specs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path | str | None, device: str,
+                threads: int | None, eval_every: int | None, force: bool) -> "DatasetCache":
+    """Surface every input error (names, parameters, data, device, results folder) before the first run writes
+    anything; returns the loaded datasets. Launchers call it before handing runs to other processes."""
+    cache = DatasetCache(None if data_root is None else Path(data_root))
+    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
+        resolve_device(device)
+    if threads is not None:
+        choose_threads(threads)
+    if eval_every is not None and eval_every < 1:
+        raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
+    check_writable(results_dir)
+    for spec in specs:
+        method_registry.create(spec.method, **spec.method_params).check_params()
+        if force or not results.is_finished(results.run_dir(results_dir, spec)):
+            cache.get(spec.dataset, spec.dataset_params)
+    return cache
 
 
 def record_failure(folder: Path, error: BaseException) -> str:
@@ -272,27 +293,59 @@ def execute_run(
     force: bool = False,
     progress: bool = False,
 ) -> RunResult:
+    """One run in its folder, under the folder's ``run.lock``: ``skipped`` if finished, ``running`` if another
+    live process holds the lock (a lock left by a dead process on this host is taken over).
+
+    Under torchrun, rank 0 decides (and tells the other ranks) whether the run goes ahead and alone writes
+    its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``)."""
     folder = results.run_dir(results_dir, spec)
+    options = {"results_dir": results_dir, "datasets": datasets, "device": device, "threads": threads,
+               "eval_every": eval_every, "force": force, "progress": progress}
+    if not distributed.is_writer():
+        decision = distributed.broadcast(None)
+        return RunResult(spec, folder, decision) if decision != "go" else _execute(spec, folder, write=False, **options)
     finished = None if force else results.read_finished(folder)
     if finished is not None:
+        distributed.broadcast("skipped")
         return RunResult(spec, folder, "skipped", finished[1])
+    lock = locks.try_acquire(folder / locks.RUN_LOCK)
+    if lock is None:
+        distributed.broadcast("running")
+        holder = locks.read_holder(folder / locks.RUN_LOCK) or {}
+        return RunResult(spec, folder, "running", error=f"running in process {holder.get('pid', '?')} on "
+                                                        f"{holder.get('host', '?')} since {holder.get('started_at', '?')}")
+    with lock:
+        finished = None if force else results.read_finished(folder)  # it may have finished while we looked
+        if finished is not None:
+            distributed.broadcast("skipped")
+            return RunResult(spec, folder, "skipped", finished[1])
+        locks.remove_temporaries(folder)  # left by a killed run: nobody else writes here while we hold the lock
+        return _execute(spec, folder, write=True, **options)
+
+
+def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
+             threads: int | None, eval_every: int | None, force: bool, progress: bool, write: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
     n_threads = choose_threads(threads)
-    if force and folder.exists():
-        shutil.rmtree(folder)
-    for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
-        (folder / stale).unlink(missing_ok=True)
-    for leftover in folder.glob(".*.tmp"):  # temporary files of a process killed while writing
-        leftover.unlink(missing_ok=True)
-    config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
-    earlier = _read_config(folder)
-    if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
-        config["started_at"] = earlier.get("started_at", config["started_at"])
-        config["resumed_at"] = [*earlier.get("resumed_at", []), _now()]
-    write_json(folder / results.CONFIG_FILE, config)
+    if write:
+        if force:
+            for old in folder.iterdir():
+                if old.is_dir():
+                    shutil.rmtree(old)
+                elif old.name != locks.RUN_LOCK:
+                    old.unlink()
+        for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
+            (folder / stale).unlink(missing_ok=True)
+        config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+        earlier = _read_config(folder)
+        if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
+            config["started_at"] = earlier.get("started_at", config["started_at"])
+            config["resumed_at"] = [*earlier.get("resumed_at", []), _now()]
+        write_json(folder / results.CONFIG_FILE, config)
+        distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
     if deep:
         import torch
 
@@ -310,6 +363,8 @@ def execute_run(
     database_codes = _encode(method, splits.database, spec.bits, "database")
     query_codes = None if splits.query is None else _encode(method, splits.query, spec.bits, "query")
     n_encoded = len(splits.database) + (0 if splits.query is None else len(splits.query))
+    if not write:  # a rank other than 0 under torchrun: rank 0 alone measures and writes
+        return RunResult(spec, folder, "finished")
     encode_ms, timed_videos = encoding_time(method, splits.database, time.perf_counter() - started, n_encoded)
 
     log.info("%s: evaluating", spec.method)
@@ -401,8 +456,10 @@ MIN_TIMED_SECONDS = 0.5  # below this, a timer's resolution and scheduling noise
 def encoding_time(method: Any, database: Any, seconds: float, videos: int) -> tuple[float, int]:
     """ms per video, and how many videos were timed: the first pass over the splits, then more passes over
     the database until at least ``MIN_TIMED_SECONDS`` are measured (fast methods encode thousands of videos
-    in a millisecond or two)."""
-    while seconds < MIN_TIMED_SECONDS:
+    in a millisecond or two). Under torchrun, encoding is collective and only rank 0 gets here: one pass."""
+    from .distributed import world_size
+
+    while seconds < MIN_TIMED_SECONDS and world_size() == 1:
         started = time.perf_counter()
         method.encode(database)
         seconds += time.perf_counter() - started

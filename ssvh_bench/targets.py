@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import distributed, results
 from .config import RunSpec, make_specs
 from .errors import ConfigError, UnknownNameError
 from .registry import method_registry
-from .runner import RunEvent, RunResult, run_specs
+from .runner import RunEvent, RunResult
 
 TABLES_FOLDER = "tables"
 
@@ -110,16 +110,24 @@ def reproduce(
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
+    launcher: str = "inline",
+    jobs: int = 1,
+    slurm: Mapping[str, Any] | None = None,
 ) -> Reproduction:
-    """Run ``target``'s runs on ``dataset`` and write its tables and figures from the runs that finished."""
+    """Run ``target``'s runs on ``dataset`` and write its tables and figures from the runs that finished
+    (``launcher``, ``jobs`` and ``slurm`` as in ``run``; with Slurm, the reports come from the runs finished
+    before, and ``reproduce`` again writes them once the jobs are done)."""
+    from .launchers import launch
+
     chosen = get_target(target)
     specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
-    outcomes = run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                         eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event,
-                         progress=progress)
-    done = [o.spec.run_id for o in outcomes if o.status != "failed"]
-    return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if done else [])
+    outcomes = launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
+                      device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                      on_event=on_event, progress=progress)
+    done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
+    writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
+    return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])
 
 
 def write_reports(target: Target, results_dir: Path, run_ids: list[str]) -> list[Path]:

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .codes import check_bits, check_codes
 from .io import atomic_path, canonical_json, write_text
 from .data import VideoFeatures, as_video_features, require_finite
@@ -181,13 +182,21 @@ class DeepMethod(TrainingHooks, HashingMethod):
             raise RuntimeError(f"{type(self).__name__} has no model yet: call fit or load_checkpoint first")
         videos = as_video_features(videos)
         self.model.eval()
-        codes = np.empty((len(videos), self.bits), dtype=np.int8)
+        share = distributed.shard_range(len(videos))  # under torchrun each rank encodes its share
+        if len(share) == len(videos):
+            batches = videos.iter_batches(self.batch_size, shuffle=False)  # sequential: file reads ahead
+        else:
+            batches = ((indices, videos.read(indices)) for indices in
+                       (np.arange(start, min(start + self.batch_size, share.stop))
+                        for start in range(share.start, share.stop, self.batch_size)))
+        codes = np.empty((len(share), self.bits), dtype=np.int8)
         with torch.inference_mode():
-            for indices, features in videos.iter_batches(self.batch_size, shuffle=False):
+            for indices, features in batches:
                 require_finite(features, indices, "encoded videos")
                 batch_codes = self.encode_batch(self.model, to_device(features, self.device)).cpu()
-                codes[indices] = check_codes(batch_codes.numpy(), what=f"codes of videos {indices[0]}..{indices[-1]}")
-        return codes
+                codes[indices - share.start] = check_codes(batch_codes.numpy(),
+                                                           what=f"codes of videos {indices[0]}..{indices[-1]}")
+        return distributed.gather_arrays(codes)
 
     @property
     def n_parameters(self) -> int:
@@ -305,10 +314,20 @@ def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, 
 
 
 def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
-                  epoch: int, generator: torch.Generator) -> tuple:
-    """(indices, features, Related or None, related features or None): one batch as read from storage."""
+                  epoch: int, generator: torch.Generator, rows: Any = slice(None)) -> tuple:
+    """(indices, features, Related or None, related features or None): one batch as read from storage.
+
+    ``rows``: this rank's share of the (global) batch under torchrun; the related videos are drawn for the
+    global batch, one per video, and the rank keeps those of its rows."""
     require_finite(features, indices, "training split")
     related = hooks.related_indices(indices, epoch, generator)
+    if not isinstance(rows, slice):
+        if related is not None and len(related.indices) != len(indices):
+            raise ConfigError(f"{type(hooks).__name__} names {len(related.indices)} related videos for a batch of "
+                              f"{len(indices)}; under torchrun it must name one per video")
+        indices, features = indices[rows], features[rows]
+        if related is not None:
+            related = Related(related.indices[rows], {k: np.asarray(v)[rows] for k, v in related.extras.items()})
     if related is None:
         return indices, features, None, None
     related_features = train.read(related.indices)
@@ -352,6 +371,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
     checkpoint = None if checkpoint_path is None else Path(checkpoint_path)
 
+    world, writer = distributed.world_size(), distributed.is_writer()
+    distributed.sync_parameters(model)
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -366,16 +387,20 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     if after_epoch is not None and start == 0:
         history.append({"epoch": -1, **_diagnose(after_epoch, model, -1)})
     batch_size = min(hooks.batch_size, len(train))
+    if batch_size % world:
+        raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
+    _, rows = distributed.batch_rows(batch_size // world)  # this rank's share of every global batch
     steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
     trained_seconds = sum(row.get("seconds", 0.0) for row in history)
-    bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not progress, unit="batch",
+    bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
     try:
         for epoch in range(start, hooks.epochs):
             lr = hooks.learning_rate(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM))
+            # dropout: each rank draws its own masks (rank 0 those of a 1-process run)
+            seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM) + distributed.rank())
             generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, LOSS_STREAM))
             # a CPU generator of its own: on CUDA the read-ahead thread draws the related videos ahead of the
             # losses, so sharing the loss generator would make the draws' order depend on thread timing
@@ -384,7 +409,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            batches = (_with_related(hooks, train, indices, features, epoch, related_generator)
+            batches = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
                        for indices, features in train.iter_batches(batch_size, shuffle=True,
                                                                    seed=epoch_seed(seed, epoch, ORDER_STREAM),
                                                                    drop_last=hooks.drop_last))
@@ -397,10 +422,12 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(losses["loss"]).backward()
+                    distributed.average_gradients(model.parameters())
                     scaler.step(optimizer)
                     scaler.update()
                 else:
                     losses["loss"].backward()
+                    distributed.average_gradients(model.parameters())
                     optimizer.step()
                 size = len(batch.indices)
                 for name, value in losses.items():  # summed on the device: no sync per step
@@ -412,7 +439,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                     bar.set_postfix_str(f"epoch {epoch}/{hooks.epochs - 1} loss {losses['loss'].item():.4f} "
                                         f"{n_videos / (shown - started):.0f} videos/s")
             seconds = time.perf_counter() - started
-            means = {name: float(total) / n_videos for name, total in totals.items()}
+            n_videos *= world  # every rank trained on as many videos
+            means = {name: float(distributed.sum_over_ranks(total)) / n_videos for name, total in totals.items()}
             bad = [f"{name} = {value}" for name, value in means.items() if not math.isfinite(value)]
             if bad:
                 kept = (f"last good checkpoint kept: {checkpoint}, {_epochs_in(checkpoint)} epochs done"
@@ -423,12 +451,13 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 row.update(_diagnose(after_epoch, model, epoch))
             history.append(row)
             trained_seconds += seconds
-            log.info(epoch_line(row, hooks.epochs, trained_seconds, (hooks.epochs - epoch - 1) * trained_seconds
-                                / max(1, sum(1 for r in history if "seconds" in r))))
-            if history_path is not None:
+            if writer:
+                log.info(epoch_line(row, hooks.epochs, trained_seconds, (hooks.epochs - epoch - 1) * trained_seconds
+                                    / max(1, sum(1 for r in history if "seconds" in r))))
+            if history_path is not None and writer:
                 write_history(Path(history_path), history)
             done = epoch + 1
-            if checkpoint is not None and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
+            if checkpoint is not None and writer and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": None if scaler is None else scaler.state_dict(),
                          "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],

@@ -92,20 +92,6 @@ def test_a_failure_leaves_nothing_behind(tmp_path, failing):
     assert good.calls == 1  # the failed attempt is not mistaken for a finished artefact
 
 
-def test_losing_a_race_keeps_the_other_artefact(tmp_path):
-    rival, ours = ArtefactCache(tmp_path), ArtefactCache(tmp_path)
-    key = {"seed": 0}
-
-    def build_while_a_rival_finishes() -> np.ndarray:
-        rival.get_or_build("anchors", key, CountingBuild(1.0), save=save_array, load=load_array)
-        return np.full(3, 1.0)
-
-    value = ours.get_or_build("anchors", key, build_while_a_rival_finishes, save=save_array, load=load_array)
-    np.testing.assert_array_equal(value, np.full(3, 1.0))
-    assert finished_folders(tmp_path, "anchors") == [artefact_id("anchors", key)]  # no staging folder left
-    np.testing.assert_array_equal(load_array(ours.folder("anchors", key)), np.full(3, 1.0))
-
-
 def test_without_a_cache_dir_every_call_builds_in_memory(tmp_path):
     cache, build = ArtefactCache(None), CountingBuild()
     for _ in range(2):

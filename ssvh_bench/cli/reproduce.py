@@ -31,6 +31,7 @@ from .app import (
     console,
     user_errors,
 )
+from .launch import LaunchOptions, launcher_options, print_dry_run
 from .runs import RunPrinter, execute_all, specs_from_options, summarise
 
 
@@ -42,6 +43,7 @@ def swept_parameters(specs: list[RunSpec]) -> list[str]:
 
 @app.command()
 @user_errors
+@launcher_options
 def sweep(
     method: str = MethodsOption,
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
@@ -57,6 +59,7 @@ def sweep(
     eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
+    launch: LaunchOptions = LaunchOptions(),
 ) -> None:
     """Run a parameter sweep.
 
@@ -69,7 +72,9 @@ def sweep(
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast, eval_every=eval_every)
+                fail_fast=fail_fast, eval_every=eval_every, launch=launch)
+    if launch.dry_run:
+        return
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
     console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
                   f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
@@ -77,12 +82,13 @@ def sweep(
 
 @app.command()
 @user_errors
+@launcher_options
 def reproduce(
     target: str = typer.Argument(..., help=f"One of: {', '.join(TARGETS)}."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Seed(s), comma-separated."),
     dataset_param: list[str] = DatasetParamOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished; do nothing else."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished (with --launcher slurm: the job array); do nothing else."),
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     device: str = DeviceOption,
@@ -90,6 +96,7 @@ def reproduce(
     eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
+    launch: LaunchOptions = LaunchOptions(),
 ) -> None:
     """Reproduce a paper's table or figure.
 
@@ -99,14 +106,18 @@ def reproduce(
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
     specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
     results_dir = Path(results_dir or results.default_results_dir())
+    if dry_run and launch.launcher == "slurm":
+        print_dry_run(specs, results_dir, launch, force)
+        return
     if dry_run:
         _print_plan(chosen, specs, results_dir, dataset, data_root)
         return
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
                           results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                          eval_every=eval_every, force=force,
-                          keep_going=not fail_fast, on_event=show, progress=show.on_terminal)
+                          eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                          progress=show.on_terminal and launch.launcher == "inline",
+                          launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)
     summarise(done.runs, results_dir)

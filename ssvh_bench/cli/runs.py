@@ -12,14 +12,14 @@ import typer
 from tqdm.auto import tqdm
 from rich.table import Table
 
-from .. import results
+from .. import distributed, launchers, results
 from ..io import write_json
 from ..config import (RunSpec, check_overrides_used, resolve_params, load_config_file, make_specs, merge_choices, overrides_for,
                       parse_assignments, parse_list)
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
-from ..runner import ERROR_LOG, RunEvent, RunResult, evaluate_checkpoint, run_specs
+from ..runner import ERROR_LOG, RunEvent, RunResult, evaluate_checkpoint
 from .app import (
     BitsOption,
     DataRootOption,
@@ -37,6 +37,7 @@ from .app import (
     errors,
     user_errors,
 )
+from .launch import LaunchOptions, launcher_options, print_dry_run
 
 
 @app.command("list")
@@ -74,6 +75,7 @@ def _registry_table(registry: Registry, pattern: str, dataset: str) -> Table:
 
 @app.command()
 @user_errors
+@launcher_options
 def run(
     method: str = MethodsOption,
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
@@ -89,6 +91,7 @@ def run(
     eval_every: Optional[int] = EvalEveryOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
+    launch: LaunchOptions = LaunchOptions(),
 ) -> None:
     """Train, encode and evaluate a grid of runs.
 
@@ -96,7 +99,7 @@ def run(
     """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every)
+                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every, launch=launch)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -142,7 +145,11 @@ class RunPrinter:
             tqdm.write(label)
             return
         assert result is not None
-        if event.kind == "failed":
+        if event.kind in ("running", "submitted"):  # no start event came first: say which run it is
+            label = f"{spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+            tqdm.write(f"{label}: submitted as job {result.job_id}" if event.kind == "submitted"
+                       else f"{label}: not started, {result.error}")
+        elif event.kind == "failed":
             tqdm.write(f"    failed: {result.error} (traceback in {result.folder / ERROR_LOG})")
         else:
             summary = "  ".join(f"map@{k}={result.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
@@ -153,9 +160,11 @@ class RunPrinter:
 
 def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
     """The closing lines of a grid; exit status 1 after them when a run failed."""
-    counts = {status: sum(o.status == status for o in outcomes) for status in ("finished", "skipped", "failed")}
-    console.print(f"{counts['finished']} run(s) done, {counts['skipped']} skipped, {counts['failed']} failed; "
-                  f"run folders under {Path(results_dir) / 'runs'}", highlight=False, soft_wrap=True)
+    counts = {status: sum(o.status == status for o in outcomes)
+              for status in ("finished", "skipped", "failed", "running", "submitted")}
+    line = f"{counts['finished']} run(s) done, {counts['skipped']} skipped, {counts['failed']} failed"
+    line += "".join(f", {counts[s]} {s}" for s in ("running", "submitted") if counts[s])
+    console.print(f"{line}; run folders under {Path(results_dir) / 'runs'}", highlight=False, soft_wrap=True)
     for outcome in outcomes:
         if outcome.status == "failed":
             errors.print(f"failed: {outcome.spec.method}, {outcome.spec.bits} bits, seed {outcome.spec.seed}: "
@@ -165,12 +174,27 @@ def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
 
 
 def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
-                threads: int | None, fail_fast: bool, eval_every: int | None) -> list[RunResult]:
-    """Run ``specs`` through the engine with a line per run and the summary (``run`` and ``sweep``)."""
+                threads: int | None, fail_fast: bool, eval_every: int | None,
+                launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
+    """Run ``specs`` with the chosen launcher, a line per run and the summary (``run`` and ``sweep``)."""
+    if launch.dry_run:
+        print_dry_run(specs, Path(results_dir), launch, force)
+        return []
+    if not distributed.is_writer():  # under torchrun, rank 0 alone reports
+        return launchers.launch(specs, launcher=launch.launcher, results_dir=results_dir, data_root=data_root,
+                                device=device, threads=threads, eval_every=eval_every, force=force,
+                                keep_going=not fail_fast)
     with RunPrinter() as show:
-        outcomes = run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                             eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
-                             progress=show.on_terminal)
+        outcomes = launchers.launch(specs, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
+                                    results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                                    eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                                    progress=show.on_terminal and launch.launcher == "inline")
+    submitted = [o for o in outcomes if o.status == "submitted"]
+    if submitted:
+        record = launchers.read_submission(submitted[0].folder)
+        console.print(f"submitted {len(submitted)} run(s) as job(s) {', '.join(o.job_id or '?' for o in submitted)}; "
+                      f"logs under {Path(record['log_folder']).parent}; follow them with ssvh-bench status",
+                      highlight=False, soft_wrap=True)
     summarise(outcomes, results_dir)
     return outcomes
 

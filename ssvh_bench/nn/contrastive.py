@@ -7,6 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
+
 
 def debiased_contrastive_loss(view1: torch.Tensor, view2: torch.Tensor, *, temperature: float = 0.5,
                               tau_plus: float = 0.1) -> torch.Tensor:
@@ -14,8 +16,10 @@ def debiased_contrastive_loss(view1: torch.Tensor, view2: torch.Tensor, *, tempe
 
     Items are L2-normalised; an anchor's positive is the other view of its video and its N = 2B - 2
     negatives are every other item. The negative term ``(sum(neg) - tau_plus * N * pos) / (1 - tau_plus)``
-    is clamped below at ``N * exp(-1 / temperature)``. Computed in float32 whatever the input dtype.
+    is clamped below at ``N * exp(-1 / temperature)``. Computed in float32 whatever the input dtype. Under
+    torchrun the views are gathered from every rank first, so the negatives are the global batch's.
     """
+    view1, view2 = distributed.gather_rows(view1), distributed.gather_rows(view2)  # the global batch
     batch = view1.shape[0]
     items = F.normalize(torch.cat((view1, view2)).float(), dim=1)
     similarity = torch.exp(items @ items.T / temperature)  # [2B, 2B]

@@ -7,31 +7,38 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
+
 ZEROED_SHARE, REPLACED_SHARE = 0.8, 0.1  # of the selected frames; the rest are kept as they are
 UNTOUCHED, ZEROED, REPLACED, KEPT = 0, 1, 2, 3
 
 
-def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator,
+              blocks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking of frames [B, T, F], on their device; returns (masked copy, what happened to each frame).
 
     Each frame is selected with probability ``mask_prob``; a selected frame is zeroed (80%), replaced by a
     random frame of a random video of the batch (10%) or kept (10%). The second tensor [B, T] holds
     UNTOUCHED, ZEROED, REPLACED or KEPT. ``frames`` itself is not modified. Draws, in this order: the
     selection [B, T], the action [B, T], the source video [B, T] and the source frame [B, T].
+
+    Under torchrun every draw is made for the global batch and each rank keeps its rows (``frames`` stacks
+    ``blocks`` groups, e.g. videos then their partners), and replacement frames come from the global batch.
     """
     n_videos, n_frames, _ = frames.shape
     device = frames.device
-    selected = torch.rand(n_videos, n_frames, generator=generator, device=device) < mask_prob
-    action = torch.rand(n_videos, n_frames, generator=generator, device=device)
+    n_global, rows = distributed.batch_rows(n_videos, blocks)
+    selected = torch.rand(n_global, n_frames, generator=generator, device=device)[rows] < mask_prob
+    action = torch.rand(n_global, n_frames, generator=generator, device=device)[rows]
     kind = torch.full((n_videos, n_frames), UNTOUCHED, dtype=torch.int8, device=device)
     kind[selected & (action < ZEROED_SHARE)] = ZEROED
     kind[selected & (action >= ZEROED_SHARE) & (action < ZEROED_SHARE + REPLACED_SHARE)] = REPLACED
     kind[selected & (action >= ZEROED_SHARE + REPLACED_SHARE)] = KEPT
-    source_video = torch.randint(0, n_videos, (n_videos, n_frames), generator=generator, device=device)
-    source_frame = torch.randint(0, n_frames, (n_videos, n_frames), generator=generator, device=device)
+    source_video = torch.randint(0, n_global, (n_global, n_frames), generator=generator, device=device)[rows]
+    source_frame = torch.randint(0, n_frames, (n_global, n_frames), generator=generator, device=device)[rows]
     masked = frames.masked_fill((kind == ZEROED)[..., None], 0)
     replaced = kind == REPLACED
-    masked[replaced] = frames[source_video[replaced], source_frame[replaced]]
+    masked[replaced] = distributed.gather_blocks(frames, blocks)[source_video[replaced], source_frame[replaced]]
     return masked, kind
 
 
@@ -49,7 +56,8 @@ def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: tor
     The views overlap when ``mask_ratio`` < 0.5.
     """
     n_visible = n_visible_frames(n_frames, mask_ratio)
-    order = torch.rand(n_videos, n_frames, generator=generator, device=device).argsort(dim=1)
+    n_global, rows = distributed.batch_rows(n_videos)  # under torchrun: draw the global batch's, keep ours
+    order = torch.rand(n_global, n_frames, generator=generator, device=device)[rows].argsort(dim=1)
     visible = torch.cat((order[:, :n_visible], order[:, n_frames - n_visible:]))
     masked = torch.cat((order[:, n_visible:], order[:, : n_frames - n_visible]))
     return visible.sort(dim=1).values, masked.sort(dim=1).values

@@ -1,0 +1,438 @@
+"""Where a grid's runs execute: ``inline`` (here, one after the other), ``local`` (parallel processes on this
+machine) or ``slurm`` (one submitit job array), and which runs are pending, running, finished or failed.
+
+Every launcher executes a run the same way, through ``runner.run_specs`` on one spec, under the run folder's
+``run.lock``, so launchers can be mixed and repeated: a finished run is skipped, a run that another live
+process holds is reported ``running``, and an interrupted deep run resumes from its checkpoint.
+
+``local`` starts ``jobs`` worker processes, each pinned to its share of the cores (CPU affinity,
+``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` and torch's threads) and, on a CUDA machine, to one GPU
+(``CUDA_VISIBLE_DEVICES``, round robin), and hands each worker the next pending run when it is free.
+
+``slurm`` submits the pending runs as one job array and returns; each run folder gets a ``submission.json``
+(the job id, submitit's folder with the job's logs, the run's spec), from which ``run_status`` reads the
+job's state. A run whose job is queued or running is not submitted again; a run whose job died (time limit,
+node failure, cancelled) is, and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import locks, results
+from .config import RunSpec, read_config_file
+from .errors import ConfigError
+from .io import read_json, write_json
+from .runner import RunEvent, RunResult, check_specs, run_specs
+
+LAUNCHERS = ("inline", "local", "slurm")
+SUBMISSION_FILE = "submission.json"
+SLURM_FOLDER = "slurm"  # <results>/slurm/<time stamp>/: submitit's scripts and the jobs' logs
+SLURM_SETTINGS = ("cluster", "partition", "time", "gpus_per_run", "cpus_per_run", "mem", "array_parallelism",
+                  "params")
+# Slurm (sacct) states of a job that will still run its task, or is running it
+SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
+               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+
+
+def launch(
+    specs: Sequence[RunSpec],
+    *,
+    launcher: str = "inline",
+    jobs: int = 1,
+    slurm: Mapping[str, Any] | None = None,
+    results_dir: Path | str | None = None,
+    data_root: Path | str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    eval_every: int | None = None,
+    force: bool = False,
+    keep_going: bool = True,
+    on_event: Callable[[RunEvent], None] | None = None,
+    progress: bool = False,
+) -> list[RunResult]:
+    """Execute ``specs`` with ``launcher`` (see the module docstring); results in the order of ``specs``."""
+    results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
+    if launcher == "inline":
+        return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                         eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event,
+                         progress=progress)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}")
+    check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
+                eval_every=eval_every, force=force)
+    options = {"results_dir": results_dir.resolve(), "data_root": None if data_root is None else Path(data_root).resolve(),
+               "device": device, "threads": threads, "eval_every": eval_every, "force": force}
+    if launcher == "local":
+        return run_local(specs, jobs=jobs, options=options, keep_going=keep_going, on_event=on_event)
+    return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=force), options, on_event=on_event)
+
+
+# ---- local: parallel processes on this machine ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What one local worker may use: CPU cores, and a GPU when there are any (None: leave it as it is)."""
+
+    cores: tuple[int, ...]
+    gpu: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": str(len(self.cores)), "MKL_NUM_THREADS": str(len(self.cores))}
+        if self.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu
+        return env
+
+
+def plan_slots(jobs: int, cores: Sequence[int], gpus: Sequence[str]) -> list[Slot]:
+    """Split ``cores`` into ``jobs`` contiguous shares (as even as possible, at least one core each, shared
+    round robin when there are more jobs than cores) and give worker i GPU ``gpus[i % len(gpus)]``."""
+    cores = sorted(cores)
+    if jobs <= len(cores):
+        bounds = [round(i * len(cores) / jobs) for i in range(jobs + 1)]
+        shares = [tuple(cores[bounds[i]:bounds[i + 1]]) for i in range(jobs)]
+    else:
+        shares = [(cores[i % len(cores)],) for i in range(jobs)]
+    return [Slot(share, gpus[i % len(gpus)] if gpus else None) for i, share in enumerate(shares)]
+
+
+def visible_gpus(device: str) -> list[str]:
+    """The GPUs local workers are spread over: none for the CPU or an explicit ``cuda:N`` (all workers use
+    that one), else CUDA_VISIBLE_DEVICES' entries or every GPU torch sees."""
+    if device == "cpu" or ":" in device:
+        return []
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return [gpu for gpu in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if gpu.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def run_local(specs: Sequence[RunSpec], *, jobs: int, options: dict[str, Any], keep_going: bool = True,
+              on_event: Callable[[RunEvent], None] | None = None) -> list[RunResult]:
+    """Run ``specs`` in ``jobs`` pinned worker processes; ``on_event`` gets each run's start and outcome
+    together when it ends (parallel runs would interleave their lines otherwise). Without ``keep_going``,
+    no run starts after the first failure (results then hold only the runs that ran)."""
+    import multiprocessing
+
+    emit = on_event or (lambda event: None)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    slots = plan_slots(min(jobs, len(specs)) or 1, cores, visible_gpus(options["device"]))
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter reads the slot's environment
+    done: Any = context.Queue()
+    workers = []
+    for number, slot in enumerate(slots):
+        tasks: Any = context.Queue()
+        worker = context.Process(target=_local_worker, args=(number, slot, options, tasks, done), daemon=True)
+        with _environment(slot.environment()):  # spawn copies os.environ when the process starts
+            worker.start()
+        workers.append((worker, tasks))
+    outcomes: dict[int, RunResult] = {}
+    waiting = list(enumerate(specs))
+    busy: dict[int, int] = {}  # worker number -> index of its run
+    stop = False
+    try:
+        for number in range(len(workers)):
+            _hand_out(number, waiting, busy, workers)
+        while busy:
+            try:
+                number, index, outcome = done.get(timeout=1.0)
+            except queue.Empty:
+                for number, index in list(busy.items()):  # a worker killed mid-run still ends its run
+                    if not workers[number][0].is_alive():
+                        folder = results.run_dir(options["results_dir"], specs[index])
+                        outcome = RunResult(specs[index], folder, "failed", error=f"worker process died "
+                                            f"(exit code {workers[number][0].exitcode})")
+                        _finish(number, index, outcome, specs, outcomes, busy, emit)
+                        stop = True
+                continue
+            _finish(number, index, outcome, specs, outcomes, busy, emit)
+            stop = stop or (outcome.status == "failed" and not keep_going)
+            if not stop:
+                _hand_out(number, waiting, busy, workers)
+    finally:
+        for worker, tasks in workers:
+            if worker.is_alive():
+                tasks.put(None)
+        for worker, _ in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.terminate()
+    return [outcomes[index] for index in sorted(outcomes)]
+
+
+def _hand_out(number: int, waiting: list, busy: dict[int, int], workers: list) -> None:
+    if waiting:
+        index, spec = waiting.pop(0)
+        busy[number] = index
+        workers[number][1].put((index, spec))
+
+
+def _finish(number: int, index: int, outcome: RunResult, specs: Sequence[RunSpec], outcomes: dict,
+            busy: dict, emit: Callable[[RunEvent], None]) -> None:
+    busy.pop(number, None)
+    outcomes[index] = outcome
+    emit(RunEvent("start", index + 1, len(specs), specs[index]))
+    emit(RunEvent(outcome.status, index + 1, len(specs), specs[index], outcome))
+
+
+class _environment:
+    """Set environment variables for the duration of a block."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values, self.saved = values, {}
+
+    def __enter__(self) -> None:
+        self.saved = {key: os.environ.get(key) for key in self.values}
+        os.environ.update(self.values)
+
+    def __exit__(self, *exc_info: object) -> None:
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _local_worker(number: int, slot: Slot, options: dict[str, Any], tasks: Any, done: Any) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, slot.cores)
+    threads = options["threads"] or len(slot.cores)
+    while (task := tasks.get()) is not None:
+        index, spec = task
+        outcome = run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
+                            device=options["device"], threads=threads, eval_every=options["eval_every"],
+                            force=options["force"])[0]
+        done.put((number, index, outcome))
+
+
+# ---- slurm: one submitit job array ------------------------------------------------------------------------
+
+
+@dataclass
+class SlurmPlan:
+    """What a Slurm submission would do: the runs to submit, those left alone, and submitit's parameters."""
+
+    submit: list[RunSpec]
+    finished: list[RunSpec] = field(default_factory=list)
+    running: list[tuple[RunSpec, str]] = field(default_factory=list)  # (spec, why it is left alone)
+    cluster: str = "slurm"
+    parameters: dict[str, Any] = field(default_factory=dict)
+    results_dir: Path = Path(".")
+
+
+def slurm_parameters(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """submitit ``AutoExecutor.update_parameters`` arguments from our settings (see ``SLURM_SETTINGS``)."""
+    unknown = sorted(set(settings) - set(SLURM_SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown Slurm setting(s) {', '.join(unknown)}; known: {', '.join(SLURM_SETTINGS)}")
+    parameters: dict[str, Any] = {}
+    if settings.get("partition"):
+        parameters["slurm_partition"] = str(settings["partition"])
+    if settings.get("time") is not None:
+        parameters["timeout_min"] = parse_minutes(settings["time"])
+    if settings.get("gpus_per_run") is not None:
+        parameters["gpus_per_node"] = _positive(settings["gpus_per_run"], "gpus per run", allow_zero=True)
+    if settings.get("cpus_per_run") is not None:
+        parameters["cpus_per_task"] = _positive(settings["cpus_per_run"], "cpus per run")
+    if settings.get("mem"):
+        parameters["slurm_mem"] = str(settings["mem"])
+    if settings.get("array_parallelism") is not None:
+        parameters["slurm_array_parallelism"] = _positive(settings["array_parallelism"], "array parallelism")
+    extra = dict(settings.get("params") or {})
+    if extra:
+        parameters["slurm_additional_parameters"] = {str(k): v for k, v in extra.items()}
+    return parameters
+
+
+def slurm_settings_from_file(path: Path) -> dict[str, Any]:
+    """The ``[slurm]`` table of a config file (empty when there is none)."""
+    table = read_config_file(path).get("slurm", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: 'slurm' must be a table of Slurm settings")
+    return table
+
+
+def _positive(value: Any, what: str, allow_zero: bool = False) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be an integer, got {value!r}") from None
+    if number < (0 if allow_zero else 1):
+        raise ConfigError(f"{what} must be at least {0 if allow_zero else 1}, got {number}")
+    return number
+
+
+def parse_minutes(value: Any) -> int:
+    """Slurm's time formats (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) as whole minutes, rounded up."""
+    text = str(value).strip()
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text)
+    if not match:
+        raise ConfigError(f"Slurm time must look like 90, 1:30:00 or 2-00:00:00, got {value!r}")
+    days, first, second, third = (int(part) if part else None for part in match.groups())
+    if days is not None:  # D-HH, D-HH:MM, D-HH:MM:SS
+        hours, minutes, seconds = first, second or 0, third or 0
+    elif third is not None:
+        hours, minutes, seconds = first, second, third
+    else:  # MM or MM:SS
+        hours, minutes, seconds = 0, first, second or 0
+    total = ((days or 0) * 24 + hours) * 60 + minutes + (1 if seconds else 0)
+    if total < 1:
+        raise ConfigError(f"Slurm time must be at least a minute, got {value!r}")
+    return total
+
+
+def slurm_plan(specs: Sequence[RunSpec], results_dir: Path, settings: Mapping[str, Any], *,
+               force: bool = False) -> SlurmPlan:
+    """Which of ``specs`` a submission sends: all but the finished ones (unless ``force``) and those a live
+    process or a queued/running job holds. A lock left by a job that died is removed here, so its run is
+    submitted again and resumes."""
+    settings = dict(settings)
+    cluster = str(settings.pop("cluster", "slurm"))
+    plan = SlurmPlan([], cluster=cluster, parameters=slurm_parameters(settings), results_dir=Path(results_dir))
+    for spec in specs:
+        state = run_status(results.run_dir(results_dir, spec))
+        if state.status == "finished" and not force:
+            plan.finished.append(spec)
+        elif state.status == "running":
+            plan.running.append((spec, state.detail))
+        else:
+            plan.submit.append(spec)
+    return plan
+
+
+def submit_slurm(plan: SlurmPlan, options: dict[str, Any],
+                 on_event: Callable[[RunEvent], None] | None = None) -> list[RunResult]:
+    """Submit ``plan.submit`` as one job array (or nothing when it is empty) and record each run's job."""
+    import submitit
+
+    emit = on_event or (lambda event: None)
+    outcomes = [RunResult(spec, results.run_dir(plan.results_dir, spec), "skipped") for spec in plan.finished]
+    outcomes += [RunResult(spec, results.run_dir(plan.results_dir, spec), "running", error=why)
+                 for spec, why in plan.running]
+    if plan.submit:
+        log_folder = Path(options["results_dir"]) / SLURM_FOLDER / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        executor = submitit.AutoExecutor(folder=log_folder / "%j", cluster=plan.cluster)
+        executor.update_parameters(name="ssvh-bench", **plan.parameters)
+        threads = options["threads"] or plan.parameters.get("cpus_per_task")
+        with executor.batch():
+            jobs = [executor.submit(run_submitted, spec, {**options, "threads": threads}) for spec in plan.submit]
+        for spec, job in zip(plan.submit, jobs):
+            folder = results.run_dir(plan.results_dir, spec)
+            write_json(folder / SUBMISSION_FILE, {
+                "cluster": plan.cluster, "job_id": str(job.job_id), "log_folder": str(job.paths.folder),
+                "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr), "spec": spec.to_dict(),
+                "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            outcomes.append(RunResult(spec, folder, "submitted", job_id=str(job.job_id)))
+    for index, outcome in enumerate(outcomes, 1):
+        emit(RunEvent(outcome.status, index, len(outcomes), outcome.spec, outcome))
+    return outcomes
+
+
+def run_submitted(spec: RunSpec, options: dict[str, Any]) -> RunResult:
+    """What one task of the job array executes: the run, as ``inline`` would."""
+    return run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
+                     device=options["device"], threads=options["threads"], eval_every=options["eval_every"],
+                     force=options["force"])[0]
+
+
+# ---- status: what the run folders say ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunState:
+    """One run folder's state: ``finished``, ``running``, ``failed`` or ``pending``; ``detail`` says more
+    (who holds the lock, the error, the job's state); ``job_id`` where it was submitted."""
+
+    folder: Path
+    status: str
+    detail: str = ""
+    job_id: str | None = None
+
+
+def run_status(folder: Path) -> RunState:
+    """The state of the run in ``folder`` (which need not exist: then the run is ``pending``)."""
+    folder = Path(folder)
+    submission = read_submission(folder)
+    job_id = None if submission is None else str(submission.get("job_id"))
+    job_state = None if submission is None else job_status(submission)
+    if results.is_finished(folder):
+        return RunState(folder, "finished", "", job_id)
+    lock_path = folder / locks.RUN_LOCK
+    holder = locks.read_holder(lock_path)
+    if holder is not None:
+        on_dead_job = (holder.get("slurm_job_id") is not None and holder.get("slurm_job_id") == job_id
+                       and job_state is not None and job_state not in SLURM_ALIVE and job_state != "UNKNOWN")
+        if locks.holder_alive(lock_path, holder) and not on_dead_job:
+            return RunState(folder, "running", f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
+                                               f"since {holder.get('started_at', '?')}", job_id)
+        lock_path.unlink(missing_ok=True)  # its holder is gone: the run is pending again, and resumes
+    error = _read_optional(folder / "error.json")
+    if error is not None:
+        return RunState(folder, "failed", str(error.get("error", "")), job_id)
+    if job_state is not None and job_state in SLURM_ALIVE:
+        return RunState(folder, "running" if job_state == "RUNNING" else "pending", f"job {job_id} {job_state}",
+                        job_id)
+    detail = "" if job_state is None else f"job {job_id} {job_state}"
+    return RunState(folder, "pending", detail, job_id)
+
+
+def job_status(submission: Mapping[str, Any]) -> str | None:
+    """submitit's state of a recorded job (Slurm's sacct states, ``UNKNOWN`` when it cannot tell)."""
+    import submitit
+
+    cluster, folder, job_id = submission.get("cluster"), submission.get("log_folder"), submission.get("job_id")
+    if not (cluster and folder and job_id):
+        return None
+    if cluster == "slurm":
+        try:
+            return str(submitit.SlurmJob(folder=folder, job_id=str(job_id)).state)
+        except Exception:  # noqa: BLE001  no sacct here (e.g. reading the results on a laptop)
+            return "UNKNOWN"
+    # submitit's local executor: the job id is the pid of the process that runs the job on this machine
+    if submitit.Job(folder=folder, job_id=str(job_id)).paths.result_pickle.exists():
+        return "COMPLETED"
+    return "RUNNING" if str(job_id).isdigit() and locks.pid_alive(int(job_id)) else "FAILED"
+
+
+def read_submission(folder: Path) -> dict[str, Any] | None:
+    """The ``submission.json`` record of a run submitted to Slurm (None when it was not)."""
+    return _read_optional(Path(folder) / SUBMISSION_FILE)
+
+
+def _read_optional(path: Path) -> dict[str, Any] | None:
+    try:
+        value = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def grid_status(results_dir: Path, specs: Sequence[RunSpec] | None = None) -> list[tuple[str, RunState]]:
+    """(run label, state) of ``specs``, or of every run folder under ``results_dir`` when ``specs`` is None."""
+    if specs is not None:
+        return [(_label(spec.to_dict()), run_status(results.run_dir(results_dir, spec))) for spec in specs]
+    rows = []
+    for folder in sorted((Path(results_dir) / "runs").glob("*/*/*/*")):
+        if not folder.is_dir():
+            continue
+        record = _read_optional(folder / results.CONFIG_FILE) or (read_submission(folder) or {}).get("spec")
+        label = _label(record) if record else "/".join(folder.parts[-4:])
+        rows.append((label, run_status(folder)))
+    return rows
+
+
+def _label(spec: Mapping[str, Any]) -> str:
+    overrides = spec.get("overrides") or {}
+    text = f"{spec.get('method')} {spec.get('dataset')} {spec.get('bits')} bits seed {spec.get('seed')}"
+    return text + (f" ({results.format_overrides(overrides)})" if overrides else "")
