@@ -239,7 +239,7 @@ def prototype_loss(codes: torch.Tensor, labels: torch.Tensor, centroids: torch.T
 class AutoSSVH(DeepMethod):
     """AutoSSVH as released (defaults: the FCVID configuration)."""
 
-    version = 2  # 2: the shared hash layer's gradient stops above +1 (ConMH's in-place clamp, which AutoSSVH reuses)
+    version = 2  # 2: the shared hash layer's gradient stops above +1, as the authors' in-place clamp
 
     param_choices = {"variant": tuple(VARIANTS), "sampler": SAMPLERS}
     dataset_defaults = {

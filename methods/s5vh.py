@@ -136,7 +136,7 @@ def initial_hash_centres(n_classes: int, bits: int, seed: int = CENTRE_SEED) -> 
 class S5VH(DeepMethod):
     """S5VH as released (defaults: the released FCVID config ``fcv.py``)."""
 
-    version = 2  # 2: the shared hash layer's gradient stops above +1 (ConMH's in-place clamp)
+    version = 2  # 2: the shared hash layer's gradient stops above +1, as the authors' in-place clamp
 
     family = "two_stage"
 
