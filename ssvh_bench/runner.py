@@ -148,6 +148,9 @@ def run_specs(
     return outcomes
 
 
+MIN_FREE_BYTES = 100 * 2**20
+
+
 def check_writable(folder: Path) -> None:
     """A ConfigError unless ``folder`` is (or can be made as) a folder this process may write into."""
     existing = Path(folder).absolute()
@@ -156,6 +159,10 @@ def check_writable(folder: Path) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         why = "a file is in the way" if existing.exists() and not existing.is_dir() else "permission denied"
         raise ConfigError(f"results dir {folder} is not a writable folder ({why}: {existing})")
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(f"results dir {folder} is on a full disk ({free / 2**20:.0f} MB free; runs need at least "
+                          f"{MIN_FREE_BYTES // 2**20} MB for codes, checkpoints and caches)")
 
 
 CURVE_KS = (5, 20, 100)  # the cut-offs ``--eval-every`` records per epoch

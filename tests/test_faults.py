@@ -226,3 +226,12 @@ def test_evaluate_checkpoint_takes_set_infers_the_variant_and_reports_a_missing_
     assert f"{trained.metrics['map@5']:.4f}" in inferred.output  # the run's own numbers, recomputed
     missing = invoke("evaluate", "-m", "conmh", "-d", "no-such-dataset", "--checkpoint", str(tmp_path / "nope.pt"))
     assert_one_line_error(missing, "no checkpoint file at")
+
+
+def test_a_results_dir_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
+    result = invoke("run", "-m", "itq", "--results-dir", str(tmp_path / "results"), *TINY_SYNTHETIC)
+    assert_one_line_error(result, "is on a full disk (1 MB free")
+    assert not (tmp_path / "results").exists()
