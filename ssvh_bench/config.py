@@ -138,6 +138,17 @@ def overrides_for(method: str, known: Iterable[str], choices: Mapping[str, list[
     return selected
 
 
+def resolve_run_params(entry: Entry, overrides: Mapping[str, Any], *, dataset: str) -> dict[str, Any]:
+    """``resolve_params`` plus what is chosen at run time and changes codes: ``kmeans_backend=auto`` becomes
+    the backend this machine uses (faiss and scikit-learn give other codes), so the run id says which."""
+    params = resolve_params(entry, overrides, dataset=dataset)
+    if params.get("kmeans_backend") == "auto":
+        from .neighbours import resolve_kmeans_backend
+
+        params["kmeans_backend"] = resolve_kmeans_backend("auto")
+    return params
+
+
 def check_overrides_used(methods: list[str], choices: Mapping[str, list[Any]]) -> None:
     """Every ``--set`` key must reach at least one selected method (a typo must not pass silently)."""
     for key in choices:
@@ -231,11 +242,7 @@ def make_specs(
     for method in methods:
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
-            params = resolve_params(entry, overrides, dataset=dataset)
-            if params.get("kmeans_backend") == "auto":  # faiss and sklearn give other codes: the id says which
-                from .neighbours import resolve_kmeans_backend
-
-                params["kmeans_backend"] = resolve_kmeans_backend("auto")
+            params = resolve_run_params(entry, overrides, dataset=dataset)
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
                                      {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},

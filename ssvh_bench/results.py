@@ -169,19 +169,23 @@ def setting_label(config: dict[str, Any]) -> str:
     """What a run's setting changes from today's defaults, ``k=v;k=v`` (dataset parameters as ``dataset.k``),
     computed from its resolved parameters, never from what was typed; ``version=N`` when the method's
     version has changed since. Falls back to the typed overrides for a method that is no longer registered."""
-    from .config import resolve_params
+    from .config import resolve_run_params
     from .errors import SsvhBenchError
+    from .io import canonical_json
     from .registry import dataset_registry, method_registry
 
     try:
         entry = method_registry.get(config["method"])
-        defaults = resolve_params(entry, {}, dataset=config["dataset"])
+        defaults = resolve_run_params(entry, {}, dataset=config["dataset"])
         dataset_defaults = dataset_registry.get(config["dataset"]).defaults
     except SsvhBenchError:
         return format_overrides(config.get("overrides", {}))
-    changed = {k: v for k, v in config.get("method_params", {}).items() if defaults.get(k, object()) != v}
+    def differs(value: Any, default: Any) -> bool:  # as JSON: a tuple default equals the list it was saved as
+        return canonical_json(value) != canonical_json(default)
+
+    changed = {k: v for k, v in config.get("method_params", {}).items() if k not in defaults or differs(v, defaults[k])}
     changed.update({f"dataset.{k}": v for k, v in config.get("dataset_params", {}).items()
-                    if dataset_defaults.get(k, object()) != v})
+                    if k not in dataset_defaults or differs(v, dataset_defaults[k])})
     if config.get("method_version", 1) != entry.version:
         changed["version"] = config.get("method_version", 1)
     return format_overrides(changed)

@@ -101,3 +101,17 @@ def test_a_damaged_run_is_not_finished_and_the_leaderboard_skips_it(tmp_path, da
     with pytest.warns(UserWarning, match=f"skipped {folder}"):
         frame = results.leaderboard_frame(tmp_path)
     assert list(frame["method"]) == ["lsh"]
+
+
+def test_a_run_at_todays_defaults_has_an_empty_label_after_its_json_round_trip():
+    import json
+
+    from ssvh_bench import method_registry
+    from ssvh_bench.config import make_specs
+
+    (spec,) = make_specs(["autossvh"], "synthetic", [16], [0])  # kmeans_backend resolved; n_clusters a tuple
+    config = json.loads(json.dumps(spec.to_dict()))
+    assert results.setting_label(config) == ""
+    changed = json.loads(json.dumps({**spec.to_dict(), "method_params": {**spec.method_params, "epochs": 3}}))
+    assert results.setting_label(changed) == "epochs=3"
+    assert method_registry.get("autossvh").defaults["kmeans_backend"] == "auto"
