@@ -112,6 +112,8 @@ class Stage1(TrainingHooks):
     """BTH's stage 1, trained by the shared loop: masked-frame reconstruction from the codes of a
     ``BTHNetwork`` with ``stage1_bits`` bits."""
 
+    drop_last = False  # as stage 2 and the authors' loader
+
     mask_prob: float
     reconstruction_target: str
     epochs: int
@@ -159,8 +161,9 @@ class BTH(DeepMethod):
 
     # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
     # default (binariser gradient, anchor weight, stage 1 from 64-bit codes, masked target, block numerics and
-    # output dropout, pair sampling)
-    version = 3
+    # output dropout, pair sampling); 4: the last partial batch is trained on, as the authors' loader does
+    version = 4
+    drop_last = False
 
     family = "two_stage"
 

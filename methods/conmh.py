@@ -68,7 +68,10 @@ class ConMHNetwork(nn.Module):
 class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
 
-    version = 2  # 2: the hash layer's gradient stops above +1, as the authors' in-place clamp
+    # 2: the hash layer's gradient stops above +1, as the authors' in-place clamp; 3: the last partial
+    # batch of an epoch is trained on, as the authors' loader does
+    version = 3
+    drop_last = False
 
     param_choices = {"variant": tuple(VARIANTS)}
     dataset_defaults = {

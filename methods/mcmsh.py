@@ -187,8 +187,9 @@ class MCMSH(DeepMethod):
 
     # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
     # default (pseudo-labels and anchor graph on raw features, five forward passes, zero-gradient
-    # quantization, pair sampling)
-    version = 3
+    # quantization, pair sampling); 4: the last partial batch is trained on, as the authors' loader does
+    version = 4
+    drop_last = False
 
     family = "two_stage"
     stage1_kind = "mcmsh-stage1"

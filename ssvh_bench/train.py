@@ -390,7 +390,10 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
     _, rows = distributed.batch_rows(batch_size // world)  # this rank's share of every global batch
-    steps = len(train) // batch_size if hooks.drop_last else math.ceil(len(train) / batch_size)
+    # A last partial batch is trained on when the method asks (as the reference loaders do), except a lone
+    # video (BatchNorm cannot normalise one) and under torchrun (it cannot be split evenly over the ranks).
+    drop_last = hooks.drop_last or len(train) % batch_size == 1 or world > 1
+    steps = len(train) // batch_size if drop_last else math.ceil(len(train) / batch_size)
     trained_seconds = sum(row.get("seconds", 0.0) for row in history)
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
@@ -412,7 +415,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             batches = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
                        for indices, features in train.iter_batches(batch_size, shuffle=True,
                                                                    seed=epoch_seed(seed, epoch, ORDER_STREAM),
-                                                                   drop_last=hooks.drop_last))
+                                                                   drop_last=drop_last))
             if device.type == "cuda":  # read (gather, decode) and pin the next batches while the GPU works
                 batches = ReadAhead(_pinned(batches), depth=READ_AHEAD_BATCHES)
             for item in batches:

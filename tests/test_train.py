@@ -273,3 +273,21 @@ def test_bad_device_names_are_config_errors():
             torch_device("cuda")
     assert torch_device("cpu") == torch.device("cpu")
 
+
+
+@pytest.mark.parametrize("n_videos, sizes", [(36, [8, 8, 8, 8, 4]), (33, [8, 8, 8, 8])])
+def test_a_last_partial_batch_is_trained_on_when_the_method_keeps_it_but_never_a_lone_video(n_videos, sizes,
+                                                                                            monkeypatch):
+    from method_helpers import tiny
+    from ssvh_bench.methods.conmh import ConMH
+
+    seen = []
+    losses = ConMH.training_losses
+    monkeypatch.setattr(ConMH, "training_losses",
+                        lambda self, model, batch, epoch, generator: seen.append(len(batch.indices))
+                        or losses(self, model, batch, epoch, generator))
+    data = ArrayFeatures(np.abs(np.random.default_rng(0).normal(size=(n_videos, 6, 20))).astype(np.float32))
+    method = tiny("conmh", batch_size=8, epochs=1)
+    assert method.drop_last is False  # the authors' loader keeps it
+    method.fit(data, bits=16, seed=0)
+    assert sorted(seen, reverse=True) == sizes
