@@ -21,24 +21,27 @@ import numpy as np
 import torch
 
 from ssvh_bench import ArrayFeatures, method_registry
-from ssvh_bench.train import autocast_dtype, torch_device
+from ssvh_bench.train import Batch, autocast_dtype, torch_device
 
 N_FRAMES, FEATURE_DIM, BITS, BATCH = 25, 4096, 64, 512
 
 
-def compute_only(device: torch.device, warmup: int, steps: int) -> float:
-    method = method_registry.create("conmh", variant="small", batch_size=BATCH)
+def compute_only(device: torch.device, warmup: int, steps: int, *, batch_size: int = BATCH,
+                 feature_dim: int = FEATURE_DIM) -> float:
+    """Training steps of ConMH small on one random batch already on the device, in videos/s (also used by
+    ``bench_scale.py``)."""
+    method = method_registry.create("conmh", variant="small", batch_size=batch_size)
     torch.manual_seed(0)
-    model = method.build_model(N_FRAMES, FEATURE_DIM, BITS).to(device)
+    model = method.build_model(N_FRAMES, feature_dim, BITS).to(device)
     optimizer = method.build_optimizer(model)
     precision = autocast_dtype(device, method.amp)
-    batch = torch.randn(BATCH, N_FRAMES, FEATURE_DIM, device=device)
-    indices = torch.arange(BATCH, device=device)
+    batch = Batch(torch.randn(batch_size, N_FRAMES, feature_dim, device=device),
+                  torch.arange(batch_size, device=device))
     generator = torch.Generator(device=device).manual_seed(0)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=precision or torch.bfloat16, enabled=precision is not None):
-            loss = method.training_losses(model, batch, indices, 0, generator)["loss"]
+            loss = method.training_losses(model, batch, 0, generator)["loss"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -52,7 +55,7 @@ def compute_only(device: torch.device, warmup: int, steps: int) -> float:
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * BATCH / (time.perf_counter() - started)
+    return steps * batch_size / (time.perf_counter() - started)
 
 
 def through_loop(device: torch.device, batches_per_epoch: int) -> float:

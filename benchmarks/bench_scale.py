@@ -20,12 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from ssvh_bench import method_registry
+from bench_conmh_throughput import compute_only  # benchmarks/ is on the path when a script runs
 from ssvh_bench.train import torch_device
 
 N_FRAMES, FEATURE_DIM, BITS = 25, 512, 64
@@ -49,36 +48,6 @@ def run_videos_per_s(processes: int, args: argparse.Namespace, folder: Path) -> 
         return float(list(csv.DictReader(handle))[-1]["videos_per_s"])
 
 
-def compute_only(device: torch.device, batch_size: int, steps: int = 3) -> float:
-    method = method_registry.create("conmh", variant="small", batch_size=batch_size, amp=True)
-    torch.manual_seed(0)
-    model = method.build_model(N_FRAMES, FEATURE_DIM, BITS).to(device)
-    optimizer = method.build_optimizer(model)
-    from ssvh_bench.train import Batch, autocast_dtype
-
-    precision = autocast_dtype(device, method.amp)
-    batch = Batch(torch.randn(batch_size, N_FRAMES, FEATURE_DIM, device=device),
-                  torch.arange(batch_size, device=device))
-    generator = torch.Generator(device=device).manual_seed(0)
-
-    def step() -> None:
-        with torch.autocast(device.type, dtype=precision or torch.bfloat16, enabled=precision is not None):
-            loss = method.training_losses(model, batch, 0, generator)["loss"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - started)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=2)
@@ -93,7 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = run_videos_per_s(1, args, Path(tmp) / "one")
         many = run_videos_per_s(args.processes, args, Path(tmp) / "many")
-    compute = compute_only(device, args.batch_size)
+    compute = compute_only(device, 1, 3, batch_size=args.batch_size, feature_dim=FEATURE_DIM)
     print(f"device {device}, ConMH small, {N_FRAMES}x{FEATURE_DIM} features, global batch {args.batch_size}, "
           f"{args.n_train} training videos, {args.threads} thread(s) per process")
     print(f"{'':28s}{'videos/s':>10s}{'ratio':>8s}")
