@@ -5,7 +5,10 @@ Small variant, 25 frames x 4096 features, batch 512, mask ratio 0.75, Adam; AMP 
 - compute only: training steps on one random batch already on the device (what the reference's ~100 videos/s
   on a 2-core CPU measures);
 - through the loop: ``ConMH.fit`` on an in-memory ``ArrayFeatures`` (batches read through ``iter_batches``,
-  copied to the device, history and all), the second epoch's videos/s from the history.
+  copied to the device, history and all), the second epoch's videos/s from the history; and the same with
+  the training split held on the device (``--data-on-device yes`` and ``float16``: batches gathered there).
+
+Ratios are against the compute-only number, measured in the same run.
 
 Usage: python benchmarks/bench_conmh_throughput.py [--device auto] [--steps 3] [--batches-per-epoch 3]
 """
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from ssvh_bench import ArrayFeatures, method_registry
+from ssvh_bench.data.on_device import DeviceFeatures
 from ssvh_bench.train import Batch, autocast_dtype, torch_device
 
 N_FRAMES, FEATURE_DIM, BITS, BATCH = 25, 4096, 64, 512
@@ -58,9 +62,12 @@ def compute_only(device: torch.device, warmup: int, steps: int, *, batch_size: i
     return steps * batch_size / (time.perf_counter() - started)
 
 
-def through_loop(device: torch.device, batches_per_epoch: int) -> float:
+def through_loop(device: torch.device, batches_per_epoch: int, on_device: str | None = None) -> float:
+    """The loop's videos/s; ``on_device`` ("float32" / "float16"): the split held on the device."""
     rng = np.random.default_rng(0)
     videos = ArrayFeatures(rng.standard_normal((batches_per_epoch * BATCH, N_FRAMES, FEATURE_DIM), dtype=np.float32))
+    if on_device is not None:
+        videos = DeviceFeatures(videos, str(device), on_device)
     method = method_registry.create("conmh", variant="small", batch_size=BATCH, epochs=2, checkpoint_every=100)
     with tempfile.TemporaryDirectory() as workdir:
         method.fit(videos, bits=BITS, seed=0, device=str(device), workdir=workdir)
@@ -80,9 +87,14 @@ def main() -> None:
     device = torch_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; load average before: {os.getloadavg()}")
-    print(f"compute only:  {compute_only(device, args.warmup, args.steps):8.1f} videos/s")
+    compute = compute_only(device, args.warmup, args.steps)
+    print(f"{'':34s}{'videos/s':>10s}{'of compute':>12s}")
+    print(f"{'compute only':34s}{compute:10.1f}{1.0:12.2f}")
     if not args.skip_loop:
-        print(f"through loop:  {through_loop(device, args.batches_per_epoch):8.1f} videos/s (ArrayFeatures)")
+        for label, on_device in (("loop, batches read on the host", None), ("loop, data on the device", "float32"),
+                                 ("loop, data on the device, float16", "float16")):
+            speed = through_loop(device, args.batches_per_epoch, on_device)
+            print(f"{label:34s}{speed:10.1f}{speed / compute:12.2f}")
     print(f"load average after: {os.getloadavg()}")
 
 

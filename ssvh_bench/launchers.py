@@ -53,6 +53,7 @@ def launch(
     device: str = "auto",
     threads: int | None = None,
     eval_every: int | None = None,
+    data_on_device: str = "auto",
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -64,14 +65,16 @@ def launch(
         raise ConfigError(f"unknown launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
     if launcher == "inline":
         return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                         eval_every=eval_every, force=force, keep_going=keep_going, on_event=on_event,
+                         eval_every=eval_every,
+                         data_on_device=data_on_device, force=force, keep_going=keep_going, on_event=on_event,
                          progress=progress)
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                eval_every=eval_every, force=force)
+                eval_every=eval_every, data_on_device=data_on_device, force=force)
     options = {"results_dir": results_dir.resolve(), "data_root": None if data_root is None else Path(data_root).resolve(),
-               "device": device, "threads": threads, "eval_every": eval_every, "force": force}
+               "device": device, "threads": threads, "eval_every": eval_every,
+               "data_on_device": data_on_device, "force": force}
     if launcher == "local":
         return run_local(specs, jobs=jobs, options=options, keep_going=keep_going, on_event=on_event)
     return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=force), options, on_event=on_event)
@@ -212,6 +215,7 @@ def _local_worker(number: int, slot: Slot, options: dict[str, Any], tasks: Any, 
         index, spec = task
         outcome = run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
                             device=options["device"], threads=threads, eval_every=options["eval_every"],
+                            data_on_device=options["data_on_device"],
                             force=options["force"])[0]
         done.put((number, index, outcome))
 
@@ -343,6 +347,7 @@ def run_submitted(spec: RunSpec, options: dict[str, Any]) -> RunResult:
     """What one task of the job array executes: the run, as ``inline`` would."""
     return run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
                      device=options["device"], threads=options["threads"], eval_every=options["eval_every"],
+                     data_on_device=options["data_on_device"],
                      force=options["force"])[0]
 
 

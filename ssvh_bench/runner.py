@@ -29,6 +29,7 @@ from . import distributed, locks, results
 from .codes import check_bits, check_codes, pack_codes
 from .config import RunSpec, make_specs, resolve_params
 from .data import DatasetSplits
+from .data.on_device import DeviceFeatures, check_choice, plan_data_on_device
 from .errors import ConfigError, DataError, SsvhBenchError
 from .io import canonical_json, read_json, write_json, write_text
 from .metrics import DEFAULT_KS, evaluate
@@ -77,6 +78,7 @@ def run(
     device: str = "auto",
     threads: int | None = None,
     eval_every: int | None = None,
+    data_on_device: str = "auto",
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -100,7 +102,8 @@ def run(
     from .launchers import launch
 
     return launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                  device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                  device=device, threads=threads, eval_every=eval_every,
+                  data_on_device=data_on_device, force=force, keep_going=keep_going,
                   on_event=on_event, progress=progress)
 
 
@@ -118,6 +121,7 @@ def run_specs(
     device: str = "auto",
     threads: int | None = None,
     eval_every: int | None = None,
+    data_on_device: str = "auto",
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -127,7 +131,7 @@ def run_specs(
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     distributed.setup()  # under torchrun: join the other ranks
     cache = check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                        eval_every=eval_every, force=force)
+                        eval_every=eval_every, data_on_device=data_on_device, force=force)
     emit = on_event or (lambda event: None)
     outcomes = []
     for index, spec in enumerate(specs, 1):
@@ -135,7 +139,7 @@ def run_specs(
         folder = results.run_dir(results_dir, spec)
         try:
             outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, threads=threads,
-                                  eval_every=eval_every, force=force, progress=progress)
+                                  eval_every=eval_every, data_on_device=data_on_device, force=force, progress=progress)
         except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
             outcome = RunResult(spec, folder, "failed", error=record_failure(folder, error))
             emit(RunEvent("failed", index, len(specs), spec, outcome))
@@ -168,10 +172,11 @@ def check_writable(folder: Path) -> None:
 CURVE_KS = (5, 20, 100)  # the cut-offs ``--eval-every`` records per epoch
 
 
-def epoch_evaluator(method: Any, splits: DatasetSplits, every: int) -> Callable[[int], dict[str, float]]:
+def epoch_evaluator(method: Any, splits: DatasetSplits, every: int,
+                    device: str = "cpu") -> Callable[[int], dict[str, float]]:
     """``after_epoch`` for ``DeepMethod.fit``: mAP@5/20/100 of the current codes on the database split (and
     queries) after every ``every``-th epoch, the last one and before training (epoch -1); a diagnostic of
-    how training goes, never used to choose the final codes."""
+    how training goes, never used to choose the final codes. The search runs on ``device`` if it is a GPU."""
 
     def after_epoch(epoch: int) -> dict[str, float]:
         if epoch >= 0 and (epoch + 1) % every and epoch + 1 != method.epochs:
@@ -179,10 +184,15 @@ def epoch_evaluator(method: Any, splits: DatasetSplits, every: int) -> Callable[
         database = method.encode(splits.database)
         query = database if splits.query is None else method.encode(splits.query)
         found = evaluate(query, database, splits.query_label_matrix, splits.database_labels, ks=CURVE_KS,
-                         query_is_database=splits.query_is_database)
+                         query_is_database=splits.query_is_database, device=search_device(device))
         return {f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}
 
     return after_epoch
+
+
+def search_device(device: str) -> str | None:
+    """Where the evaluation's Hamming search runs: on the run's GPU, else the CPU's popcount path (None)."""
+    return device if device.startswith("cuda") else None
 
 
 def oracle_metrics(history_path: Path) -> dict[str, Any]:
@@ -200,7 +210,7 @@ def oracle_metrics(history_path: Path) -> dict[str, Any]:
 
 
 def check_specs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path | str | None, device: str,
-                threads: int | None, eval_every: int | None, force: bool) -> "DatasetCache":
+                threads: int | None, eval_every: int | None, data_on_device: str, force: bool) -> "DatasetCache":
     """Surface every input error (names, parameters, data, device, results folder) before the first run writes
     anything; returns the loaded datasets. Launchers call it before handing runs to other processes."""
     cache = DatasetCache(None if data_root is None else Path(data_root))
@@ -210,11 +220,14 @@ def check_specs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path 
         choose_threads(threads)
     if eval_every is not None and eval_every < 1:
         raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
+    check_choice(data_on_device)
     check_writable(results_dir)
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()
         if force or not results.is_finished(results.run_dir(results_dir, spec)):
-            cache.get(spec.dataset, spec.dataset_params)
+            splits = cache.get(spec.dataset, spec.dataset_params)
+            if data_on_device not in ("auto", "no") and method_registry.get(spec.method).family != "shallow":
+                plan_data_on_device(data_on_device, splits.train.shape, resolve_device(device))  # fits?
     return cache
 
 
@@ -297,6 +310,7 @@ def execute_run(
     device: str = "auto",
     threads: int | None = None,
     eval_every: int | None = None,
+    data_on_device: str = "auto",
     force: bool = False,
     progress: bool = False,
 ) -> RunResult:
@@ -307,7 +321,7 @@ def execute_run(
     its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``)."""
     folder = results.run_dir(results_dir, spec)
     options = {"results_dir": results_dir, "datasets": datasets, "device": device, "threads": threads,
-               "eval_every": eval_every, "force": force, "progress": progress}
+               "eval_every": eval_every, "data_on_device": data_on_device, "force": force, "progress": progress}
     if not distributed.is_writer():
         decision = distributed.broadcast(None)
         return RunResult(spec, folder, decision) if decision != "go" else _execute(spec, folder, write=False, **options)
@@ -331,12 +345,15 @@ def execute_run(
 
 
 def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
-             threads: int | None, eval_every: int | None, force: bool, progress: bool, write: bool) -> RunResult:
+             threads: int | None, eval_every: int | None,
+             data_on_device: str, force: bool, progress: bool, write: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
     n_threads = choose_threads(threads)
+    train = splits.train
+    plan = plan_data_on_device(data_on_device, train.shape, device) if deep else None
     if write:
         if force:
             for old in folder.iterdir():
@@ -347,6 +364,8 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
         for stale in (ERROR_FILE, ERROR_LOG):  # a new attempt: an earlier failure no longer describes the run
             (folder / stale).unlink(missing_ok=True)
         config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+        if deep:
+            config["data_on_device"] = plan.dtype or "no"  # float32 / float16 storage on the device, or no
         earlier = _read_config(folder)
         if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
             config["started_at"] = earlier.get("started_at", config["started_at"])
@@ -357,12 +376,18 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
         import torch
 
         torch.set_num_threads(n_threads)
-    log.info("%s: training on %d videos (%s)", spec.method, len(splits.train), device)
+    log.info("%s: training on %d videos (%s)", spec.method, len(train), device)
     started = time.perf_counter()
-    extra = {} if not deep or eval_every is None else {"after_epoch": epoch_evaluator(method, splits, eval_every)}
-    method.fit(splits.train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
+    if plan is not None:
+        log.info("%s: %s", spec.method, plan.message)
+        if plan.on_device:
+            train = DeviceFeatures(train, device, plan.dtype)
+    extra = ({} if not deep or eval_every is None
+             else {"after_epoch": epoch_evaluator(method, splits, eval_every, device)})
+    method.fit(train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder,
                cache_dir=Path(results_dir) / "cache", **extra)
     train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
+    del train  # a split held on the device frees its memory for encoding and evaluation
     log.info("%s: encoding %d database%s videos", spec.method, len(splits.database),
              "" if splits.query is None else f" and {len(splits.query)} query")
 
@@ -382,6 +407,7 @@ def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: Datase
         splits.database_labels,
         query_is_database=splits.query_is_database,
         progress=progress,
+        device=search_device(device),
     )
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
                    n_params=method.n_parameters)
@@ -453,7 +479,7 @@ def evaluate_checkpoint(
     query_codes = database_codes if splits.query is None else _encode(method, splits.query, bits, "query")
     metrics = evaluate(query_codes, database_codes, splits.query_label_matrix, splits.database_labels, ks=ks,
                        normalizer=normalizer, strict=strict, query_is_database=splits.query_is_database,
-                       progress=progress)
+                       progress=progress, device=search_device(device))
     return metrics if inferred is None else {**metrics, "inferred_variant": inferred}
 
 

@@ -106,6 +106,7 @@ def reproduce(
     device: str = "auto",
     threads: int | None = None,
     eval_every: int | None = None,
+    data_on_device: str = "auto",
     force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
@@ -123,7 +124,8 @@ def reproduce(
     specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     outcomes = launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                      device=device, threads=threads, eval_every=eval_every, force=force, keep_going=keep_going,
+                      device=device, threads=threads, eval_every=eval_every,
+                      data_on_device=data_on_device, force=force, keep_going=keep_going,
                       on_event=on_event, progress=progress)
     done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
     writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes

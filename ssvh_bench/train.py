@@ -55,6 +55,8 @@ from . import distributed
 from .codes import check_bits, check_codes
 from .io import atomic_path, canonical_json, write_text
 from .data import VideoFeatures, as_video_features, require_finite
+from .data.features import batch_indices
+from .data.on_device import DeviceFeatures
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
 from .method import HashingMethod
@@ -167,6 +169,8 @@ class DeepMethod(TrainingHooks, HashingMethod):
         self._build(train.n_frames, train.feature_dim)
         settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
                     "train_shape": list(train.shape)}
+        if isinstance(train, DeviceFeatures) and train.tensor.dtype == torch.float16:
+            settings["train_dtype"] = "float16"  # rounded inputs: a float32 checkpoint must not resume from it
         workdir = None if workdir is None else Path(workdir)
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if workdir is None else workdir / HISTORY_FILE,
@@ -313,26 +317,46 @@ def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, 
                      torch.device(device))
 
 
+def _related_rows(hooks: TrainingHooks, indices: np.ndarray, epoch: int, generator: torch.Generator,
+                  rows: Any) -> tuple[np.ndarray, Related | None]:
+    """(this rank's indices, their Related or None) for one (global) batch. ``rows``: this rank's share of the
+    batch under torchrun; the related videos are drawn for the global batch, one per video, and the rank keeps
+    those of its rows."""
+    related = hooks.related_indices(indices, epoch, generator)
+    if isinstance(rows, slice):
+        return indices, related
+    if related is not None and len(related.indices) != len(indices):
+        raise ConfigError(f"{type(hooks).__name__} names {len(related.indices)} related videos for a batch of "
+                          f"{len(indices)}; under torchrun it must name one per video")
+    if related is not None:
+        related = Related(related.indices[rows], {k: np.asarray(v)[rows] for k, v in related.extras.items()})
+    return indices[rows], related
+
+
 def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
                   epoch: int, generator: torch.Generator, rows: Any = slice(None)) -> tuple:
-    """(indices, features, Related or None, related features or None): one batch as read from storage.
-
-    ``rows``: this rank's share of the (global) batch under torchrun; the related videos are drawn for the
-    global batch, one per video, and the rank keeps those of its rows."""
+    """(indices, features, Related or None, related features or None): one batch as read from storage."""
     require_finite(features, indices, "training split")
-    related = hooks.related_indices(indices, epoch, generator)
-    if not isinstance(rows, slice):
-        if related is not None and len(related.indices) != len(indices):
-            raise ConfigError(f"{type(hooks).__name__} names {len(related.indices)} related videos for a batch of "
-                              f"{len(indices)}; under torchrun it must name one per video")
-        indices, features = indices[rows], features[rows]
-        if related is not None:
-            related = Related(related.indices[rows], {k: np.asarray(v)[rows] for k, v in related.extras.items()})
+    kept, related = _related_rows(hooks, indices, epoch, generator, rows)
+    features = features if isinstance(rows, slice) else features[rows]
     if related is None:
-        return indices, features, None, None
+        return kept, features, None, None
     related_features = train.read(related.indices)
     require_finite(related_features, related.indices, "training split")
-    return indices, features, related, related_features
+    return kept, features, related, related_features
+
+
+def _gathered(hooks: TrainingHooks, train: DeviceFeatures, indices: np.ndarray, epoch: int,
+              generator: torch.Generator, rows: Any) -> Batch:
+    """One batch gathered from a split held on the device (checked for NaN / inf when it was copied there)."""
+    indices, related = _related_rows(hooks, indices, epoch, generator, rows)
+    device = train.device
+    if related is None:
+        return Batch(train.gather(indices), torch.from_numpy(indices).to(device))
+    extras = {name: torch.from_numpy(np.asarray(value)).to(device) for name, value in related.extras.items()}
+    related_indices = np.asarray(related.indices, dtype=np.int64)
+    return Batch(train.gather(indices), torch.from_numpy(indices).to(device), train.gather(related_indices),
+                 torch.from_numpy(related_indices).to(device), extras)
 
 
 def _to_batch(item: tuple, device: torch.device) -> Batch:
@@ -412,14 +436,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            batches = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
-                       for indices, features in train.iter_batches(batch_size, shuffle=True,
-                                                                   seed=epoch_seed(seed, epoch, ORDER_STREAM),
-                                                                   drop_last=drop_last))
-            if device.type == "cuda":  # read (gather, decode) and pin the next batches while the GPU works
-                batches = ReadAhead(_pinned(batches), depth=READ_AHEAD_BATCHES)
-            for item in batches:
-                batch = _to_batch(item, device)
+            for batch in _epoch_batches(hooks, train, batch_size, epoch, seed, related_generator, rows, drop_last,
+                                        device):
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
                     losses = hooks.training_losses(model, batch, epoch, generator)
                 optimizer.zero_grad(set_to_none=True)
@@ -470,6 +488,29 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     finally:
         bar.close()
     return history
+
+
+def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, epoch: int, seed: int,
+                   related_generator: torch.Generator, rows: Any, drop_last: bool,
+                   device: torch.device) -> Iterator[Batch]:
+    """One epoch's batches on the device, in the seeded order: gathered there when the split is held on the
+    device (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
+    order_seed = epoch_seed(seed, epoch, ORDER_STREAM)
+    if isinstance(train, DeviceFeatures):
+        for indices in batch_indices(len(train), batch_size, shuffle=True, seed=order_seed, drop_last=drop_last):
+            yield _gathered(hooks, train, indices, epoch, related_generator, rows)
+        return
+    items = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
+             for indices, features in train.iter_batches(batch_size, shuffle=True, seed=order_seed,
+                                                         drop_last=drop_last))
+    if device.type != "cuda":
+        yield from (_to_batch(item, device) for item in items)
+        return
+    reader = ReadAhead(_pinned(items), depth=READ_AHEAD_BATCHES)  # read and pin ahead while the GPU works
+    try:
+        yield from (_to_batch(item, device) for item in reader)
+    finally:
+        reader.close()
 
 
 def _diagnose(after_epoch: AfterEpoch, model: nn.Module, epoch: int) -> dict[str, float]:

@@ -43,7 +43,8 @@ class Crashing(ConMH):
 ssvh_bench.method_registry.register("conmh-crashing", family="deep", description="test")(Crashing)
 params, data, results = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 out = ssvh_bench.run(os.environ.get("METHOD", "conmh-crashing"), "synthetic", bits=16, params=params,
-                     dataset_params=data, results_dir=results, device="cpu", threads=1)
+                     dataset_params=data, results_dir=results, device="cpu", threads=1,
+                     data_on_device=os.environ.get("DATA_ON_DEVICE", "auto"))
 print("STATUS", [o.status for o in out])
 """
 
@@ -55,12 +56,13 @@ def _free_port() -> int:
 
 
 def _launch(tmp_path: Path, results: Path, params: dict, processes: int, crash_at: int | None = None,
-            method: str = "conmh-crashing"):
+            method: str = "conmh-crashing", data_on_device: str = "auto"):
     script = tmp_path / "one_run.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("CRASH_AT", None)
     env["METHOD"] = method
+    env["DATA_ON_DEVICE"] = data_on_device
     if crash_at is not None:
         env["CRASH_AT"] = str(crash_at)
     arguments = [str(script), json.dumps(params), json.dumps(DATA), str(results)]
@@ -118,6 +120,17 @@ def test_two_process_bth_matches_the_one_process_run_stage_1_included(tmp_path):
         assert finished.returncode == 0, finished.stderr
         assert finished.stdout.count("STATUS ['finished']") == n, finished.stdout
     _assert_same_training(_run_folder(tmp_path / "results2"), _run_folder(tmp_path / "results1"))
+
+
+def test_two_processes_gathering_from_a_held_split_match_one_process_reading_the_host(tmp_path):
+    # each rank holds the whole split and gathers its rows of each global batch (and their partners) there
+    done = {n: _launch(tmp_path, tmp_path / f"results{n}", BTH, n, method="bth",
+                       data_on_device="yes" if n == 2 else "no") for n in (1, 2)}
+    for n, finished in done.items():
+        assert finished.returncode == 0, finished.stderr
+    folder = _run_folder(tmp_path / "results2")
+    assert json.loads((folder / "config.json").read_text())["data_on_device"] == "float32"
+    _assert_same_training(folder, _run_folder(tmp_path / "results1"))
 
 
 def test_a_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, single):

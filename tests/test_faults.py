@@ -51,6 +51,7 @@ def assert_one_line_error(result, fragment: str) -> None:
     ("itq", ["--device", "cuda:0"], "CUDA is not available"),
     ("itq", ["--set", "n_iter=abc"], "n_iter expects int"),
     ("itq", ["--bits", "7"], "bits"),
+    ("conmh", ["--data-on-device", "maybe"], "data_on_device must be one of auto, yes, no, float16, got 'maybe'"),
 ])
 def test_a_bad_option_is_one_line_before_anything_is_written(tmp_path, method, options, fragment):
     result = invoke("run", "-m", method, "--results-dir", str(tmp_path), *TINY_SYNTHETIC, *options)

@@ -284,3 +284,28 @@ def test_bad_inputs_raise_data_errors(arguments, options, message):
 def test_bad_options_raise_config_errors(options, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         run(**options)
+
+
+@pytest.mark.parametrize("bits, zeros, n_classes", [(8, True, 3), (64, True, 20), (256, False, 239)])
+@pytest.mark.parametrize("strict, normalizer", [(False, "k"), (True, "hits")])
+def test_the_torch_search_gives_exactly_the_popcount_paths_metrics(bits, zeros, n_classes, strict, normalizer):
+    # ``device="cpu"`` runs the GPU path's code (matrix products, bincounts, top-k) on the CPU
+    rng = np.random.default_rng(bits)
+    query = rng.choice(np.array([-1, 1], dtype=np.int8), size=(37, bits))
+    database = rng.choice(np.array([-1, 1], dtype=np.int8), size=(150, bits))
+    if zeros:
+        query[rng.random(query.shape) < 0.1] = 0
+        database[rng.random(database.shape) < 0.1] = 0
+    database[:20] = database[20:40]  # ties broken by index
+    query_labels = (rng.random((37, n_classes)) < 0.2).astype(np.uint8)
+    database_labels = (rng.random((150, n_classes)) < 0.2).astype(np.uint8)
+    options = dict(ks=(1, 5, 20, 200), strict=strict, normalizer=normalizer, block_size=16)
+    on_cpu = evaluate(query, database, query_labels, database_labels, **options)
+    assert evaluate(query, database, query_labels, database_labels, device="cpu", **options) == on_cpu
+    assert evaluate(pack_codes(query), pack_codes(database), query_labels, database_labels, device="cpu",
+                    **options) == on_cpu
+
+
+def test_the_torch_search_reproduces_the_hand_computed_example():
+    assert run(device="cpu") == run()
+    assert run(device="cpu")["map@3"] == pytest.approx((7 / 6 + 5 / 3) / 2 / 3)

@@ -85,4 +85,5 @@ DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), 
 ForceOption = typer.Option(False, "--force", help="Redo finished runs.")
 FailFastOption = typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")
 EvalEveryOption = typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")
+DataOnDeviceOption = typer.Option("auto", "--data-on-device", help="Deep methods: keep the training split in GPU memory for the whole run: auto (when it fits in float32 in half the free memory), yes, no, float16 (half-precision storage).")
 ThreadsOption = typer.Option(None, "--threads", min=1, help="torch threads per run [default: 1 on machines with up to 4 cores, else torch's].")

@@ -24,6 +24,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    DataOnDeviceOption,
     EvalEveryOption,
     FailFastOption,
     ThreadsOption,
@@ -57,6 +58,7 @@ def sweep(
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
     eval_every: Optional[int] = EvalEveryOption,
+    data_on_device: str = DataOnDeviceOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
@@ -72,7 +74,7 @@ def sweep(
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
     execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast, eval_every=eval_every, launch=launch)
+                fail_fast=fail_fast, eval_every=eval_every, data_on_device=data_on_device, launch=launch)
     if launch.dry_run:
         return
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
@@ -94,6 +96,7 @@ def reproduce(
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
     eval_every: Optional[int] = EvalEveryOption,
+    data_on_device: str = DataOnDeviceOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
@@ -115,7 +118,8 @@ def reproduce(
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
                           results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                          eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                          eval_every=eval_every,
+                          data_on_device=data_on_device, force=force, keep_going=not fail_fast, on_event=show,
                           progress=show.on_terminal and launch.launcher == "inline",
                           launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),

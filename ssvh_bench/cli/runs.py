@@ -29,6 +29,7 @@ from .app import (
     MethodsOption,
     ResultsDir,
     SeedsOption,
+    DataOnDeviceOption,
     EvalEveryOption,
     FailFastOption,
     ThreadsOption,
@@ -89,6 +90,7 @@ def run(
     device: str = DeviceOption,
     threads: Optional[int] = ThreadsOption,
     eval_every: Optional[int] = EvalEveryOption,
+    data_on_device: str = DataOnDeviceOption,
     force: bool = ForceOption,
     fail_fast: bool = FailFastOption,
     launch: LaunchOptions = LaunchOptions(),
@@ -99,7 +101,8 @@ def run(
     """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
     execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every, launch=launch)
+                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every,
+                data_on_device=data_on_device, launch=launch)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -174,7 +177,7 @@ def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
 
 
 def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
-                threads: int | None, fail_fast: bool, eval_every: int | None,
+                threads: int | None, fail_fast: bool, eval_every: int | None, data_on_device: str,
                 launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
     """Run ``specs`` with the chosen launcher, a line per run and the summary (``run`` and ``sweep``)."""
     if launch.dry_run:
@@ -182,12 +185,14 @@ def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | No
         return []
     if not distributed.is_writer():  # under torchrun, rank 0 alone reports
         return launchers.launch(specs, launcher=launch.launcher, results_dir=results_dir, data_root=data_root,
-                                device=device, threads=threads, eval_every=eval_every, force=force,
+                                device=device, threads=threads, eval_every=eval_every,
+                                data_on_device=data_on_device, force=force,
                                 keep_going=not fail_fast)
     with RunPrinter() as show:
         outcomes = launchers.launch(specs, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
                                     results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                                    eval_every=eval_every, force=force, keep_going=not fail_fast, on_event=show,
+                                    eval_every=eval_every,
+                                    data_on_device=data_on_device, force=force, keep_going=not fail_fast, on_event=show,
                                     progress=show.on_terminal and launch.launcher == "inline")
     submitted = [o for o in outcomes if o.status == "submitted"]
     if submitted:
