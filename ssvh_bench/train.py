@@ -26,7 +26,7 @@ Hooks, in the order the loop calls them:
 Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
-Reproducibility: batches come from ``train.iter_batches(shuffle=True, seed=...)``, in-epoch randomness from
+Reproducibility: batches come in the order of ``batch_indices(shuffle=True, seed=...)``, in-epoch randomness from
 generators, all seeded by (seed, epoch), and the global RNGs are re-seeded per epoch (dropout), so a run
 resumed from an epoch-boundary checkpoint reproduces the uninterrupted run exactly on the CPU.
 """
@@ -313,7 +313,7 @@ def read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, 
     """The ``Batch`` the loop would hand to ``training_losses`` for these videos (``generator`` draws the
     related videos); for tests and tools that call the hooks outside the loop."""
     indices = np.asarray(indices, dtype=np.int64)
-    return _to_batch(_with_related(hooks, train, indices, train.read(indices), epoch, generator),
+    return _to_batch(_read_batch(hooks, train, indices, epoch, generator),
                      torch.device(device))
 
 
@@ -333,12 +333,13 @@ def _related_rows(hooks: TrainingHooks, indices: np.ndarray, epoch: int, generat
     return indices[rows], related
 
 
-def _with_related(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, features: np.ndarray,
-                  epoch: int, generator: torch.Generator, rows: Any = slice(None)) -> tuple:
-    """(indices, features, Related or None, related features or None): one batch as read from storage."""
-    require_finite(features, indices, "training split")
+def _read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, epoch: int,
+                generator: torch.Generator, rows: Any = slice(None)) -> tuple:
+    """(indices, features, Related or None, related features or None): this rank's share of one batch, read
+    from storage (only its own rows: under torchrun each rank reads its shard of the batch)."""
     kept, related = _related_rows(hooks, indices, epoch, generator, rows)
-    features = features if isinstance(rows, slice) else features[rows]
+    features = train.read(kept)
+    require_finite(features, kept, "training split")
     if related is None:
         return kept, features, None, None
     related_features = train.read(related.indices)
@@ -495,14 +496,12 @@ def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, 
                    device: torch.device) -> Iterator[Batch]:
     """One epoch's batches on the device, in the seeded order: gathered there when the split is held on the
     device (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
-    order_seed = epoch_seed(seed, epoch, ORDER_STREAM)
+    order = batch_indices(len(train), batch_size, shuffle=True, seed=epoch_seed(seed, epoch, ORDER_STREAM),
+                          drop_last=drop_last)
     if isinstance(train, DeviceFeatures):
-        for indices in batch_indices(len(train), batch_size, shuffle=True, seed=order_seed, drop_last=drop_last):
-            yield _gathered(hooks, train, indices, epoch, related_generator, rows)
+        yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices in order)
         return
-    items = (_with_related(hooks, train, indices, features, epoch, related_generator, rows)
-             for indices, features in train.iter_batches(batch_size, shuffle=True, seed=order_seed,
-                                                         drop_last=drop_last))
+    items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices in order)
     if device.type != "cuda":
         yield from (_to_batch(item, device) for item in items)
         return

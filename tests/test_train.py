@@ -56,6 +56,10 @@ class RecordingFeatures(ArrayFeatures):
         self.calls.append((batch_size, options))
         yield from super().iter_batches(batch_size, **options)
 
+    def read(self, indices):
+        self.calls.append(("read", np.array(indices)))
+        return super().read(indices)
+
 
 def videos(n=20, seed=0):
     return ArrayFeatures(np.random.default_rng(seed).normal(size=(n, 3, 6)).astype(np.float32))
@@ -229,16 +233,17 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
     assert checkpoint_of(tmp_path)["epochs_done"] == 3
 
 
-def test_batches_come_from_iter_batches_with_an_order_per_epoch():
+def test_each_epoch_reads_whole_batches_of_its_own_seeded_order_and_encoding_reads_in_order():
     data = RecordingFeatures(videos().array)
     method = Toy(epochs=3).fit(data, bits=8, seed=0)
-    training_calls = data.calls
-    assert [size for size, _ in training_calls] == [8, 8, 8]
-    assert all(options["shuffle"] and options["drop_last"] for _, options in training_calls)
-    assert len({options["seed"] for _, options in training_calls}) == 3
+    reads = [indices for kind, indices in data.calls if kind == "read"]
+    assert [len(indices) for indices in reads] == [8] * 6  # 20 videos, batch 8: two whole batches per epoch
+    epochs = [np.concatenate(reads[i:i + 2]) for i in (0, 2, 4)]
+    assert all(len(set(order)) == 16 for order in epochs)  # no video twice in an epoch
+    assert len({tuple(order) for order in epochs}) == 3  # and each epoch its own order
     data.calls = []
     method.encode(data)
-    assert data.calls == [(8, {"shuffle": False})]
+    assert data.calls[0] == (8, {"shuffle": False})
 
 
 def test_training_set_smaller_than_a_batch_is_one_batch(tmp_path):
