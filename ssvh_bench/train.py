@@ -414,11 +414,11 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     batch_size = min(hooks.batch_size, len(train))
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
-    _, rows = distributed.batch_rows(batch_size // world)  # this rank's share of every global batch
     # A last partial batch is trained on when the method asks (as the reference loaders do), except a lone
-    # video (BatchNorm cannot normalise one) and under torchrun (it cannot be split evenly over the ranks).
-    drop_last = hooks.drop_last or len(train) % batch_size == 1 or world > 1
-    steps = len(train) // batch_size if drop_last else math.ceil(len(train) / batch_size)
+    # video (BatchNorm cannot normalise one); under torchrun see ``split_last_batch``.
+    last = len(train) % batch_size
+    last = 0 if hooks.drop_last or last == 1 else split_last_batch(last, world)
+    steps = len(train) // batch_size + (last > 0)
     trained_seconds = sum(row.get("seconds", 0.0) for row in history)
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
@@ -437,7 +437,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
             n_videos, started, shown = 0, time.perf_counter(), 0.0
-            for batch in _epoch_batches(hooks, train, batch_size, epoch, seed, related_generator, rows, drop_last,
+            for batch in _epoch_batches(hooks, train, batch_size, epoch, seed, related_generator, last,
                                         device):
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
                     losses = hooks.training_losses(model, batch, epoch, generator)
@@ -491,17 +491,28 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     return history
 
 
+def split_last_batch(size: int, world: int) -> int:
+    """How many videos of an epoch's last partial batch of ``size`` are trained on by ``world`` processes:
+    all of them in one process; under torchrun the most that split evenly, if each rank then gets at least
+    two (BatchNorm), else none. So an N-process run drops at most N - 1 videos of it (when ``size`` is a
+    multiple of N, none: it trains what one process trains)."""
+    kept = size - size % world
+    return kept if world == 1 or kept >= 2 * world else 0
+
+
 def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, epoch: int, seed: int,
-                   related_generator: torch.Generator, rows: Any, drop_last: bool,
-                   device: torch.device) -> Iterator[Batch]:
-    """One epoch's batches on the device, in the seeded order: gathered there when the split is held on the
-    device (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
-    order = batch_indices(len(train), batch_size, shuffle=True, seed=epoch_seed(seed, epoch, ORDER_STREAM),
-                          drop_last=drop_last)
+                   related_generator: torch.Generator, last: int, device: torch.device) -> Iterator[Batch]:
+    """One epoch's batches on the device, in the seeded order (``last``: videos kept of the last partial
+    batch), this rank's share of each: gathered there when the split is held on the device
+    (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
+    world = distributed.world_size()
+    order = (indices if len(indices) == batch_size else indices[:last] for indices in
+             batch_indices(len(train), batch_size, shuffle=True, seed=epoch_seed(seed, epoch, ORDER_STREAM)))
+    order = ((indices, distributed.batch_rows(len(indices) // world)[1]) for indices in order if len(indices))
     if isinstance(train, DeviceFeatures):
-        yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices in order)
+        yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
         return
-    items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices in order)
+    items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
     if device.type != "cuda":
         yield from (_to_batch(item, device) for item in items)
         return

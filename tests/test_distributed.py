@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from ssvh_bench.results import load_codes
+from ssvh_bench.train import split_last_batch
 
 DATA = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
 CONMH = {"variant": "mini", "epochs": 3, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8, "checkpoint_every": 1}
@@ -131,6 +132,20 @@ def test_two_processes_gathering_from_a_held_split_match_one_process_reading_the
     folder = _run_folder(tmp_path / "results2")
     assert json.loads((folder / "config.json").read_text())["data_on_device"] == "float32"
     _assert_same_training(folder, _run_folder(tmp_path / "results1"))
+
+
+def test_a_last_partial_batch_that_splits_evenly_is_trained_by_two_processes_as_by_one(tmp_path):
+    # 64 videos in batches of 24: the last batch has 16 videos, 8 per rank (ConMH keeps it, as its authors do)
+    uneven = {**CONMH, "batch_size": 24}
+    done = {n: _launch(tmp_path, tmp_path / f"results{n}", uneven, n) for n in (1, 2)}
+    for finished in done.values():
+        assert finished.returncode == 0, finished.stderr
+    _assert_same_training(_run_folder(tmp_path / "results2"), _run_folder(tmp_path / "results1"))
+
+
+@pytest.mark.parametrize("size, world, kept", [(17, 1, 17), (16, 2, 16), (9, 2, 8), (17, 4, 16), (5, 4, 0)])
+def test_the_last_partial_batch_keeps_what_splits_evenly_with_two_videos_per_rank(size, world, kept):
+    assert split_last_batch(size, world) == kept
 
 
 def test_a_killed_two_process_run_resumes_from_its_checkpoint(tmp_path, single):
