@@ -214,6 +214,13 @@ class S5VH(DeepMethod):
             load=lambda folder: np.load(Path(folder) / STAGE1_FILE)["labels"])
         self._labels = F.one_hot(torch.from_numpy(labels), self.n_clusters).to(device, torch.float64)
 
+    def training_state(self):
+        return {} if self._labels is None else {"pseudo_labels": self._labels.cpu()}
+
+    def load_training_state(self, state):
+        if "pseudo_labels" in state:  # a resumed run goes on with the smoothed labels, not one-hot ones
+            self._labels = state["pseudo_labels"].to(self._labels.device)
+
     # ---- stage 2 ----------------------------------------------------------------------------------------------
     def build_model(self, n_frames, feature_dim, bits):
         if self.variant not in VARIANTS:

@@ -12,6 +12,8 @@ Hooks, in the order the loop calls them:
   constant ``lr`` unless a method sets the decay), applied to every parameter group at each epoch start.
 - ``on_epoch_start(model, epoch, train)``: per-epoch work before the first batch (e.g. refreshing a memory
   of every video's code), with the model in train mode.
+- ``training_state()`` / ``load_training_state(state)``: tensors the hooks update while training (e.g.
+  pseudo-labels), saved in each checkpoint and restored when a run resumes.
 - ``related_indices(indices, epoch, generator)``: the extra training videos a batch needs (partners,
   positives, ...) as a ``Related`` (or None). The loop reads them with the batch through the same read path
   (the read-ahead thread on CUDA), so draw only from ``generator``: a CPU generator of its own stream.
@@ -125,6 +127,14 @@ class TrainingHooks(ABC):
 
     def on_epoch_start(self, model: nn.Module, epoch: int, train: VideoFeatures) -> None:
         """Work at the start of every epoch, before its first batch (the model is in train mode)."""
+
+    def training_state(self) -> dict[str, torch.Tensor]:
+        """What the hooks change while training, besides the model and the optimiser (e.g. pseudo-labels
+        updated every batch): saved in each checkpoint, so a resumed run goes on from it."""
+        return {}
+
+    def load_training_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore what ``training_state`` saved, when a run resumes (after ``prepare``)."""
 
     def related_indices(self, indices: np.ndarray, epoch: int, generator: torch.Generator) -> Related | None:
         """The extra training videos the batch ``indices`` needs (read with it), or None."""
@@ -406,6 +416,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
+        hooks.load_training_state(state.get("hooks", {}))
         start = state["epochs_done"]
         history = [{**row, "resumed": 1} for row in state["history"]]
 
@@ -483,7 +494,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": None if scaler is None else scaler.state_dict(),
                          "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],
-                         "settings": settings}
+                         "hooks": hooks.training_state(), "settings": settings}
                 with atomic_path(checkpoint) as tmp:
                     torch.save(state, tmp)
     finally:

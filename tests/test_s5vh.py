@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from method_helpers import reference_shapes, tiny
+from method_helpers import fit_interrupted_at, reference_shapes, tiny
 from ssvh_bench import ArrayFeatures, ConfigError, method_registry, read_batch
 from ssvh_bench.methods.s5vh import S5VH, VARIANTS, S5VHNetwork, initial_hash_centres
 from ssvh_bench.nn import BidirectionalMambaBlock, DropPath, Mamba, selective_scan
@@ -265,3 +265,16 @@ def test_fit_and_encode_end_to_end_and_paper_switches_change_the_codes():
 def test_bad_parameters_are_config_errors(params, message):
     with pytest.raises(ConfigError, match=message):
         tiny("s5vh", **params).fit(videos(), bits=16, seed=0)
+
+
+def test_a_run_resumed_after_warm_up_goes_on_with_the_smoothed_pseudo_labels(tmp_path):
+    data = videos()
+    options = dict(epochs=4, warm_up_epoch=1, checkpoint_every=1)
+    full = tiny("s5vh", **options).fit(data, bits=16, seed=1, workdir=tmp_path / "full", cache_dir=tmp_path / "cache")
+    fit_interrupted_at(tiny("s5vh", **options), 3, data, bits=16, seed=1, workdir=tmp_path / "resumed",
+                       cache_dir=tmp_path / "cache")
+    resumed = tiny("s5vh", **options).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed",
+                                          cache_dir=tmp_path / "cache")
+    assert not torch.equal(resumed._labels, F.one_hot(resumed._labels.argmax(dim=1), 4).double())  # smoothed
+    torch.testing.assert_close(resumed._labels, full._labels, rtol=0, atol=0)
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
