@@ -12,6 +12,11 @@ line of code diagnostics:
   of a video has the same code);
 - ``in_window``: share of per-frame hash-layer outputs x with -1 < x <= 1, where the binariser passes a gradient.
 
+Before training and after the last epoch it also prints what the constant bits are: their mean offset (mean
+output over the database) and spread across videos, how many are entirely outside the window (under 1% of
+outputs inside), and the share of videos whose code of a frame flips to the bit's unusual value when that
+frame (the middle one) is zeroed, as the mask zeroes frames.
+
 Run: ``python benchmarks/fidelity/bth_curve.py --seed 0 [--set reconstruction_weight=0] [--out curve.json]``.
 Not run by CI (minutes on 2 cores).
 """
@@ -55,6 +60,29 @@ def code_diagnostics(model: torch.nn.Module, videos: torch.Tensor, labels: np.nd
             "in_window": round(float(((outputs > -1) & (outputs <= 1)).float().mean()), 3)}
 
 
+def constant_bits_report(model: torch.nn.Module, videos: torch.Tensor) -> dict[str, float]:
+    """What the constant bits of ``model`` are (see the module docstring)."""
+    model.eval()
+
+    def outputs(frames: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([model.hash(model.encoder(frames[i:i + 256])) for i in range(0, len(frames), 256)])
+
+    clean = outputs(videos)
+    usual = torch.sign(torch.where(clean > 0, 1.0, -1.0).mean(dim=1)).mean(dim=0)  # mean video code per bit
+    constant = usual.abs() >= 0.98
+    middle = videos.shape[1] // 2
+    zeroed = videos.clone()
+    zeroed[:, middle] = 0
+    flipped = torch.where(outputs(zeroed)[:, middle] > 0, 1.0, -1.0) == -torch.sign(usual)
+    in_window = ((clean > -1) & (clean <= 1)).float().mean(dim=(0, 1))
+    return {"constant_bits": int(constant.sum()),
+            "offset": round(float(clean.mean(dim=(0, 1))[constant].abs().mean()), 2),
+            "spread": round(float(clean.mean(dim=1).std(dim=0)[constant].mean()), 2),
+            "outside_window": int((in_window[constant] < 0.01).sum()),
+            "flip_when_zeroed": round(float(flipped[:, constant].float().mean()), 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
@@ -72,6 +100,8 @@ def main() -> None:
 
     def after_epoch(epoch: int) -> dict[str, float]:
         rows.append({"epoch": epoch + 1, **code_diagnostics(method.model, videos, splits.database_labels)})
+        if epoch == -1 or epoch + 1 == method.epochs:
+            rows[-1]["constant_bits_report"] = constant_bits_report(method.model, videos)
         print(json.dumps(rows[-1]), flush=True)
         return {}  # the rows are kept here, not in the training history
 
