@@ -39,7 +39,8 @@ class ConMHNetwork(nn.Module):
         self.binary = nn.Linear(ENCODER_OUTPUT_DIM, bits)
         self.ln = nn.LayerNorm(bits)
         self.register_buffer("decoder_position", sinusoid_table(n_frames, a.decoder_dim), persistent=False)
-        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        # the reference's trunc_normal_ cuts at one sd (+-0.02), not at torch's default +-2
+        nn.init.trunc_normal_(self.mask_token, std=0.02, a=-0.02, b=0.02)
 
     def frame_codes(self, frames: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """±1 code per frame, [N, n, bits]."""
@@ -69,8 +70,9 @@ class ConMH(DeepMethod):
     """ConMH with the reference's architecture, views, loss and schedule (defaults: FCVID settings)."""
 
     # 2: the hash layer's gradient stops above +1, as the authors' in-place clamp; 3: the last partial
-    # batch of an epoch is trained on, as the authors' loader does
-    version = 3
+    # batch of an epoch is trained on, as the authors' loader does; 4: the mask token starts from a normal
+    # truncated at +-0.02 (one sd), as the authors' trunc_normal_
+    version = 4
     drop_last = False
 
     param_choices = {"variant": tuple(VARIANTS)}

@@ -38,6 +38,14 @@ def test_small_variant_matches_the_reference_state_dict():
     assert ours == reference_shapes("conmh_small_fcvid64_state_dict.txt")
 
 
+def test_mask_token_starts_from_a_normal_truncated_at_one_sd():
+    torch.manual_seed(0)
+    token = ConMHNetwork(12, 5, 16, VARIANTS["mini"]).mask_token.detach()  # 192 values
+    # the reference truncates N(0, 0.02) at +-0.02: sd 0.02 * 0.54 = 0.0108 (untruncated, 32% would lie beyond)
+    assert token.abs().max() <= 0.02
+    assert 0.0095 < token.std() < 0.0122
+
+
 @pytest.mark.parametrize(("feature_dim", "n_frames", "expected"), [(4096, 25, 12_249_248), (2048, 30, 11_329_696)])
 def test_parameter_counts_of_the_published_configurations(feature_dim, n_frames, expected):
     model = ConMHNetwork(feature_dim, n_frames, 64, VARIANTS["small"])
