@@ -21,7 +21,7 @@ import os
 import queue
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from . import locks, results
 from .config import RunSpec, read_config_file
 from .errors import ConfigError
 from .io import read_json, write_json
-from .runner import RunEvent, RunResult, check_specs, run_specs
+from .runner import RunEvent, RunOptions, RunResult, check_specs, run_specs
 
 LAUNCHERS = ("inline", "local", "slurm")
 SUBMISSION_FILE = "submission.json"
@@ -42,19 +42,29 @@ SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "R
                "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a worker process (local or a Slurm task) needs to execute a run as ``inline`` would."""
+
+    options: RunOptions
+    results_dir: Path
+    data_root: Path | None
+
+    def execute(self, spec: RunSpec, threads: int | None) -> RunResult:
+        """``spec`` run here, with ``threads`` torch threads unless the options name a number."""
+        options = replace(self.options, threads=self.options.threads or threads)
+        return run_specs([spec], options, results_dir=self.results_dir, data_root=self.data_root)[0]
+
+
 def launch(
     specs: Sequence[RunSpec],
+    options: RunOptions = RunOptions(),
     *,
     launcher: str = "inline",
     jobs: int = 1,
     slurm: Mapping[str, Any] | None = None,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
-    device: str = "auto",
-    threads: int | None = None,
-    eval_every: int | None = None,
-    data_on_device: str = "auto",
-    force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
@@ -64,20 +74,15 @@ def launch(
     if launcher not in LAUNCHERS:
         raise ConfigError(f"unknown launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
     if launcher == "inline":
-        return run_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                         eval_every=eval_every,
-                         data_on_device=data_on_device, force=force, keep_going=keep_going, on_event=on_event,
-                         progress=progress)
+        return run_specs(specs, options, results_dir=results_dir, data_root=data_root, keep_going=keep_going,
+                         on_event=on_event, progress=progress)
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
-    check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                eval_every=eval_every, data_on_device=data_on_device, force=force)
-    options = {"results_dir": results_dir.resolve(), "data_root": None if data_root is None else Path(data_root).resolve(),
-               "device": device, "threads": threads, "eval_every": eval_every,
-               "data_on_device": data_on_device, "force": force}
+    check_specs(specs, options, results_dir=results_dir, data_root=data_root)
+    context = RunContext(options, results_dir.resolve(), None if data_root is None else Path(data_root).resolve())
     if launcher == "local":
-        return run_local(specs, jobs=jobs, options=options, keep_going=keep_going, on_event=on_event)
-    return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=force), options, on_event=on_event)
+        return run_local(specs, jobs=jobs, context=context, keep_going=keep_going, on_event=on_event)
+    return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=options.force), context, on_event=on_event)
 
 
 # ---- local: parallel processes on this machine ------------------------------------------------------------
@@ -121,7 +126,7 @@ def visible_gpus(device: str) -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
-def run_local(specs: Sequence[RunSpec], *, jobs: int, options: dict[str, Any], keep_going: bool = True,
+def run_local(specs: Sequence[RunSpec], *, jobs: int, context: RunContext, keep_going: bool = True,
               on_event: Callable[[RunEvent], None] | None = None) -> list[RunResult]:
     """Run ``specs`` in ``jobs`` pinned worker processes; ``on_event`` gets each run's start and outcome
     together when it ends (parallel runs would interleave their lines otherwise). Without ``keep_going``,
@@ -130,13 +135,13 @@ def run_local(specs: Sequence[RunSpec], *, jobs: int, options: dict[str, Any], k
 
     emit = on_event or (lambda event: None)
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    slots = plan_slots(min(jobs, len(specs)) or 1, cores, visible_gpus(options["device"]))
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter reads the slot's environment
-    done: Any = context.Queue()
+    slots = plan_slots(min(jobs, len(specs)) or 1, cores, visible_gpus(context.options.device))
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter reads the slot's environment
+    done: Any = spawn.Queue()
     workers = []
     for number, slot in enumerate(slots):
-        tasks: Any = context.Queue()
-        worker = context.Process(target=_local_worker, args=(number, slot, options, tasks, done), daemon=True)
+        tasks: Any = spawn.Queue()
+        worker = spawn.Process(target=_local_worker, args=(number, slot, context, tasks, done), daemon=True)
         with _environment(slot.environment()):  # spawn copies os.environ when the process starts
             worker.start()
         workers.append((worker, tasks))
@@ -153,7 +158,7 @@ def run_local(specs: Sequence[RunSpec], *, jobs: int, options: dict[str, Any], k
             except queue.Empty:
                 for number, index in list(busy.items()):  # a worker killed mid-run still ends its run
                     if not workers[number][0].is_alive():
-                        folder = results.run_dir(options["results_dir"], specs[index])
+                        folder = results.run_dir(context.results_dir, specs[index])
                         outcome = RunResult(specs[index], folder, "failed", error=f"worker process died "
                                             f"(exit code {workers[number][0].exitcode})")
                         _finish(number, index, outcome, specs, outcomes, busy, emit)
@@ -207,17 +212,12 @@ class _environment:
                 os.environ[key] = value
 
 
-def _local_worker(number: int, slot: Slot, options: dict[str, Any], tasks: Any, done: Any) -> None:
+def _local_worker(number: int, slot: Slot, context: RunContext, tasks: Any, done: Any) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, slot.cores)
-    threads = options["threads"] or len(slot.cores)
     while (task := tasks.get()) is not None:
         index, spec = task
-        outcome = run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
-                            device=options["device"], threads=threads, eval_every=options["eval_every"],
-                            data_on_device=options["data_on_device"],
-                            force=options["force"])[0]
-        done.put((number, index, outcome))
+        done.put((number, index, context.execute(spec, threads=len(slot.cores))))
 
 
 # ---- slurm: one submitit job array ------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def slurm_plan(specs: Sequence[RunSpec], results_dir: Path, settings: Mapping[st
     return plan
 
 
-def submit_slurm(plan: SlurmPlan, options: dict[str, Any],
+def submit_slurm(plan: SlurmPlan, context: RunContext,
                  on_event: Callable[[RunEvent], None] | None = None) -> list[RunResult]:
     """Submit ``plan.submit`` as one job array (or nothing when it is empty) and record each run's job."""
     import submitit
@@ -325,12 +325,12 @@ def submit_slurm(plan: SlurmPlan, options: dict[str, Any],
     outcomes += [RunResult(spec, results.run_dir(plan.results_dir, spec), "running", error=why)
                  for spec, why in plan.running]
     if plan.submit:
-        log_folder = Path(options["results_dir"]) / SLURM_FOLDER / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        log_folder = context.results_dir / SLURM_FOLDER / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         executor = submitit.AutoExecutor(folder=log_folder / "%j", cluster=plan.cluster)
         executor.update_parameters(name="ssvh-bench", **plan.parameters)
-        threads = options["threads"] or plan.parameters.get("cpus_per_task")
+        threads = plan.parameters.get("cpus_per_task")
         with executor.batch():
-            jobs = [executor.submit(run_submitted, spec, {**options, "threads": threads}) for spec in plan.submit]
+            jobs = [executor.submit(context.execute, spec, threads) for spec in plan.submit]
         for spec, job in zip(plan.submit, jobs):
             folder = results.run_dir(plan.results_dir, spec)
             write_json(folder / SUBMISSION_FILE, {
@@ -341,14 +341,6 @@ def submit_slurm(plan: SlurmPlan, options: dict[str, Any],
     for index, outcome in enumerate(outcomes, 1):
         emit(RunEvent(outcome.status, index, len(outcomes), outcome.spec, outcome))
     return outcomes
-
-
-def run_submitted(spec: RunSpec, options: dict[str, Any]) -> RunResult:
-    """What one task of the job array executes: the run, as ``inline`` would."""
-    return run_specs([spec], results_dir=options["results_dir"], data_root=options["data_root"],
-                     device=options["device"], threads=options["threads"], eval_every=options["eval_every"],
-                     data_on_device=options["data_on_device"],
-                     force=options["force"])[0]
 
 
 # ---- status: what the run folders say ---------------------------------------------------------------------

@@ -54,6 +54,20 @@ class RunResult:
     job_id: str | None = None  # the Slurm job of a ``submitted`` run
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How runs execute, the same for every run of a grid; none of it enters a run's id. ``device``: auto,
+    cpu, cuda, cuda:N; ``threads``: torch's threads (None: ``choose_threads``); ``eval_every``: evaluate deep
+    methods' codes every N epochs (``epoch_evaluator``); ``data_on_device``: where the training split lives
+    (``ssvh_bench.data.on_device``); ``force``: redo finished runs."""
+
+    device: str = "auto"
+    threads: int | None = None
+    eval_every: int | None = None
+    data_on_device: str = "auto"
+    force: bool = False
+
+
 @dataclass
 class RunEvent:
     """Sent to ``on_event``: ``start`` before a run, then ``finished``, ``skipped`` or ``failed`` with its result."""
@@ -101,10 +115,9 @@ def run(
              make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
     from .launchers import launch
 
-    return launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                  device=device, threads=threads, eval_every=eval_every,
-                  data_on_device=data_on_device, force=force, keep_going=keep_going,
-                  on_event=on_event, progress=progress)
+    options = RunOptions(device, threads, eval_every, data_on_device, force)
+    return launch(specs, options, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir,
+                  data_root=data_root, keep_going=keep_going, on_event=on_event, progress=progress)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -115,14 +128,10 @@ def _as_list(value: Any) -> list[Any]:
 
 def run_specs(
     specs: Sequence[RunSpec],
+    options: RunOptions = RunOptions(),
     *,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
-    device: str = "auto",
-    threads: int | None = None,
-    eval_every: int | None = None,
-    data_on_device: str = "auto",
-    force: bool = False,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
@@ -130,16 +139,14 @@ def run_specs(
     """Execute ``specs`` in order (the engine behind ``run``, ``sweep`` and ``reproduce``)."""
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
     distributed.setup()  # under torchrun: join the other ranks
-    cache = check_specs(specs, results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                        eval_every=eval_every, data_on_device=data_on_device, force=force)
+    cache = check_specs(specs, options, results_dir=results_dir, data_root=data_root)
     emit = on_event or (lambda event: None)
     outcomes = []
     for index, spec in enumerate(specs, 1):
         emit(RunEvent("start", index, len(specs), spec))
         folder = results.run_dir(results_dir, spec)
         try:
-            outcome = execute_run(spec, results_dir=results_dir, datasets=cache, device=device, threads=threads,
-                                  eval_every=eval_every, data_on_device=data_on_device, force=force, progress=progress)
+            outcome = execute_run(spec, options, results_dir=results_dir, datasets=cache, progress=progress)
         except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
             outcome = RunResult(spec, folder, "failed", error=record_failure(folder, error))
             emit(RunEvent("failed", index, len(specs), spec, outcome))
@@ -209,25 +216,26 @@ def oracle_metrics(history_path: Path) -> dict[str, Any]:
             **{f"map@{k}_oracle": float(best[f"map@{k}"]) for k in CURVE_KS}}
 
 
-def check_specs(specs: Sequence[RunSpec], *, results_dir: Path, data_root: Path | str | None, device: str,
-                threads: int | None, eval_every: int | None, data_on_device: str, force: bool) -> "DatasetCache":
+def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: Path,
+                data_root: Path | str | None) -> "DatasetCache":
     """Surface every input error (names, parameters, data, device, results folder) before the first run writes
     anything; returns the loaded datasets. Launchers call it before handing runs to other processes."""
     cache = DatasetCache(None if data_root is None else Path(data_root))
-    if device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
-        resolve_device(device)
-    if threads is not None:
-        choose_threads(threads)
-    if eval_every is not None and eval_every < 1:
-        raise ConfigError(f"eval_every must be a positive number of epochs, got {eval_every}")
-    check_choice(data_on_device)
+    if options.device != "auto":  # "auto" cannot fail, and resolving it would load torch for shallow-only grids
+        resolve_device(options.device)
+    if options.threads is not None:
+        choose_threads(options.threads)
+    if options.eval_every is not None and options.eval_every < 1:
+        raise ConfigError(f"eval_every must be a positive number of epochs, got {options.eval_every}")
+    check_choice(options.data_on_device)
     check_writable(results_dir)
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()
-        if force or not results.is_finished(results.run_dir(results_dir, spec)):
+        if options.force or not results.is_finished(results.run_dir(results_dir, spec)):
             splits = cache.get(spec.dataset, spec.dataset_params)
-            if data_on_device not in ("auto", "no") and method_registry.get(spec.method).family != "shallow":
-                plan_data_on_device(data_on_device, splits.train.shape, resolve_device(device))  # fits?
+            deep = method_registry.get(spec.method).family != "shallow"
+            if deep and options.data_on_device not in ("auto", "no"):  # does the split fit on the device?
+                plan_data_on_device(options.data_on_device, splits.train.shape, resolve_device(options.device))
     return cache
 
 
@@ -304,14 +312,10 @@ class DatasetCache:
 
 def execute_run(
     spec: RunSpec,
+    options: RunOptions,
     *,
     results_dir: Path,
     datasets: DatasetCache,
-    device: str = "auto",
-    threads: int | None = None,
-    eval_every: int | None = None,
-    data_on_device: str = "auto",
-    force: bool = False,
     progress: bool = False,
 ) -> RunResult:
     """One run in its folder, under the folder's ``run.lock``: ``skipped`` if finished, ``running`` if another
@@ -320,12 +324,12 @@ def execute_run(
     Under torchrun, rank 0 decides (and tells the other ranks) whether the run goes ahead and alone writes
     its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``)."""
     folder = results.run_dir(results_dir, spec)
-    options = {"results_dir": results_dir, "datasets": datasets, "device": device, "threads": threads,
-               "eval_every": eval_every, "data_on_device": data_on_device, "force": force, "progress": progress}
+    where = {"results_dir": results_dir, "datasets": datasets, "progress": progress}
     if not distributed.is_writer():
         decision = distributed.broadcast(None)
-        return RunResult(spec, folder, decision) if decision != "go" else _execute(spec, folder, write=False, **options)
-    finished = None if force else results.read_finished(folder)
+        return (RunResult(spec, folder, decision) if decision != "go"
+                else _execute(spec, folder, options, write=False, **where))
+    finished = None if options.force else results.read_finished(folder)
     if finished is not None:
         distributed.broadcast("skipped")
         return RunResult(spec, folder, "skipped", finished[1])
@@ -336,26 +340,26 @@ def execute_run(
         return RunResult(spec, folder, "running", error=f"running in process {holder.get('pid', '?')} on "
                                                         f"{holder.get('host', '?')} since {holder.get('started_at', '?')}")
     with lock:
-        finished = None if force else results.read_finished(folder)  # it may have finished while we looked
+        finished = None if options.force else results.read_finished(folder)  # it may have finished meanwhile
         if finished is not None:
             distributed.broadcast("skipped")
             return RunResult(spec, folder, "skipped", finished[1])
         locks.remove_temporaries(folder)  # left by a killed run: nobody else writes here while we hold the lock
-        return _execute(spec, folder, write=True, **options)
+        return _execute(spec, folder, options, write=True, **where)
 
 
-def _execute(spec: RunSpec, folder: Path, *, results_dir: Path, datasets: DatasetCache, device: str,
-             threads: int | None, eval_every: int | None,
-             data_on_device: str, force: bool, progress: bool, write: bool) -> RunResult:
+def _execute(spec: RunSpec, folder: Path, options: RunOptions, *, results_dir: Path, datasets: DatasetCache,
+             progress: bool, write: bool) -> RunResult:
     splits = datasets.get(spec.dataset, spec.dataset_params)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
-    device = resolve_device(device) if deep else "cpu"  # a shallow run never records a device it did not use
-    n_threads = choose_threads(threads)
+    device = resolve_device(options.device) if deep else "cpu"  # a shallow run never records a device it did not use
+    n_threads = choose_threads(options.threads)
+    eval_every = options.eval_every
     train = splits.train
-    plan = plan_data_on_device(data_on_device, train.shape, device) if deep else None
+    plan = plan_data_on_device(options.data_on_device, train.shape, device) if deep else None
     if write:
-        if force:
+        if options.force:
             for old in folder.iterdir():
                 if old.is_dir():
                     shutil.rmtree(old)

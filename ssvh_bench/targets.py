@@ -15,7 +15,7 @@ from . import distributed, results
 from .config import RunSpec, make_specs
 from .errors import ConfigError, UnknownNameError
 from .registry import method_registry
-from .runner import RunEvent, RunResult
+from .runner import RunEvent, RunOptions, RunResult
 
 TABLES_FOLDER = "tables"
 
@@ -123,10 +123,9 @@ def reproduce(
     chosen = get_target(target)
     specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
     results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
-    outcomes = launch(specs, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir, data_root=data_root,
-                      device=device, threads=threads, eval_every=eval_every,
-                      data_on_device=data_on_device, force=force, keep_going=keep_going,
-                      on_event=on_event, progress=progress)
+    options = RunOptions(device, threads, eval_every, data_on_device, force)
+    outcomes = launch(specs, options, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir,
+                      data_root=data_root, keep_going=keep_going, on_event=on_event, progress=progress)
     done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
     writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
     return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])

@@ -12,6 +12,7 @@ from .. import results
 from ..config import RunSpec, parse_assignments, parse_list
 from ..errors import ConfigError
 from ..registry import dataset_registry
+from ..runner import RunOptions
 from ..io import canonical_json
 from ..targets import TARGETS, Target, get_target, target_specs
 from ..targets import reproduce as run_target
@@ -73,8 +74,8 @@ def sweep(
         raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "
                           "for a single setting use ssvh-bench run")
     results_dir = Path(results_dir or results.default_results_dir())
-    execute_all(specs, results_dir=results_dir, data_root=data_root, device=device, force=force, threads=threads,
-                fail_fast=fail_fast, eval_every=eval_every, data_on_device=data_on_device, launch=launch)
+    execute_all(specs, RunOptions(device, threads, eval_every, data_on_device, force), results_dir=results_dir,
+                data_root=data_root, fail_fast=fail_fast, launch=launch)
     if launch.dry_run:
         return
     where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
@@ -118,8 +119,8 @@ def reproduce(
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
                           results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                          eval_every=eval_every,
-                          data_on_device=data_on_device, force=force, keep_going=not fail_fast, on_event=show,
+                          eval_every=eval_every, data_on_device=data_on_device, force=force,
+                          keep_going=not fail_fast, on_event=show,
                           progress=show.on_terminal and launch.launcher == "inline",
                           launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),

@@ -19,7 +19,7 @@ from ..config import (RunSpec, check_overrides_used, resolve_params, load_config
 from ..errors import SsvhBenchError
 from ..metrics import DEFAULT_KS, evaluate
 from ..registry import Registry, dataset_registry, method_registry
-from ..runner import ERROR_LOG, RunEvent, RunResult, evaluate_checkpoint
+from ..runner import ERROR_LOG, RunEvent, RunOptions, RunResult, evaluate_checkpoint
 from .app import (
     BitsOption,
     DataRootOption,
@@ -100,9 +100,9 @@ def run(
     Every combination of methods x bits x seeds x --set values; finished runs are skipped.
     """
     specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
-    execute_all(specs, results_dir=results_dir or results.default_results_dir(), data_root=data_root,
-                device=device, force=force, threads=threads, fail_fast=fail_fast, eval_every=eval_every,
-                data_on_device=data_on_device, launch=launch)
+    execute_all(specs, RunOptions(device, threads, eval_every, data_on_device, force),
+                results_dir=results_dir or results.default_results_dir(), data_root=data_root, fail_fast=fail_fast,
+                launch=launch)
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
@@ -176,24 +176,19 @@ def summarise(outcomes: list[RunResult], results_dir: Path) -> None:
         raise typer.Exit(1)
 
 
-def execute_all(specs: list[RunSpec], *, results_dir: Path, data_root: Path | None, device: str, force: bool,
-                threads: int | None, fail_fast: bool, eval_every: int | None, data_on_device: str,
-                launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
+def execute_all(specs: list[RunSpec], options: RunOptions, *, results_dir: Path, data_root: Path | None,
+                fail_fast: bool, launch: LaunchOptions = LaunchOptions()) -> list[RunResult]:
     """Run ``specs`` with the chosen launcher, a line per run and the summary (``run`` and ``sweep``)."""
     if launch.dry_run:
-        print_dry_run(specs, Path(results_dir), launch, force)
+        print_dry_run(specs, Path(results_dir), launch, options.force)
         return []
     if not distributed.is_writer():  # under torchrun, rank 0 alone reports
-        return launchers.launch(specs, launcher=launch.launcher, results_dir=results_dir, data_root=data_root,
-                                device=device, threads=threads, eval_every=eval_every,
-                                data_on_device=data_on_device, force=force,
-                                keep_going=not fail_fast)
+        return launchers.launch(specs, options, launcher=launch.launcher, results_dir=results_dir,
+                                data_root=data_root, keep_going=not fail_fast)
     with RunPrinter() as show:
-        outcomes = launchers.launch(specs, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
-                                    results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                                    eval_every=eval_every,
-                                    data_on_device=data_on_device, force=force, keep_going=not fail_fast, on_event=show,
-                                    progress=show.on_terminal and launch.launcher == "inline")
+        outcomes = launchers.launch(specs, options, launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm,
+                                    results_dir=results_dir, data_root=data_root, keep_going=not fail_fast,
+                                    on_event=show, progress=show.on_terminal and launch.launcher == "inline")
     submitted = [o for o in outcomes if o.status == "submitted"]
     if submitted:
         record = launchers.read_submission(submitted[0].folder)
