@@ -28,7 +28,7 @@ Hooks, in the order the loop calls them:
 Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
-Reproducibility: batches come in the order of ``batch_indices(shuffle=True, seed=...)``, in-epoch randomness from
+Reproducibility: batches come in the split's ``batch_order(shuffle=True, seed=...)``, in-epoch randomness from
 generators, all seeded by (seed, epoch), and the global RNGs are re-seeded per epoch (dropout), so a run
 resumed from an epoch-boundary checkpoint reproduces the uninterrupted run exactly on the CPU.
 """
@@ -57,7 +57,6 @@ from . import distributed
 from .codes import check_bits, check_codes
 from .io import atomic_path, canonical_json, write_text
 from .data import VideoFeatures, as_video_features, require_finite
-from .data.features import batch_indices
 from .data.on_device import DeviceFeatures
 from .data.readahead import ReadAhead
 from .errors import ConfigError, DataError, TrainingError
@@ -344,11 +343,12 @@ def _related_rows(hooks: TrainingHooks, indices: np.ndarray, epoch: int, generat
 
 
 def _read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray, epoch: int,
-                generator: torch.Generator, rows: Any = slice(None)) -> tuple:
+                generator: torch.Generator, rows: Any = slice(None), features: np.ndarray | None = None) -> tuple:
     """(indices, features, Related or None, related features or None): this rank's share of one batch, read
-    from storage (only its own rows: under torchrun each rank reads its shard of the batch)."""
+    from storage (only its own rows: under torchrun each rank reads its shard of the batch) unless the
+    batch's ``features`` were read already."""
     kept, related = _related_rows(hooks, indices, epoch, generator, rows)
-    features = train.read(kept)
+    features = train.read(kept) if features is None else features
     require_finite(features, kept, "training split")
     if related is None:
         return kept, features, None, None
@@ -513,17 +513,22 @@ def split_last_batch(size: int, world: int) -> int:
 
 def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, epoch: int, seed: int,
                    related_generator: torch.Generator, last: int, device: torch.device) -> Iterator[Batch]:
-    """One epoch's batches on the device, in the seeded order (``last``: videos kept of the last partial
-    batch), this rank's share of each: gathered there when the split is held on the device
+    """One epoch's batches on the device, in the split's seeded ``batch_order`` (``last``: videos kept of the
+    last partial batch), this rank's share of each: gathered there when the split is held on the device
     (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
-    world = distributed.world_size()
-    order = (indices if len(indices) == batch_size else indices[:last] for indices in
-             batch_indices(len(train), batch_size, shuffle=True, seed=epoch_seed(seed, epoch, ORDER_STREAM)))
-    order = ((indices, distributed.batch_rows(len(indices) // world)[1]) for indices in order if len(indices))
-    if isinstance(train, DeviceFeatures):
-        yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
-        return
-    items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
+    world, order_seed = distributed.world_size(), epoch_seed(seed, epoch, ORDER_STREAM)
+    if world == 1 and not isinstance(train, DeviceFeatures):  # the split's own reader (a file reads ahead)
+        items = (_read_batch(hooks, train, indices, epoch, related_generator, features=features)
+                 for indices, features in train.iter_batches(batch_size, shuffle=True, seed=order_seed,
+                                                             drop_last=last == 0))
+    else:
+        order = (indices if len(indices) == batch_size else indices[:last]
+                 for indices in train.batch_order(batch_size, shuffle=True, seed=order_seed))
+        order = ((indices, distributed.batch_rows(len(indices) // world)[1]) for indices in order if len(indices))
+        if isinstance(train, DeviceFeatures):
+            yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
+            return
+        items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
     if device.type != "cuda":
         yield from (_to_batch(item, device) for item in items)
         return

@@ -101,3 +101,19 @@ def test_a_run_records_where_its_training_split_lived(tmp_path):
         assert json.loads((out[choice].folder / "config.json").read_text())["data_on_device"] == stored
     np.testing.assert_array_equal(results.load_codes(out["yes"].folder)["database"].unpack(),
                                   results.load_codes(out["no"].folder)["database"].unpack())
+
+
+def test_a_held_file_backed_split_trains_in_the_files_batch_order(tmp_path):
+    from ssvh_bench.data import HDF5Features
+    from real_layouts import write_features
+
+    array = np.random.default_rng(2).normal(size=(36, 4, 8)).astype(np.float32)
+    train = HDF5Features(write_features(tmp_path / "train.h5", array), block_videos=8, window_blocks=2)
+    codes = {}
+    for where, split in (("host", train), ("device", DeviceFeatures(train, "cpu")),
+                         ("array", ArrayFeatures(array))):
+        method = tiny("conmh", epochs=2)
+        method.fit(split, bits=16, seed=3)
+        codes[where] = method.encode(array)
+    np.testing.assert_array_equal(codes["device"], codes["host"])
+    assert not np.array_equal(codes["array"], codes["host"])  # the file's order is not a plain permutation

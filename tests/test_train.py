@@ -246,6 +246,22 @@ def test_each_epoch_reads_whole_batches_of_its_own_seeded_order_and_encoding_rea
     assert data.calls[0] == (8, {"shuffle": False})
 
 
+def test_a_file_backed_split_is_trained_in_its_own_near_sequential_batch_order(tmp_path, monkeypatch):
+    from ssvh_bench.data import HDF5Features
+    from ssvh_bench.train import ORDER_STREAM, epoch_seed
+    from real_layouts import write_features
+
+    data = HDF5Features(write_features(tmp_path / "train.h5", videos(40).array), block_videos=8, window_blocks=2)
+    reads = []
+    monkeypatch.setattr(HDF5Features, "read", lambda self, index, read=HDF5Features.read: (
+        reads.append(np.array(index)), read(self, index))[1])
+    Toy(epochs=2).fit(data, bits=8, seed=5)
+    expected = [batch for epoch in range(2) for batch in
+                data.batch_order(8, shuffle=True, seed=epoch_seed(5, epoch, ORDER_STREAM), drop_last=True)]
+    assert all(np.all(np.diff(batch) > 0) for batch in expected)  # sorted within a batch: one pass per read
+    assert [batch.tolist() for batch in reads[:len(expected)]] == [batch.tolist() for batch in expected]
+
+
 def test_training_set_smaller_than_a_batch_is_one_batch(tmp_path):
     Toy(epochs=1, batch_size=64).fit(videos(5), bits=8, seed=0, workdir=tmp_path)
     row = read_history(tmp_path)[0]

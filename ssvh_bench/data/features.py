@@ -46,9 +46,19 @@ class VideoFeatures(ABC):
         seed: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, features[n, T, D]) batches; shuffled order is a function of ``seed``."""
-        for index in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
+        """Yield (indices, features[n, T, D]) batches in ``batch_order``."""
+        for index in self.batch_order(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last):
             yield index, self.read(index)
+
+    def batch_order(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                    drop_last: bool = False) -> Iterator[np.ndarray]:
+        """The video positions of each batch ``iter_batches`` yields, without reading them; a shuffled order is
+        a function of ``seed`` (here a uniform permutation; file-backed splits keep reads near-sequential)."""
+        n = len(self)
+        order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            yield order[start : start + batch_size]
 
     def fingerprint(self, n_samples: int = 16) -> str:
         """A short content hash (shape plus evenly spaced videos), so cached artefacts follow their inputs."""
@@ -71,15 +81,6 @@ class VideoFeatures(ABC):
         for start in range(0, len(self), batch_size):
             out[start : start + batch_size] = self.read(slice(start, start + batch_size)).mean(axis=1)
         return out
-
-
-def batch_indices(n: int, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
-                  drop_last: bool = False) -> Iterator[np.ndarray]:
-    """The video positions of each batch of ``iter_batches`` (the one definition of the seeded batch order)."""
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        yield order[start : start + batch_size]
 
 
 def require_finite(features: np.ndarray, indices: np.ndarray | None, what: str) -> None:

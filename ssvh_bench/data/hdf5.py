@@ -185,6 +185,14 @@ class HDF5Features(VideoFeatures):
             pieces.append(rng.permutation(window))
         return np.concatenate(pieces) if pieces else np.arange(0)
 
+    def batch_order(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                    drop_last: bool = False) -> Iterator[np.ndarray]:
+        """Consecutive slices of ``epoch_order``; within a batch the indices come sorted."""
+        order = self.epoch_order(shuffle=shuffle, seed=seed)
+        stop = len(order) - len(order) % batch_size if drop_last else len(order)
+        # a batch's members are random, their order within it is not: sorted, they are read in one pass
+        return (np.sort(order[start : start + batch_size]) for start in range(0, stop, batch_size))
+
     def iter_batches(
         self,
         batch_size: int,
@@ -193,14 +201,8 @@ class HDF5Features(VideoFeatures):
         seed: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (indices, features) batches read by a background thread at most ``read_ahead`` batches ahead.
-
-        Batches are consecutive slices of ``epoch_order``; within a batch the indices come sorted.
-        """
-        order = self.epoch_order(shuffle=shuffle, seed=seed)
-        stop = len(order) - len(order) % batch_size if drop_last else len(order)
-        # a batch's members are random, their order within it is not: sorted, they are read in one pass
-        batches = (np.sort(order[start : start + batch_size]) for start in range(0, stop, batch_size))
+        """Yield (indices, features) batches read by a background thread at most ``read_ahead`` batches ahead."""
+        batches = self.batch_order(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
         reader = ReadAhead(((index, self.read(index)) for index in batches), depth=self.read_ahead)
         try:
             yield from reader

@@ -13,6 +13,7 @@ float32), failing with one line when it does not fit. ``no`` reads batches on th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,7 @@ class DeviceFeatures(VideoFeatures):
         import torch
 
         self.device = torch.device(device)
+        self.source = videos  # whose batch order the held split keeps (a file's differs from a permutation)
         self.tensor = torch.empty(videos.shape, dtype=getattr(torch, dtype), device=self.device)
         step = max(1, LOAD_CHUNK_BYTES // (4 * videos.n_frames * videos.feature_dim))
         for start in range(0, len(videos), step):
@@ -105,6 +107,11 @@ class DeviceFeatures(VideoFeatures):
         if not isinstance(indices, slice):
             indices = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
         return self.tensor[indices].float().cpu().numpy()
+
+    def batch_order(self, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
+                    drop_last: bool = False) -> Iterator[np.ndarray]:
+        """The source split's batches, so training on the held split sees the batches the host path sees."""
+        return self.source.batch_order(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
     def gather(self, indices: np.ndarray) -> torch.Tensor:
         """float32 [n, T, D] on the device of the videos at ``indices``, with no host round trip."""
