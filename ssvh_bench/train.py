@@ -348,26 +348,21 @@ def _read_batch(hooks: TrainingHooks, train: VideoFeatures, indices: np.ndarray,
     from storage (only its own rows: under torchrun each rank reads its shard of the batch) unless the
     batch's ``features`` were read already."""
     kept, related = _related_rows(hooks, indices, epoch, generator, rows)
-    features = train.read(kept) if features is None else features
-    require_finite(features, kept, "training split")
-    if related is None:
-        return kept, features, None, None
-    related_features = train.read(related.indices)
-    require_finite(related_features, related.indices, "training split")
-    return kept, features, related, related_features
+    if features is None:
+        features = _fetch(train, kept)
+    else:
+        require_finite(features, kept, "training split")
+    return kept, features, related, None if related is None else _fetch(train, related.indices)
 
 
-def _gathered(hooks: TrainingHooks, train: DeviceFeatures, indices: np.ndarray, epoch: int,
-              generator: torch.Generator, rows: Any) -> Batch:
-    """One batch gathered from a split held on the device (checked for NaN / inf when it was copied there)."""
-    indices, related = _related_rows(hooks, indices, epoch, generator, rows)
-    device = train.device
-    if related is None:
-        return Batch(train.gather(indices), torch.from_numpy(indices).to(device))
-    extras = {name: torch.from_numpy(np.asarray(value)).to(device) for name, value in related.extras.items()}
-    related_indices = np.asarray(related.indices, dtype=np.int64)
-    return Batch(train.gather(indices), torch.from_numpy(indices).to(device), train.gather(related_indices),
-                 torch.from_numpy(related_indices).to(device), extras)
+def _fetch(train: VideoFeatures, indices: np.ndarray) -> np.ndarray | torch.Tensor:
+    """The features of ``indices``: gathered on the device from a held split (checked for NaN / inf when it
+    was copied there), else read from storage and checked."""
+    if isinstance(train, DeviceFeatures):
+        return train.gather(indices)
+    features = train.read(indices)
+    require_finite(features, indices, "training split")
+    return features
 
 
 def _to_batch(item: tuple, device: torch.device) -> Batch:
@@ -525,11 +520,8 @@ def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, 
         order = (indices if len(indices) == batch_size else indices[:last]
                  for indices in train.batch_order(batch_size, shuffle=True, seed=order_seed))
         order = ((indices, distributed.batch_rows(len(indices) // world)[1]) for indices in order if len(indices))
-        if isinstance(train, DeviceFeatures):
-            yield from (_gathered(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
-            return
         items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
-    if device.type != "cuda":
+    if device.type != "cuda" or isinstance(train, DeviceFeatures):  # nothing to read ahead from a held split
         yield from (_to_batch(item, device) for item in items)
         return
     reader = ReadAhead(_pinned(items), depth=READ_AHEAD_BATCHES)  # read and pin ahead while the GPU works
