@@ -420,10 +420,9 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     batch_size = min(hooks.batch_size, len(train))
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
-    # A last partial batch is trained on when the method asks (as the reference loaders do), except a lone
-    # video (BatchNorm cannot normalise one); under torchrun see ``split_last_batch``.
-    last = len(train) % batch_size
-    last = 0 if hooks.drop_last or last == 1 else split_last_batch(last, world)
+    # A last partial batch is trained on when the method asks (as the reference loaders do): how much of it,
+    # ``split_last_batch`` says.
+    last = 0 if hooks.drop_last else split_last_batch(len(train) % batch_size, world)
     steps = len(train) // batch_size + (last > 0)
     trained_seconds = sum(row.get("seconds", 0.0) for row in history)
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
@@ -498,12 +497,12 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
 
 
 def split_last_batch(size: int, world: int) -> int:
-    """How many videos of an epoch's last partial batch of ``size`` are trained on by ``world`` processes:
-    all of them in one process; under torchrun the most that split evenly, if each rank then gets at least
-    two (BatchNorm), else none. So an N-process run drops at most N - 1 videos of it (when ``size`` is a
-    multiple of N, none: it trains what one process trains)."""
+    """How many videos of an epoch's last partial batch of ``size`` are trained on by ``world`` processes: the
+    most that split evenly over the ranks, if each rank then gets at least two (BatchNorm cannot normalise a
+    lone video), else none. One process keeps all of it but a lone video; an N-process run drops at most
+    N - 1 videos of it (when ``size`` is a multiple of N, none: it trains what one process trains)."""
     kept = size - size % world
-    return kept if world == 1 or kept >= 2 * world else 0
+    return kept if kept >= 2 * world else 0
 
 
 def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, epoch: int, seed: int,

@@ -143,7 +143,8 @@ def test_a_last_partial_batch_that_splits_evenly_is_trained_by_two_processes_as_
     _assert_same_training(_run_folder(tmp_path / "results2"), _run_folder(tmp_path / "results1"))
 
 
-@pytest.mark.parametrize("size, world, kept", [(17, 1, 17), (16, 2, 16), (9, 2, 8), (17, 4, 16), (5, 4, 0)])
+@pytest.mark.parametrize("size, world, kept", [(17, 1, 17), (1, 1, 0), (16, 2, 16), (9, 2, 8), (17, 4, 16),
+                                               (5, 4, 0)])
 def test_the_last_partial_batch_keeps_what_splits_evenly_with_two_videos_per_rank(size, world, kept):
     assert split_last_batch(size, world) == kept
 
