@@ -494,9 +494,7 @@ def encoding_time(method: Any, database: Any, seconds: float, videos: int) -> tu
     """ms per video, and how many videos were timed: the first pass over the splits, then more passes over
     the database until at least ``MIN_TIMED_SECONDS`` are measured (fast methods encode thousands of videos
     in a millisecond or two). Under torchrun, encoding is collective and only rank 0 gets here: one pass."""
-    from .distributed import world_size
-
-    while seconds < MIN_TIMED_SECONDS and world_size() == 1:
+    while seconds < MIN_TIMED_SECONDS and distributed.world_size() == 1:
         started = time.perf_counter()
         method.encode(database)
         seconds += time.perf_counter() - started
