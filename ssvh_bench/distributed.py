@@ -12,6 +12,7 @@ here is the identity of one process.
 
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -55,6 +56,9 @@ def setup() -> None:
         dist.init_process_group("nccl")
     else:
         dist.init_process_group("gloo")
+    # Left to the interpreter's exit, the group's threads can still be running when the process ends, which
+    # aborts it ("terminate called without an active exception"): leave the group first.
+    atexit.register(dist.destroy_process_group)
 
 
 def broadcast(value: Any) -> Any:
