@@ -25,7 +25,8 @@ import torch
 
 from ssvh_bench import ArrayFeatures, method_registry
 from ssvh_bench.data.on_device import DeviceFeatures
-from ssvh_bench.train import Batch, autocast_dtype, torch_device
+from ssvh_bench.devices import torch_device
+from ssvh_bench.train import Batch, autocast_dtype
 
 N_FRAMES, FEATURE_DIM, BITS, BATCH = 25, 4096, 64, 512
 

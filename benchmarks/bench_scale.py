@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from bench_conmh_throughput import compute_only  # benchmarks/ is on the path when a script runs
-from ssvh_bench.train import torch_device
+from ssvh_bench.devices import torch_device
 
 N_FRAMES, FEATURE_DIM, BITS = 25, 512, 64
 

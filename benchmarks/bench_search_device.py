@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ssvh_bench.metrics import evaluate
-from ssvh_bench.train import torch_device
+from ssvh_bench.devices import torch_device
 
 
 def main() -> None:

@@ -22,3 +22,9 @@ class DataError(SsvhBenchError, ValueError):
 
 class TrainingError(SsvhBenchError, RuntimeError):
     """Training cannot go on (a NaN or infinite loss, a checkpoint from other settings...)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The message a user sees: input errors as they are, anything else prefixed by its type."""
+    text = (str(error).strip().splitlines() or [""])[0]
+    return text if isinstance(error, SsvhBenchError) else f"{type(error).__name__}: {text}"

@@ -1,8 +1,8 @@
 """Where a grid's runs execute: ``inline`` (here, one after the other), ``local`` (parallel processes on this
 machine) or ``slurm`` (one submitit job array), and which runs are pending, running, finished or failed.
 
-Every launcher executes a run the same way, through ``runner.run_specs`` on one spec, under the run folder's
-``run.lock``, so launchers can be mixed and repeated: a finished run is skipped, a run that another live
+Every launcher runs a run the same way, through ``runner.run_specs`` on one spec, under the run folder's
+lock, so launchers can be mixed and repeated: a finished run is skipped, a run that another live
 process holds is reported ``running``, and an interrupted deep run resumes from its checkpoint.
 
 ``local`` starts ``jobs`` worker processes, each pinned to its share of the cores (CPU affinity,
@@ -26,14 +26,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import locks, results
+from . import locks
+from .checks import check_specs
 from .config import RunSpec, read_config_file
-from .errors import ConfigError
-from .io import read_json, write_json
-from .runner import RunEvent, RunOptions, RunResult, check_specs, run_specs
+from .errors import ConfigError, DataError
+from .io import write_json
+from .leaderboard import format_overrides
+from .options import LaunchOptions, RunOptions
+from .run_folder import RunFolder, default_results_dir
+from .runner import RunEvent, RunResult, run_specs
 
-LAUNCHERS = ("inline", "local", "slurm")
-SUBMISSION_FILE = "submission.json"
 SLURM_FOLDER = "slurm"  # <results>/slurm/<time stamp>/: submitit's scripts and the jobs' logs
 SLURM_SETTINGS = ("cluster", "partition", "time", "gpus_per_run", "cpus_per_run", "mem", "array_parallelism",
                   "params")
@@ -50,7 +52,7 @@ class RunContext:
     results_dir: Path
     data_root: Path | None
 
-    def execute(self, spec: RunSpec, threads: int | None) -> RunResult:
+    def run_one(self, spec: RunSpec, threads: int | None) -> RunResult:
         """``spec`` run here, with ``threads`` torch threads unless the options name a number."""
         options = replace(self.options, threads=self.options.threads or threads)
         return run_specs([spec], options, results_dir=self.results_dir, data_root=self.data_root)[0]
@@ -59,30 +61,26 @@ class RunContext:
 def launch(
     specs: Sequence[RunSpec],
     options: RunOptions = RunOptions(),
+    launch_options: LaunchOptions = LaunchOptions(),
     *,
-    launcher: str = "inline",
-    jobs: int = 1,
-    slurm: Mapping[str, Any] | None = None,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
     keep_going: bool = True,
     on_event: Callable[[RunEvent], None] | None = None,
     progress: bool = False,
 ) -> list[RunResult]:
-    """Execute ``specs`` with ``launcher`` (see the module docstring); results in the order of ``specs``."""
-    results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
-    if launcher not in LAUNCHERS:
-        raise ConfigError(f"unknown launcher {launcher!r}; use {', '.join(LAUNCHERS)}")
-    if launcher == "inline":
+    """Run ``specs`` where ``launch_options`` say (see the module docstring); results in the order of ``specs``."""
+    results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
+    launch_options.check()
+    if launch_options.launcher == "inline":
         return run_specs(specs, options, results_dir=results_dir, data_root=data_root, keep_going=keep_going,
                          on_event=on_event, progress=progress)
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, got {jobs}")
     check_specs(specs, options, results_dir=results_dir, data_root=data_root)
     context = RunContext(options, results_dir.resolve(), None if data_root is None else Path(data_root).resolve())
-    if launcher == "local":
-        return run_local(specs, jobs=jobs, context=context, keep_going=keep_going, on_event=on_event)
-    return submit_slurm(slurm_plan(specs, results_dir, slurm or {}, force=options.force), context, on_event=on_event)
+    if launch_options.launcher == "local":
+        return run_local(specs, jobs=launch_options.jobs, context=context, keep_going=keep_going, on_event=on_event)
+    plan = slurm_plan(specs, results_dir, launch_options.slurm, force=options.force)
+    return submit_slurm(plan, context, on_event=on_event)
 
 
 # ---- local: parallel processes on this machine ------------------------------------------------------------
@@ -158,7 +156,7 @@ def run_local(specs: Sequence[RunSpec], *, jobs: int, context: RunContext, keep_
             except queue.Empty:
                 for number, index in list(busy.items()):  # a worker killed mid-run still ends its run
                     if not workers[number][0].is_alive():
-                        folder = results.run_dir(context.results_dir, specs[index])
+                        folder = RunFolder.of(context.results_dir, specs[index]).path
                         outcome = RunResult(specs[index], folder, "failed", error=f"worker process died "
                                             f"(exit code {workers[number][0].exitcode})")
                         _finish(number, index, outcome, specs, outcomes, busy, emit)
@@ -217,7 +215,7 @@ def _local_worker(number: int, slot: Slot, context: RunContext, tasks: Any, done
         os.sched_setaffinity(0, slot.cores)
     while (task := tasks.get()) is not None:
         index, spec = task
-        done.put((number, index, context.execute(spec, threads=len(slot.cores))))
+        done.put((number, index, context.run_one(spec, threads=len(slot.cores))))
 
 
 # ---- slurm: one submitit job array ------------------------------------------------------------------------
@@ -305,7 +303,7 @@ def slurm_plan(specs: Sequence[RunSpec], results_dir: Path, settings: Mapping[st
     cluster = str(settings.pop("cluster", "slurm"))
     plan = SlurmPlan([], cluster=cluster, parameters=slurm_parameters(settings), results_dir=Path(results_dir))
     for spec in specs:
-        state = run_status(results.run_dir(results_dir, spec))
+        state = run_status(RunFolder.of(results_dir, spec).path)
         if state.status == "finished" and not force:
             plan.finished.append(spec)
         elif state.status == "running":
@@ -321,8 +319,8 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
     import submitit
 
     emit = on_event or (lambda event: None)
-    outcomes = [RunResult(spec, results.run_dir(plan.results_dir, spec), "skipped") for spec in plan.finished]
-    outcomes += [RunResult(spec, results.run_dir(plan.results_dir, spec), "running", error=why)
+    outcomes = [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "skipped") for spec in plan.finished]
+    outcomes += [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "running", error=why)
                  for spec, why in plan.running]
     if plan.submit:
         log_folder = context.results_dir / SLURM_FOLDER / datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -330,14 +328,14 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
         executor.update_parameters(name="ssvh-bench", **plan.parameters)
         threads = plan.parameters.get("cpus_per_task")
         with executor.batch():
-            jobs = [executor.submit(context.execute, spec, threads) for spec in plan.submit]
+            jobs = [executor.submit(context.run_one, spec, threads) for spec in plan.submit]
         for spec, job in zip(plan.submit, jobs):
-            folder = results.run_dir(plan.results_dir, spec)
-            write_json(folder / SUBMISSION_FILE, {
+            folder = RunFolder.of(plan.results_dir, spec)
+            write_json(folder.submission, {
                 "cluster": plan.cluster, "job_id": str(job.job_id), "log_folder": str(job.paths.folder),
                 "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr), "spec": spec.to_dict(),
                 "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-            outcomes.append(RunResult(spec, folder, "submitted", job_id=str(job.job_id)))
+            outcomes.append(RunResult(spec, folder.path, "submitted", job_id=str(job.job_id)))
     for index, outcome in enumerate(outcomes, 1):
         emit(RunEvent(outcome.status, index, len(outcomes), outcome.spec, outcome))
     return outcomes
@@ -359,13 +357,14 @@ class RunState:
 
 def run_status(folder: Path) -> RunState:
     """The state of the run in ``folder`` (which need not exist: then the run is ``pending``)."""
-    folder = Path(folder)
+    run = RunFolder(Path(folder))
+    folder = run.path
     submission = read_submission(folder)
     job_id = None if submission is None else str(submission.get("job_id"))
     job_state = None if submission is None else job_status(submission)
-    if results.is_finished(folder):
+    if run.is_finished():
         return RunState(folder, "finished", "", job_id)
-    lock_path = folder / locks.RUN_LOCK
+    lock_path = run.lock
     holder = locks.read_holder(lock_path)
     if holder is not None:
         on_dead_job = (holder.get("slurm_job_id") is not None and holder.get("slurm_job_id") == job_id
@@ -374,7 +373,7 @@ def run_status(folder: Path) -> RunState:
             return RunState(folder, "running", f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
                                                f"since {holder.get('started_at', '?')}", job_id)
         lock_path.unlink(missing_ok=True)  # its holder is gone: the run is pending again, and resumes
-    error = _read_optional(folder / "error.json")
+    error = _tolerant(run.read_error)
     if error is not None:
         return RunState(folder, "failed", str(error.get("error", "")), job_id)
     if job_state is not None and job_state in SLURM_ALIVE:
@@ -403,33 +402,31 @@ def job_status(submission: Mapping[str, Any]) -> str | None:
 
 
 def read_submission(folder: Path) -> dict[str, Any] | None:
-    """The ``submission.json`` record of a run submitted to Slurm (None when it was not)."""
-    return _read_optional(Path(folder) / SUBMISSION_FILE)
+    """The ``submission.json`` record of a run submitted to Slurm (None when it was not, or it is damaged)."""
+    return _tolerant(RunFolder(Path(folder)).read_submission)
 
 
-def _read_optional(path: Path) -> dict[str, Any] | None:
+def _tolerant(read: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """What a run folder's reader returns, None for a damaged file: a status never stops at one folder."""
     try:
-        value = read_json(path)
-    except (OSError, ValueError):
+        return read()
+    except DataError:
         return None
-    return value if isinstance(value, dict) else None
 
 
 def grid_status(results_dir: Path, specs: Sequence[RunSpec] | None = None) -> list[tuple[str, RunState]]:
     """(run label, state) of ``specs``, or of every run folder under ``results_dir`` when ``specs`` is None."""
     if specs is not None:
-        return [(_label(spec.to_dict()), run_status(results.run_dir(results_dir, spec))) for spec in specs]
+        return [(_label(spec.to_dict()), run_status(RunFolder.of(results_dir, spec).path)) for spec in specs]
     rows = []
-    for folder in sorted((Path(results_dir) / "runs").glob("*/*/*/*")):
-        if not folder.is_dir():
-            continue
-        record = _read_optional(folder / results.CONFIG_FILE) or (read_submission(folder) or {}).get("spec")
-        label = _label(record) if record else "/".join(folder.parts[-4:])
-        rows.append((label, run_status(folder)))
+    for folder in RunFolder.all(results_dir):
+        record = _tolerant(folder.read_config) or (read_submission(folder.path) or {}).get("spec")
+        label = _label(record) if record else "/".join(folder.path.parts[-4:])
+        rows.append((label, run_status(folder.path)))
     return rows
 
 
 def _label(spec: Mapping[str, Any]) -> str:
     overrides = spec.get("overrides") or {}
     text = f"{spec.get('method')} {spec.get('dataset')} {spec.get('bits')} bits seed {spec.get('seed')}"
-    return text + (f" ({results.format_overrides(overrides)})" if overrides else "")
+    return text + (f" ({format_overrides(overrides)})" if overrides else "")

@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-RUN_LOCK = "run.lock"
 POLL_S = 0.2
 # a lock file that is still empty this long after its creation was left by a process killed between
 # creating and writing it (the two happen microseconds apart)

@@ -24,6 +24,7 @@ from .display import method_rank, method_style, method_label
 from .errors import ConfigError
 from .io import atomic_path
 from .metrics import DEFAULT_KS
+from .run_folder import RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,6 +68,8 @@ def plot(
     ``out`` is the folder (default ``<results_dir>/figures``), ``name`` the file stem (default from the kind).
     ``describe`` receives one line saying what was drawn from how many runs. Returns the PNG and PDF paths.
     """
+    from .checks import check_writable
+    from .leaderboard import load_runs
     from .tables import select_runs
 
     check_kind(kind, param)
@@ -77,8 +80,9 @@ def plot(
                           f"--bits {bits or '*'!r} --method {methods or '*'!r}")
     cutoffs = list(ks) if ks else default_ks(kind)
     figure = make_figure(kind, frame, ks=cutoffs, param=param, by=by, x=x)
-    paths = save_figure(figure, Path(out) if out else results_dir / FIGURES_FOLDER,
-                        name or figure_name(kind, param, by, x))
+    folder = Path(out) if out else results_dir / FIGURES_FOLDER
+    check_writable(folder)
+    paths = save_figure(figure, folder, name or figure_name(kind, param, by, x))
     if describe is not None:
         if kind == "ablation":
             used = len(ablation_runs(frame, param or ""))
@@ -135,23 +139,6 @@ def make_figure(kind: str, frame: pd.DataFrame, *, ks: Sequence[int], param: str
         if kind == "curve":
             return plot_curve(frame, ks[0])
         return plot_efficiency(frame, ks[0], x)
-
-
-def load_runs(results_dir: Path) -> pd.DataFrame:
-    """The leaderboard frame plus ``method_params`` (dict), ``pr_curve`` (dict) and ``label`` of every run."""
-    from .results import iter_finished_runs, leaderboard_frame
-
-    frame = leaderboard_frame(results_dir)
-    if frame.empty:
-        return frame
-    extra = {config["run_id"]: (config.get("method_params", {}), metrics.get("pr_curve"), folder)
-             for folder, config, metrics in iter_finished_runs(results_dir)}
-    frame = frame.copy()
-    frame["method_params"] = frame["run_id"].map(lambda run_id: extra[run_id][0])
-    frame["pr_curve"] = frame["run_id"].map(lambda run_id: extra[run_id][1])
-    frame["folder"] = frame["run_id"].map(lambda run_id: extra[run_id][2])
-    frame["label"] = [method_label(m, o) for m, o in zip(frame["method"], frame["overrides"])]
-    return frame
 
 
 def _figure(n_panels: int) -> tuple[Figure, list[Axes]]:
@@ -391,7 +378,7 @@ def training_curve(folder: Path, k: int) -> pd.DataFrame | None:
     """(epochs trained, mAP@k) of a run evaluated with ``--eval-every`` (0: the untrained model), else None."""
     import pandas as pd
 
-    history = Path(folder) / "history.csv"
+    history = RunFolder(folder).history
     if not history.is_file():
         return None
     rows = pd.read_csv(history)

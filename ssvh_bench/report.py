@@ -69,13 +69,15 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 
 def write_report(results_dir: Path, out: Path | None = None) -> Path:
     """Write the report of every finished run under ``results_dir`` (default ``<results_dir>/report/index.html``)."""
-    from .plots import load_runs
+    from .checks import check_writable
+    from .leaderboard import load_runs
 
     results_dir = Path(results_dir)
     frame = load_runs(results_dir)
     if frame.empty:
         raise ConfigError(f"no finished runs under {results_dir / 'runs'}; start one with ssvh-bench run")
     path = Path(out) if out is not None else results_dir / REPORT_FOLDER / REPORT_FILE
+    check_writable(path.parent)
     write_text(path, render_report(frame, results_dir))
     return path
 
@@ -95,7 +97,7 @@ def render_report(frame: pd.DataFrame, results_dir: Path) -> str:
         *figure_sections(frame),
         "<h2 id='runs'>Runs</h2>",
         "<p class='note'>Every finished run; open <i>config.json</i> for its resolved parameters.</p>",
-        runs_table(frame, results_dir),
+        runs_table(frame),
     ]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -217,12 +219,10 @@ def png_base64(figure: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def runs_table(frame: pd.DataFrame, results_dir: Path) -> str:
+def runs_table(frame: pd.DataFrame) -> str:
     """Every run with its headline numbers and its config.json in a ``<details>`` element."""
-    from .results import CONFIG_FILE, iter_finished_runs
+    from .run_folder import CONFIG_FILE, RunFolder
 
-    configs: dict[str, Any] = {config["run_id"]: (folder, config)
-                               for folder, config, _ in iter_finished_runs(results_dir)}
     k = 20 if "map@20" in frame.columns else int(next(c for c in frame.columns if c.startswith("map@"))[4:])
     header = "".join(f"<th class='text'>{name}</th>" if name in ("Dataset", "Overrides", "Configuration")
                      else f"<th>{name}</th>" for name in
@@ -231,7 +231,8 @@ def runs_table(frame: pd.DataFrame, results_dir: Path) -> str:
     ordered = frame.assign(_rank=frame["method"].map(method_rank)).sort_values(
         ["dataset", "bits", "_rank", "overrides", "seed"])
     for values in ordered.to_dict("records"):
-        folder, config = configs[values["run_id"]]
+        folder = values["folder"]
+        config = RunFolder(folder).read_config()
         config_json = html.escape(json.dumps(config, indent=2, sort_keys=True))
         details = (f"<details><summary>{CONFIG_FILE}</summary><p class='note'>{html.escape(str(folder))}</p>"
                    f"<pre>{config_json}</pre></details>")

@@ -73,7 +73,7 @@ def summary_frame(frame: pd.DataFrame, ks: Sequence[int], published: pd.DataFram
     Published numbers attach to the rows without overrides (they were obtained with default parameters).
     Rows are in display order: dataset, bits, then methods as ``ssvh_bench.display`` orders them.
     """
-    from .results import aggregate
+    from .leaderboard import aggregate
 
     columns = metric_columns(frame, ks)
     table = aggregate(frame, columns)

@@ -1,21 +1,19 @@
 """Named reproduction targets, as data (which runs a paper table or figure needs, and what to draw from
-them), and ``reproduce``, which runs a target's missing runs (finished ones are skipped) and writes its
-reports: ``ssvh-bench reproduce <target>`` from Python. A target never drops a method silently: if one is not registered, it is an error that
-names every missing method.
+them), their runs, and the reports written from their finished runs (``ssvh_bench.api.reproduce`` runs them).
+A target never drops a method silently: if one is not registered, it is an error that names every missing
+method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import distributed, results
 from .config import RunSpec, make_specs
 from .errors import ConfigError, UnknownNameError
 from .registry import method_registry
-from .runner import RunEvent, RunOptions, RunResult
 
 TABLES_FOLDER = "tables"
 
@@ -86,58 +84,14 @@ def target_specs(target: Target, dataset: str, seeds: list[int],
     return make_specs(target.methods, dataset, target.bits, seeds, overrides, dataset_overrides)
 
 
-@dataclass
-class Reproduction:
-    """What ``reproduce`` did: each run's result and the report files it wrote."""
-
-    target: Target
-    runs: list[RunResult]
-    written: list[Path]
-
-
-def reproduce(
-    target: str,
-    dataset: str = "synthetic",
-    seeds: int | Sequence[int] = 0,
-    dataset_params: Mapping[str, Any] | None = None,
-    *,
-    results_dir: Path | str | None = None,
-    data_root: Path | str | None = None,
-    device: str = "auto",
-    threads: int | None = None,
-    eval_every: int | None = None,
-    data_on_device: str = "auto",
-    force: bool = False,
-    keep_going: bool = True,
-    on_event: Callable[[RunEvent], None] | None = None,
-    progress: bool = False,
-    launcher: str = "inline",
-    jobs: int = 1,
-    slurm: Mapping[str, Any] | None = None,
-) -> Reproduction:
-    """Run ``target``'s runs on ``dataset`` and write its tables and figures from the runs that finished
-    (``launcher``, ``jobs`` and ``slurm`` as in ``run``; with Slurm, the reports come from the runs finished
-    before, and ``reproduce`` again writes them once the jobs are done)."""
-    from .launchers import launch
-
-    chosen = get_target(target)
-    specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
-    results_dir = Path(results_dir) if results_dir is not None else results.default_results_dir()
-    options = RunOptions(device, threads, eval_every, data_on_device, force)
-    outcomes = launch(specs, options, launcher=launcher, jobs=jobs, slurm=slurm, results_dir=results_dir,
-                      data_root=data_root, keep_going=keep_going, on_event=on_event, progress=progress)
-    done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
-    writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
-    return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])
-
-
 def write_reports(target: Target, results_dir: Path, run_ids: list[str]) -> list[Path]:
     """The target's table(s) under ``<results>/tables/<target>/`` and figures under ``<results>/figures/``."""
     from . import plots
+    from .leaderboard import load_runs
     from .published import load_published
     from .tables import TABLE_KS, select_runs, write_tables
 
-    frame = select_runs(plots.load_runs(results_dir), run_ids=run_ids)
+    frame = select_runs(load_runs(results_dir), run_ids=run_ids)
     written: list[Path] = []
     for report in target.reports:
         options = dict(report.options)

@@ -1,9 +1,9 @@
-"""The one training loop shared by every deep and two-stage method, its hooks, and ``DeepMethod``.
+"""The one training loop shared by every deep and two-stage method, and its hooks.
 
 ``TrainingHooks`` is what the loop trains: a subclass supplies the losses (and optionally the optimiser, the
 learning rate, per-epoch work and related videos); ``run_training(hooks, model, train, ...)`` does the rest.
-``DeepMethod`` is a ``TrainingHooks`` that is also a hashing method (``fit`` / ``encode``); a stage-1 model
-(BTH's reconstruction network) is a bare ``TrainingHooks`` trained by the same loop.
+``ssvh_bench.method.DeepMethod`` is a ``TrainingHooks`` that is also a hashing method (``fit`` / ``encode``);
+a stage-1 model (BTH's reconstruction network) is a bare ``TrainingHooks`` trained by the same loop.
 
 Hooks, in the order the loop calls them:
 
@@ -21,10 +21,6 @@ Hooks, in the order the loop calls them:
   (minimised) and anything else worth logging. ``batch`` is a ``Batch`` on the device; draw every random
   number from ``generator``.
 
-``DeepMethod`` adds ``prepare(train, ...)`` (stage 1 of two-stage methods, cached under ``cache_dir``),
-``build_model(n_frames, feature_dim, bits)`` (built right after ``torch.manual_seed(seed)``) and
-``encode_batch(model, features)`` (codes [B, bits] in {-1, 0, +1}).
-
 Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
@@ -35,11 +31,8 @@ resumed from an epoch-boundary checkpoint reproduces the uninterrupted run exact
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import pickle
 import random
 import time
 from abc import ABC, abstractmethod
@@ -54,22 +47,17 @@ import torch
 from torch import nn
 
 from . import distributed
-from .codes import check_bits, check_codes
-from .io import atomic_path, canonical_json, write_text
-from .data import VideoFeatures, as_video_features, require_finite
+from .checkpoints import epochs_in, load_training_checkpoint, save_training_checkpoint
+from .data import VideoFeatures, require_finite
 from .data.on_device import DeviceFeatures
 from .data.readahead import ReadAhead
-from .errors import ConfigError, DataError, TrainingError
-from .method import HashingMethod
+from .devices import torch_device
+from .errors import ConfigError, TrainingError
+from .run_folder import write_history
 
-# What ``DeepMethod.fit`` writes in its run folder
-HISTORY_FILE = "history.csv"
 log = logging.getLogger(__name__)
 AfterEpoch = Callable[[int], Mapping[str, float]]
 
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_FILE = "last.pt"
-RELEASED_STATE_KEY = "model_state_dict"  # how the reference code stores weights in its checkpoints
 PROGRESS_REFRESH_S = 0.5
 READ_AHEAD_BATCHES = 2  # batches read ahead on CUDA
 # random streams of one epoch (see ``epoch_seed``)
@@ -144,139 +132,9 @@ class TrainingHooks(ABC):
                         generator: torch.Generator) -> dict[str, torch.Tensor]: ...
 
 
-class DeepMethod(TrainingHooks, HashingMethod):
-    """A hashing method trained by the shared loop (see the module docstring for the hooks)."""
-
-    family = "deep"
-
-    model: nn.Module | None = None
-    device: torch.device = torch.device("cpu")
-
-    # ---- hooks -------------------------------------------------------------------------------------------
-    @abstractmethod
-    def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module: ...
-
-    def prepare(self, train: VideoFeatures, *, bits: int, seed: int, device: torch.device,
-                cache_dir: Path | None, progress: bool) -> None:
-        """Work before the first epoch (stage 1 of two-stage methods); runs again when a run resumes."""
-
-    @abstractmethod
-    def encode_batch(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor: ...
-
-    # ---- the method contract -----------------------------------------------------------------------------
-    def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
-            after_epoch: AfterEpoch | None = None):
-        self.bits = check_bits(bits)
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed}")
-        self.device = torch_device(device)
-        seed_everything(seed)
-        self.prepare(train, bits=self.bits, seed=seed, device=self.device, cache_dir=cache_dir, progress=progress)
-        # Seed again: whether ``prepare`` built its stage 1 or loaded it from the cache must not change the
-        # model's initial weights.
-        seed_everything(seed)
-        self._build(train.n_frames, train.feature_dim)
-        settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
-                    "train_shape": list(train.shape)}
-        if isinstance(train, DeviceFeatures) and train.tensor.dtype == torch.float16:
-            settings["train_dtype"] = "float16"  # rounded inputs: a float32 checkpoint must not resume from it
-        workdir = None if workdir is None else Path(workdir)
-        history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
-                               history_path=None if workdir is None else workdir / HISTORY_FILE,
-                               checkpoint_path=None if workdir is None else workdir / CHECKPOINT_DIR / CHECKPOINT_FILE,
-                               progress=progress, after_epoch=after_epoch)
-        # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
-        self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
-        return self
-
-    def encode(self, videos: VideoFeatures | np.ndarray) -> np.ndarray:
-        """Codes in full precision (no autocast), in eval mode, batch by batch in dataset order."""
-        if self.model is None:
-            raise RuntimeError(f"{type(self).__name__} has no model yet: call fit or load_checkpoint first")
-        videos = as_video_features(videos)
-        self.model.eval()
-        share = distributed.shard_range(len(videos))  # under torchrun each rank encodes its share
-        if len(share) == len(videos):
-            batches = videos.iter_batches(self.batch_size, shuffle=False)  # sequential: file reads ahead
-        else:
-            batches = ((indices, videos.read(indices)) for indices in
-                       (np.arange(start, min(start + self.batch_size, share.stop))
-                        for start in range(share.start, share.stop, self.batch_size)))
-        codes = np.empty((len(share), self.bits), dtype=np.int8)
-        with torch.inference_mode():
-            for indices, features in batches:
-                require_finite(features, indices, "encoded videos")
-                batch_codes = self.encode_batch(self.model, to_device(features, self.device)).cpu()
-                codes[indices - share.start] = check_codes(batch_codes.numpy(),
-                                                           what=f"codes of videos {indices[0]}..{indices[-1]}")
-        return distributed.gather_arrays(codes)
-
-    @property
-    def n_parameters(self) -> int:
-        return 0 if self.model is None else sum(p.numel() for p in self.model.parameters())
-
-    def state_dict(self) -> dict[str, Any]:
-        if self.model is None:
-            raise RuntimeError(f"{type(self).__name__} has no model yet: call fit or load_checkpoint first")
-        return {"bits": self.bits, "n_frames": self.n_frames, "feature_dim": self.feature_dim,
-                "model": self.model.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> "DeepMethod":
-        self.bits = check_bits(state["bits"])
-        self._build(state["n_frames"], state["feature_dim"])
-        self._load_weights(state["model"], "the given state")
-        return self
-
-    def load_checkpoint(self, path: Path, *, bits: int, n_frames: int, feature_dim: int,
-                        device: str = "cpu") -> "DeepMethod":
-        """Load weights from a released checkpoint (``model_state_dict``, maybe ``module.``-prefixed), a
-        checkpoint written by the loop, or a bare state dict, into a model built for these shapes."""
-        self.bits = check_bits(bits)
-        self.device = torch_device(device)
-        torch.manual_seed(0)  # every weight is overwritten; seeding only keeps construction deterministic
-        self._build(n_frames, feature_dim)
-        self._load_weights(read_model_weights(path), str(path))
-        return self
-
-    # ---- internals ---------------------------------------------------------------------------------------
-    def _build(self, n_frames: int, feature_dim: int) -> None:
-        self.n_frames, self.feature_dim = int(n_frames), int(feature_dim)
-        self.model = self.build_model(self.n_frames, self.feature_dim, self.bits).to(self.device)
-
-    def _load_weights(self, weights: dict[str, torch.Tensor], source: str) -> None:
-        assert self.model is not None
-        expected = self.model.state_dict()
-        missing = sorted(set(expected) - set(weights))
-        unexpected = sorted(set(weights) - set(expected))
-        wrong = [f"{k} {tuple(weights[k].shape)} (model: {tuple(v.shape)})" for k, v in expected.items()
-                 if k in weights and weights[k].shape != v.shape]
-        if missing or unexpected or wrong:
-            detail = "; ".join(part for part in (
-                f"missing {missing[:3]}" if missing else "",
-                f"unexpected {unexpected[:3]}" if unexpected else "",
-                f"wrong shape {wrong[:3]}" if wrong else "",
-            ) if part)
-            raise DataError(f"{source} does not fit {type(self).__name__} with {self.bits} bits and "
-                            f"{self.feature_dim}-d features: {detail}")
-        self.model.load_state_dict(weights)
-
-
 def step_decay_lr(epoch: int, lr: float, decay: float, every: int, floor: float) -> float:
     """The SSVH papers' schedule: ``lr * decay ** (epoch // every)``, never below ``floor``."""
     return max(lr * decay ** (epoch // every), floor)
-
-
-def torch_device(device: str | torch.device) -> torch.device:
-    """Parse a device name ("auto" picks CUDA when present); unusable names are ConfigErrors."""
-    if str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but CUDA is not available here")
-    return parsed
 
 
 def seed_everything(seed: int) -> None:
@@ -406,7 +264,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     history: list[dict[str, float]] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = _load_training_checkpoint(checkpoint, settings)
+        state = load_training_checkpoint(checkpoint, settings)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
@@ -470,7 +328,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             means = {name: float(distributed.sum_over_ranks(total)) / n_videos for name, total in totals.items()}
             bad = [f"{name} = {value}" for name, value in means.items() if not math.isfinite(value)]
             if bad:
-                kept = (f"last good checkpoint kept: {checkpoint}, {_epochs_in(checkpoint)} epochs done"
+                kept = (f"last good checkpoint kept: {checkpoint}, {epochs_in(checkpoint)} epochs done"
                         if checkpoint is not None and checkpoint.is_file() else "no checkpoint to resume from")
                 raise TrainingError(f"training stopped in epoch {epoch}: {', '.join(bad)} ({kept})")
             row = {"epoch": epoch, **means, "lr": lr, "seconds": seconds, "videos_per_s": n_videos / seconds}
@@ -489,8 +347,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                          "scaler": None if scaler is None else scaler.state_dict(),
                          "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],
                          "hooks": hooks.training_state(), "settings": settings}
-                with atomic_path(checkpoint) as tmp:
-                    torch.save(state, tmp)
+                save_training_checkpoint(checkpoint, state)
     finally:
         bar.close()
     return history
@@ -550,53 +407,3 @@ def _clock(seconds: float) -> str:
     minutes, seconds = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
-
-
-def _epochs_in(checkpoint: Path) -> int:
-    return torch.load(checkpoint, map_location="cpu", weights_only=True)["epochs_done"]
-
-
-def _load_training_checkpoint(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state["epochs_done"], state["history"]  # noqa: B018  a checkpoint without them is damaged too
-    except Exception as error:  # noqa: BLE001  torch/zip/pickle errors alike: the file is damaged
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise TrainingError(f"the checkpoint {path} is damaged ({reason}); delete it to train from scratch, "
-                            "or run with --force") from None
-    if canonical_json(state.get("settings")) != canonical_json(settings):
-        raise TrainingError(f"the checkpoint {path} was written with other settings ({state.get('settings')}); "
-                            "delete it or train in another folder")
-    return state
-
-
-def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s, and the evaluation
-    columns ``map@K`` where ``--eval-every`` evaluated (row -1: the untrained model)."""
-    keys = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
-    columns = sorted(keys, key=lambda key: key.startswith("map@"))  # evaluation columns (--eval-every) last
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(path, buffer.getvalue())
-
-
-def read_model_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Model weights from a released checkpoint (``model_state_dict``, with or without DataParallel's
-    ``module.`` prefix), a checkpoint written by the loop (``model``) or a bare state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"no checkpoint file at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise DataError(f"{path} is not a readable weights-only torch checkpoint ({str(error).splitlines()[0]})") \
-            from None
-    if isinstance(state, dict) and RELEASED_STATE_KEY in state:
-        state = state[RELEASED_STATE_KEY]
-    elif isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{path} holds no model state dict (expected a {RELEASED_STATE_KEY!r} entry)")
-    return {key.removeprefix("module."): value for key, value in state.items()}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssvh_bench import method_registry, pack_codes, results
+from ssvh_bench import method_registry, pack_codes, run_folder, RunFolder
 from ssvh_bench.io import write_json
 from ssvh_bench.config import RunSpec
 
@@ -19,7 +19,7 @@ def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: s
     # the method's current version, as the runner records it (an older one would show as an override)
     version = method_registry.get(method).version if method in method_registry.names() else 1
     spec = RunSpec(method, dataset, bits, seed, dict(params or {}), {}, dict(overrides or {}), version)
-    folder = results.run_dir(root, spec)
+    folder = RunFolder.of(root, spec).path
     metrics = {}
     for k in KS:
         metrics[f"map@{k}"] = map_at_5 * 5 / k
@@ -34,8 +34,8 @@ def write_run(root: Path, method: str, seed: int, map_at_5: float, *, dataset: s
 
 def finish_run(spec: RunSpec, folder: Path, metrics: dict) -> Path:
     """Write ``folder`` as the runner does: config, codes (two tiny videos), then metrics with the codes' checksum."""
-    write_json(folder / results.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
+    write_json(folder / run_folder.CONFIG_FILE, {**spec.to_dict(), "device": "cpu"})
     codes = np.where(np.arange(2 * spec.bits).reshape(2, spec.bits) % 3 == 0, 1, -1).astype(np.int8)
-    results.save_codes(folder / results.CODES_FILE, pack_codes(codes), np.eye(2, dtype=np.uint8))
-    write_json(folder / results.METRICS_FILE, {**metrics, "codes_sha256": results.file_sha256(folder / results.CODES_FILE)})
+    run_folder.save_codes(folder / run_folder.CODES_FILE, pack_codes(codes), np.eye(2, dtype=np.uint8))
+    write_json(folder / run_folder.METRICS_FILE, {**metrics, "codes_sha256": run_folder.file_sha256(folder / run_folder.CODES_FILE)})
     return folder

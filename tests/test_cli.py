@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ssvh_bench import results
+from ssvh_bench import leaderboard, run_folder
 from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_error_and_no_run_folder(tmp_path, tiny_plugins, a
 def test_separate_query_split_and_evaluate_command(tmp_path, tiny_plugins):
     assert run_tiny(tmp_path, "--dataset-param", "separate_query=true").exit_code == 0
     folder = run_folders(tmp_path)[0]
-    assert results.load_codes(folder)["query"] is not None
+    assert run_folder.load_codes(folder)["query"] is not None
     out = tmp_path / "recomputed.json"
     result = invoke("evaluate", str(folder), "--output", str(out))
     assert result.exit_code == 0, result.output

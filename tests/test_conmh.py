@@ -10,7 +10,7 @@ from method_helpers import reference_shapes
 from ssvh_bench import ArrayFeatures, Batch, ConfigError, DataError, method_registry
 from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
-from ssvh_bench.runner import evaluate_checkpoint
+from ssvh_bench.evaluation import evaluate_checkpoint
 from ssvh_bench.methods.conmh import VARIANTS, ConMHNetwork
 from ssvh_bench.nn import n_visible_frames, sample_views
 

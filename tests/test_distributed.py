@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssvh_bench.results import load_codes
+from ssvh_bench.run_folder import load_codes
 from ssvh_bench.train import split_last_batch
 
 DATA = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}

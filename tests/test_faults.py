@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import results
+
 from ssvh_bench.cli import app
+from ssvh_bench.run_folder import RunFolder
 from ssvh_bench.io import read_json
 
 from real_layouts import write_fcvid, write_features
@@ -104,7 +105,7 @@ def test_a_nan_the_sampled_check_missed_is_caught_by_the_method(tmp_path, monkey
     assert outcome.status == "failed"
     expected = "training split" if split == "train" else "database split"
     assert expected in outcome.error and f"video {video} has NaN or inf" in outcome.error, outcome.error
-    assert not results.is_finished(outcome.folder)
+    assert not RunFolder(outcome.folder).is_finished()
 
 
 @pytest.mark.parametrize("shape", [(0, 5, 8), (10, 0, 8), (10, 5, 0)])
@@ -179,7 +180,7 @@ def test_a_run_killed_while_writing_metrics_is_redone_and_leaves_no_temporary_fi
     with monkeypatch.context() as patch:
         kill_at(patch, io, "write_text", when=lambda path, text: path.name == "metrics.json")
         killed = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
-    assert killed.error == "Killed: killed in write_text" and not results.is_finished(killed.folder)
+    assert killed.error == "Killed: killed in write_text" and not RunFolder(killed.folder).is_finished()
     (killed.folder / ".metrics.json.abc.tmp").write_text("half")  # what a real kill can leave behind
     redone = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
     assert redone.status == "finished" and not list(redone.folder.glob(".*.tmp"))

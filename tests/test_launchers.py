@@ -10,13 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import locks
+from ssvh_bench import locks, run_folder
 from ssvh_bench.cli import app
 from ssvh_bench.config import make_specs
 from ssvh_bench.errors import ConfigError
-from ssvh_bench.launchers import (SUBMISSION_FILE, Slot, grid_status, plan_slots, parse_minutes, run_status,
+from ssvh_bench.launchers import (Slot, grid_status, plan_slots, parse_minutes, run_status,
                                   slurm_parameters)
-from ssvh_bench.results import read_finished, run_dir
+from ssvh_bench.run_folder import RunFolder
 
 TINY = {"n_train": 60, "n_database": 60, "n_frames": 4, "feature_dim": 40, "n_classes": 3}
 TINY_OPTIONS = [option for key, value in TINY.items() for option in ("--dataset-param", f"{key}={value}")]
@@ -25,7 +25,7 @@ TIMING = ("train_seconds", "encode_ms_per_video", "encode_timed_videos")
 
 
 def _comparable(folder):
-    _, metrics = read_finished(folder)
+    _, metrics = RunFolder(folder).finished()
     return {k: v for k, v in metrics.items() if k not in TIMING}
 
 
@@ -40,7 +40,7 @@ def test_local_launcher_runs_a_4_run_grid_in_2_pinned_processes_and_matches_inli
     assert [o.status for o in inline] == ["finished"] * 4
     threads = set()
     for outcome in inline:
-        folder = run_dir(tmp_path / "local", outcome.spec)
+        folder = RunFolder.of(tmp_path / "local", outcome.spec).path
         assert _comparable(folder) == _comparable(outcome.folder)  # same metrics and codes checksum
         config = json.loads((folder / "config.json").read_text())
         threads.add(config.get("threads"))
@@ -89,7 +89,7 @@ def test_slurm_dry_run_shows_the_array_without_submitting(tmp_path):
                           "  slurm_mem = 16G", "  slurm_partition = gpu", "  timeout_min = 45",
                           "  [0] itq synthetic 32 bits seed 0 (dataset.feature_dim=40;dataset.n_classes=3;"
                           "dataset.n_database=60;dataset.n_frames=4;dataset.n_train=60) -> "
-                          + str(run_dir(tmp_path, make_specs(["itq"], "synthetic", [32], [0], {}, TINY)[0]))]
+                          + str(RunFolder.of(tmp_path, make_specs(["itq"], "synthetic", [32], [0], {}, TINY)[0]).path)]
     assert lines[-1] == "not submitted: 1 finished, 0 queued or running"
     assert not (tmp_path / "slurm").exists()
     assert len(list((tmp_path / "runs").glob("*/*/*/*"))) == 1  # nothing written for the three others
@@ -98,7 +98,7 @@ def test_slurm_dry_run_shows_the_array_without_submitting(tmp_path):
 def _wait_until_finished(results_dir, specs, timeout=240.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [run_status(run_dir(results_dir, spec)).status for spec in specs]
+        states = [run_status(RunFolder.of(results_dir, spec).path).status for spec in specs]
         if all(state == "finished" for state in states):
             return
         time.sleep(0.5)
@@ -111,7 +111,7 @@ def test_slurm_launcher_submits_pending_runs_through_submitit_and_status_follows
                                launcher="slurm", slurm=slurm)
     assert [o.status for o in submitted] == ["submitted", "submitted"]
     for outcome in submitted:
-        record = json.loads((outcome.folder / SUBMISSION_FILE).read_text())
+        record = json.loads((outcome.folder / run_folder.SUBMISSION_FILE).read_text())
         assert record["job_id"] == outcome.job_id and record["spec"]["run_id"] == outcome.spec.run_id
     _wait_until_finished(tmp_path, [o.spec for o in submitted])
     inline = ssvh_bench.run(["itq", "lsh"], "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path / "b")
@@ -129,10 +129,10 @@ def test_slurm_launcher_submits_pending_runs_through_submitit_and_status_follows
 def test_status_reads_pending_running_finished_and_failed_from_run_folders(tmp_path):
     specs = make_specs(["itq"], "synthetic", [16], [0, 1, 2, 3], {}, TINY)
     ssvh_bench.run("itq", "synthetic", bits=16, seeds=0, dataset_params=TINY, results_dir=tmp_path)
-    held = locks.try_acquire(run_dir(tmp_path, specs[1]) / locks.RUN_LOCK)  # a live holder: this process
-    (run_dir(tmp_path, specs[2])).mkdir(parents=True)
-    (run_dir(tmp_path, specs[2]) / "error.json").write_text('{"error": "boom"}')
-    dead = run_dir(tmp_path, specs[3]) / locks.RUN_LOCK
+    held = locks.try_acquire(RunFolder.of(tmp_path, specs[1]).path / run_folder.LOCK_FILE)  # a live holder: this process
+    (RunFolder.of(tmp_path, specs[2]).path).mkdir(parents=True)
+    (RunFolder.of(tmp_path, specs[2]).path / "error.json").write_text('{"error": "boom"}')
+    dead = RunFolder.of(tmp_path, specs[3]).path / run_folder.LOCK_FILE
     dead.parent.mkdir(parents=True)
     dead.write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}))  # above pid_max: dead
     states = {label.split("seed ")[1][0]: state for label, state in grid_status(tmp_path, specs)}
@@ -148,11 +148,11 @@ def test_a_run_whose_job_died_is_submitted_again_and_one_whose_job_lives_is_not(
 
     died, alive = make_specs(["itq"], "synthetic", [16], [0, 1], {}, TINY)
     for spec, pid in ((died, 2**22 + 7), (alive, os.getpid())):  # local executor: the job id is its pid
-        folder = run_dir(tmp_path, spec)
+        folder = RunFolder.of(tmp_path, spec).path
         folder.mkdir(parents=True)
-        (folder / SUBMISSION_FILE).write_text(json.dumps({"cluster": "local", "job_id": str(pid),
+        (folder / run_folder.SUBMISSION_FILE).write_text(json.dumps({"cluster": "local", "job_id": str(pid),
                                                           "log_folder": str(tmp_path / "logs")}))
-    (run_dir(tmp_path, died) / locks.RUN_LOCK).write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}))
+    (RunFolder.of(tmp_path, died).path / run_folder.LOCK_FILE).write_text(json.dumps({"pid": 2**22 + 7, "host": os.uname().nodename}))
     plan = slurm_plan([died, alive], tmp_path, {"cluster": "local"})
     assert plan.submit == [died]
     assert [(spec, why) for spec, why in plan.running] == [(alive, f"job {os.getpid()} RUNNING")]

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 import ssvh_bench
-from ssvh_bench import locks
+from ssvh_bench import locks, run_folder
 from ssvh_bench.artefacts import ArtefactCache
 from ssvh_bench.config import make_specs
-from ssvh_bench.results import run_dir
+from ssvh_bench.run_folder import RunFolder
 
 TINY = {"n_train": 40, "n_database": 60, "n_frames": 4, "feature_dim": 16, "n_classes": 3}
 
@@ -81,10 +81,10 @@ def test_a_lock_held_by_another_live_process_blocks_until_it_is_released(tmp_pat
 
 def test_a_run_held_by_a_live_process_is_skipped_as_running_and_a_dead_ones_lock_is_taken_over(tmp_path):
     spec = make_specs(["itq"], "synthetic", [16], [0], {}, TINY)[0]
-    folder = run_dir(tmp_path, spec)
+    folder = RunFolder.of(tmp_path, spec).path
     context = multiprocessing.get_context("spawn")
     ready, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold, args=(str(folder / locks.RUN_LOCK), ready, release))
+    holder = context.Process(target=_hold, args=(str(folder / run_folder.LOCK_FILE), ready, release))
     holder.start()
     try:
         assert ready.wait(60)
@@ -95,7 +95,7 @@ def test_a_run_held_by_a_live_process_is_skipped_as_running_and_a_dead_ones_lock
         release.set()
         holder.join(30)
     # a killed run: its lock (dead pid, this host) and a half-written temporary file stay behind
-    _write_lock(folder / locks.RUN_LOCK, _dead_pid())
+    _write_lock(folder / run_folder.LOCK_FILE, _dead_pid())
     (folder / ".metrics.json.abc.tmp").write_text("{")
     outcome = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
     assert outcome.status == "finished"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ssvh_bench
-from ssvh_bench import ArrayFeatures, ConfigError, DataError, results
+from ssvh_bench import ArrayFeatures, ConfigError, DataError, run_folder
 from ssvh_bench.data.on_device import DeviceFeatures, plan_data_on_device
 
 from method_helpers import tiny
@@ -99,8 +99,8 @@ def test_a_run_records_where_its_training_split_lived(tmp_path):
            for choice in ("no", "yes")}
     for choice, stored in (("no", "no"), ("yes", "float32")):
         assert json.loads((out[choice].folder / "config.json").read_text())["data_on_device"] == stored
-    np.testing.assert_array_equal(results.load_codes(out["yes"].folder)["database"].unpack(),
-                                  results.load_codes(out["no"].folder)["database"].unpack())
+    np.testing.assert_array_equal(run_folder.load_codes(out["yes"].folder)["database"].unpack(),
+                                  run_folder.load_codes(out["no"].folder)["database"].unpack())
 
 
 def test_a_held_file_backed_split_trains_in_the_files_batch_order(tmp_path):

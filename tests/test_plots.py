@@ -4,7 +4,7 @@ import pytest
 from runs_on_disk import write_run
 from typer.testing import CliRunner
 
-from ssvh_bench import ConfigError, plots
+from ssvh_bench import ConfigError, plots, leaderboard
 from ssvh_bench.cli import app
 from ssvh_bench.display import method_style
 from ssvh_bench.tables import select_runs
@@ -31,7 +31,7 @@ def runs(tmp_path_factory):
 
 
 def defaults(root):
-    frame = plots.load_runs(root)
+    frame = leaderboard.load_runs(root)
     return frame[frame["overrides"] == ""]
 
 
@@ -56,7 +56,7 @@ KINDS = [
 
 @pytest.mark.parametrize(("kind", "options", "panels"), KINDS)
 def test_every_kind_draws_the_expected_panels_and_lines(runs, kind, options, panels):
-    frame = plots.load_runs(runs) if kind == "ablation" else defaults(runs)
+    frame = leaderboard.load_runs(runs) if kind == "ablation" else defaults(runs)
     figure = plots.make_figure(kind, frame, **options)
     assert series_per_panel(figure) == panels
     visible = [ax for ax in figure.axes if ax.get_visible()]
@@ -67,7 +67,7 @@ def test_every_kind_draws_the_expected_panels_and_lines(runs, kind, options, pan
 
 @pytest.mark.parametrize(("kind", "options", "panels"), KINDS)
 def test_every_pdf_embeds_truetype_fonts_not_type3(runs, tmp_path, kind, options, panels):
-    frame = plots.load_runs(runs) if kind == "ablation" else defaults(runs)
+    frame = leaderboard.load_runs(runs) if kind == "ablation" else defaults(runs)
     paths = plots.save_figure(plots.make_figure(kind, frame, **options), tmp_path, kind)
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert paths[0].read_bytes()[:4] == b"\x89PNG"
@@ -89,7 +89,7 @@ def test_paper_names_order_and_one_style_per_method_across_figures(runs):
 
 
 def test_changed_parameter_settings_keep_the_method_colour_hollow(runs):
-    frame = select_runs(plots.load_runs(runs), bits="64", method="conmh")
+    frame = select_runs(leaderboard.load_runs(runs), bits="64", method="conmh")
     figure = plots.make_figure("map-k", frame, ks=[5, 20])
     names = legend_names(figure)
     assert names == ["ConMH", "ConMH (mask_ratio=0.25)", "ConMH (mask_ratio=0.5)", "ConMH (mask_ratio=0.9)"]
@@ -101,7 +101,7 @@ def test_changed_parameter_settings_keep_the_method_colour_hollow(runs):
 
 
 def test_means_over_seeds_with_std_band(runs):
-    frame = select_runs(plots.load_runs(runs), method="itq", bits="16")
+    frame = select_runs(leaderboard.load_runs(runs), method="itq", bits="16")
     figure = plots.plot_metric_at_k(frame, "map", [5])
     (line,) = figure.axes[0].get_lines()
     assert line.get_ydata()[0] == pytest.approx((0.30 + 0.31) / 2)
@@ -109,7 +109,7 @@ def test_means_over_seeds_with_std_band(runs):
 
 
 def test_ablation_uses_only_runs_that_vary_the_parameter(runs):
-    frame = plots.load_runs(runs)
+    frame = leaderboard.load_runs(runs)
     used = plots.ablation_runs(frame, "mask_ratio")
     # the 6 swept conmh runs at 64 bits; not the lone 16-bit one, nor bth's single value
     assert len(used) == 6 and set(used["method"]) == {"conmh"} and set(used["bits"]) == {64}
@@ -124,9 +124,9 @@ def test_ablation_uses_only_runs_that_vary_the_parameter(runs):
 
 def test_ablation_without_two_values_is_a_config_error(runs):
     with pytest.raises(ConfigError, match="at two values or more"):
-        plots.plot_ablation(plots.load_runs(runs), "depth")
+        plots.plot_ablation(leaderboard.load_runs(runs), "depth")
     with pytest.raises(ConfigError, match="at two values or more"):
-        plots.plot_ablation(select_runs(plots.load_runs(runs), method="bth"), "mask_ratio")
+        plots.plot_ablation(select_runs(leaderboard.load_runs(runs), method="bth"), "mask_ratio")
 
 
 def test_efficiency_labels_points_on_one_scale(runs):
@@ -141,13 +141,13 @@ def test_efficiency_labels_points_on_one_scale(runs):
 def test_legend_in_one_row_below_or_one_column_right(runs):
     few = plots.make_figure("map-k", defaults(runs), ks=[5, 20])
     assert few.legends[0]._ncols == 3
-    many = plots.make_figure("map-k", select_runs(plots.load_runs(runs), bits="64"), ks=[5, 20])
+    many = plots.make_figure("map-k", select_runs(leaderboard.load_runs(runs), bits="64"), ks=[5, 20])
     assert many.legends[0]._ncols == 1  # 6 long labels do not fit a 2-panel row: a column at the right
     assert legend_names(many)[0] == "LSH"
 
 
 def test_map_bits_leaves_out_settings_at_one_code_length(runs):
-    figure = plots.make_figure("map-bits", plots.load_runs(runs), ks=[20])
+    figure = plots.make_figure("map-bits", leaderboard.load_runs(runs), ks=[20])
     # mask_ratio=0.5 was run at 16 and 64 bits; 0.25 and 0.9 at 64 bits only: left out
     assert legend_names(figure) == ["LSH", "ITQ", "ConMH", "ConMH (mask_ratio=0.5)"]
     with pytest.raises(ConfigError, match="two code lengths"):
@@ -158,7 +158,7 @@ def test_plot_entry_point_filters_names_and_describes(runs, tmp_path):
     lines = []
     paths = plots.plot("ablation", results_dir=runs, out=tmp_path, param="mask_ratio", describe=lines.append)
     assert paths == [tmp_path / "ablation-mask_ratio.png", tmp_path / "ablation-mask_ratio.pdf"]
-    assert lines == [f"ablation over mask_ratio: 6 of {len(plots.load_runs(runs))} run(s) vary it and were used"]
+    assert lines == [f"ablation over mask_ratio: 6 of {len(leaderboard.load_runs(runs))} run(s) vary it and were used"]
     paths = plots.plot("map-k", results_dir=runs, out=tmp_path, methods="itq", bits="16", name="itq16")
     assert [p.name for p in paths] == ["itq16.png", "itq16.pdf"]
 

@@ -10,7 +10,7 @@ from real_layouts import WRITERS, write_activitynet, write_fcvid, write_features
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry, results
+from ssvh_bench import DataError, HDF5Features, dataset_registry, method_registry, run_folder
 from ssvh_bench.io import read_json
 from ssvh_bench.cli import app
 
@@ -261,4 +261,4 @@ def test_every_deep_method_trains_end_to_end_on_the_miniature_real_layouts(tmp_p
     history = (outcome.folder / "history.csv").read_text().splitlines()
     losses = [float(line.split(",")[1]) for line in history[1:]]
     assert losses and all(np.isfinite(losses))
-    assert results.load_codes(outcome.folder)["database"].bits == 16
+    assert run_folder.load_codes(outcome.folder)["database"].bits == 16

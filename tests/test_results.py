@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ssvh_bench import pack_codes, results
+from ssvh_bench import pack_codes, leaderboard, run_folder, RunFolder
 from ssvh_bench.io import atomic_path, read_json, write_json
 from ssvh_bench.config import RunSpec
 
@@ -26,8 +26,8 @@ def test_codes_round_trip_with_zeros_and_shared_query(tmp_path):
     rng = np.random.default_rng(0)
     database = rng.choice(np.array([-1, 0, 1], dtype=np.int8), size=(7, 24))
     labels = rng.random((7, 5)) > 0.5
-    results.save_codes(tmp_path / "codes.npz", pack_codes(database), labels)
-    loaded = results.load_codes(tmp_path)
+    run_folder.save_codes(tmp_path / "codes.npz", pack_codes(database), labels)
+    loaded = run_folder.load_codes(tmp_path)
     assert loaded["query"] is None and loaded["query_labels"] is None
     np.testing.assert_array_equal(loaded["database"].unpack(), database)
     np.testing.assert_array_equal(loaded["database_labels"], labels)
@@ -37,8 +37,8 @@ def test_codes_round_trip_binary_with_query(tmp_path):
     rng = np.random.default_rng(1)
     database = rng.choice(np.array([-1, 1], dtype=np.int8), size=(6, 16))
     query = rng.choice(np.array([-1, 1], dtype=np.int8), size=(3, 16))
-    results.save_codes(tmp_path / "c.npz", pack_codes(database), np.eye(6)[:, :4], pack_codes(query), np.eye(3, 4))
-    loaded = results.load_codes(tmp_path / "c.npz")
+    run_folder.save_codes(tmp_path / "c.npz", pack_codes(database), np.eye(6)[:, :4], pack_codes(query), np.eye(3, 4))
+    loaded = run_folder.load_codes(tmp_path / "c.npz")
     assert loaded["database"].nonzero is None
     np.testing.assert_array_equal(loaded["query"].unpack(), query)
     np.testing.assert_array_equal(loaded["query_labels"], np.eye(3, 4, dtype=bool))
@@ -46,7 +46,7 @@ def test_codes_round_trip_binary_with_query(tmp_path):
 
 def write_run(root, method, seed, value, bits=16):
     spec = RunSpec(method, "synthetic", bits, seed)
-    return finish_run(spec, results.run_dir(root, spec), {
+    return finish_run(spec, RunFolder.of(root, spec).path, {
         "map@5": value, "map@10": value / 2, "p@5": value, "train_seconds": 1.0, "encode_ms_per_video": 0.1,
         "n_params": 3, "pr_curve": {"radius": [0]}})
 
@@ -55,13 +55,13 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
     write_run(tmp_path, "itq", 0, 0.6)
     write_run(tmp_path, "itq", 1, 0.8)
     write_run(tmp_path, "lsh", 0, 0.4)
-    unfinished = results.run_dir(tmp_path, RunSpec("sh", "synthetic", 16, 0))
-    write_json(unfinished / results.CONFIG_FILE, {})
-    frame = results.leaderboard_frame(tmp_path)
+    unfinished = RunFolder.of(tmp_path, RunSpec("sh", "synthetic", 16, 0)).path
+    write_json(unfinished / run_folder.CONFIG_FILE, {})
+    frame = leaderboard.leaderboard_frame(tmp_path)
     assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
                                    "train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
     assert sorted(frame["method"]) == ["itq", "itq", "lsh"]
-    table = results.aggregate(frame, ["map@5"]).set_index("method")
+    table = leaderboard.aggregate(frame, ["map@5"]).set_index("method")
     assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)
     assert table.loc["itq", "map@5_std"] == pytest.approx(np.std([0.6, 0.8], ddof=1))
     assert table.loc["itq", "n_seeds"] == 2 and table.loc["lsh", "n_seeds"] == 1
@@ -70,9 +70,9 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
 def test_aggregate_groups_by_setting_and_flags_a_repeated_seed(tmp_path):
     write_run(tmp_path, "itq", 0, 0.6)
     write_run(tmp_path, "itq", 1, 0.8)
-    frame = results.leaderboard_frame(tmp_path)
+    frame = leaderboard.leaderboard_frame(tmp_path)
     doubled = frame[frame["seed"] == 0].assign(**{"map@5": 0.1})
-    table = results.aggregate(pd.concat([frame, doubled]), ["map@5"]).set_index("method")
+    table = leaderboard.aggregate(pd.concat([frame, doubled]), ["map@5"]).set_index("method")
     assert table.loc["itq", "n_seeds"] == 2 and table.loc["itq", "repeated_seeds"] == "0"
     assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)  # the repeated seed's second run is not averaged
 
@@ -83,23 +83,23 @@ def test_settings_differing_in_resolved_parameters_are_separate_rows(tmp_path):
     assert first.setting_id == RunSpec("itq", "synthetic", 16, 1, {"n_iter": 10}).setting_id
     assert RunSpec("itq", "synthetic", 16, 0, {"n_iter": 10}, method_version=2).run_id != first.run_id
     for spec in (first, second):
-        finish_run(spec, results.run_dir(tmp_path, spec), {"map@5": 0.5})
-    frame = results.leaderboard_frame(tmp_path)
+        finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.5})
+    frame = leaderboard.leaderboard_frame(tmp_path)
     assert sorted(frame["overrides"]) == ["n_iter=10", "n_iter=30"]  # labels from parameters, none typed
-    assert len(results.aggregate(frame, ["map@5"])) == 2
+    assert len(leaderboard.aggregate(frame, ["map@5"])) == 2
 
 
 @pytest.mark.parametrize("damage", ["codes", "metrics", "config"])
 def test_a_damaged_run_is_not_finished_and_the_leaderboard_skips_it(tmp_path, damage):
     folder = write_run(tmp_path, "itq", 0, 0.6)
     write_run(tmp_path, "lsh", 0, 0.4)
-    assert results.is_finished(folder)
-    target = {"codes": results.CODES_FILE, "metrics": results.METRICS_FILE, "config": results.CONFIG_FILE}[damage]
+    assert RunFolder(folder).is_finished()
+    target = {"codes": run_folder.CODES_FILE, "metrics": run_folder.METRICS_FILE, "config": run_folder.CONFIG_FILE}[damage]
     data = (folder / target).read_bytes()
     (folder / target).write_bytes(data[: len(data) // 2])
-    assert not results.is_finished(folder)
+    assert not RunFolder(folder).is_finished()
     with pytest.warns(UserWarning, match=f"skipped {folder}"):
-        frame = results.leaderboard_frame(tmp_path)
+        frame = leaderboard.leaderboard_frame(tmp_path)
     assert list(frame["method"]) == ["lsh"]
 
 
@@ -111,7 +111,7 @@ def test_a_run_at_todays_defaults_has_an_empty_label_after_its_json_round_trip()
 
     (spec,) = make_specs(["autossvh"], "synthetic", [16], [0])  # kmeans_backend resolved; n_clusters a tuple
     config = json.loads(json.dumps(spec.to_dict()))
-    assert results.setting_label(config) == ""
+    assert leaderboard.setting_label(config) == ""
     changed = json.loads(json.dumps({**spec.to_dict(), "method_params": {**spec.method_params, "epochs": 3}}))
-    assert results.setting_label(changed) == "epochs=3"
+    assert leaderboard.setting_label(changed) == "epochs=3"
     assert method_registry.get("autossvh").defaults["kmeans_backend"] == "auto"

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 import ssvh_bench
-from ssvh_bench import ConfigError, ShallowMethod, method_registry, results
+from ssvh_bench import ConfigError, ShallowMethod, method_registry, leaderboard
 from ssvh_bench.cli import app
-from ssvh_bench import runner as runner_module
+from ssvh_bench import evaluation
 from ssvh_bench.io import read_json
 
 
@@ -162,18 +162,18 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
     assert curved.metrics["oracle_epoch"] == best  # counted from 1; 0 is the untrained model
     assert curved.metrics["map@5_oracle"] == pytest.approx(float(rows[best]["map@5"]))
     assert "oracle_epoch" not in plain.metrics
-    columns = list(results.leaderboard_frame(tmp_path / "curve").columns)
+    columns = list(leaderboard.leaderboard_frame(tmp_path / "curve").columns)
     at = columns.index("oracle_epoch")
     assert columns[at - 3:at + 2] == ["map@5_oracle", "map@20_oracle", "map@100_oracle", "oracle_epoch",
                                        "train_seconds"]  # after every honest number
     from ssvh_bench import plots
 
-    figure = plots.make_figure("curve", plots.load_runs(tmp_path / "curve"), ks=[5])
+    figure = plots.make_figure("curve", leaderboard.load_runs(tmp_path / "curve"), ks=[5])
     (line,) = figure.axes[0].get_lines()
     assert list(line.get_xdata()) == [0, 1, 2]  # epochs trained; 0 is the untrained model
     assert list(line.get_ydata()) == pytest.approx([float(row["map@5"]) for row in rows])
     with pytest.raises(ConfigError, match="--eval-every"):
-        plots.make_figure("curve", plots.load_runs(tmp_path / "plain"), ks=[5])
+        plots.make_figure("curve", leaderboard.load_runs(tmp_path / "plain"), ks=[5])
 
 
 def test_a_run_logs_plain_lines_per_stage_and_epoch_when_not_on_a_terminal(tmp_path):
@@ -200,4 +200,4 @@ def test_encoding_time_is_measured_over_enough_videos_to_be_above_timer_noise(tm
     outcome = ssvh_bench.run("first-coords", "tiny-blobs", bits=16, results_dir=tmp_path)[0]
     metrics = outcome.metrics
     assert metrics["encode_timed_videos"] > 40 and metrics["encode_timed_videos"] % 40 == 0  # whole passes
-    assert metrics["encode_ms_per_video"] * metrics["encode_timed_videos"] >= 1000 * runner_module.MIN_TIMED_SECONDS
+    assert metrics["encode_ms_per_video"] * metrics["encode_timed_videos"] >= 1000 * evaluation.MIN_TIMED_SECONDS

@@ -11,7 +11,7 @@ from method_helpers import fit_interrupted_at, reference_shapes, tiny
 from ssvh_bench import ArrayFeatures, ConfigError, method_registry, read_batch
 from ssvh_bench.methods.s5vh import S5VH, VARIANTS, S5VHNetwork, initial_hash_centres
 from ssvh_bench.nn import BidirectionalMambaBlock, DropPath, Mamba, selective_scan
-from ssvh_bench.runner import evaluate_checkpoint
+from ssvh_bench.evaluation import evaluate_checkpoint
 
 
 

@@ -8,7 +8,7 @@ import pytest
 from runs_on_disk import write_run
 from typer.testing import CliRunner
 
-from ssvh_bench import ConfigError, results
+from ssvh_bench import ConfigError, leaderboard
 from ssvh_bench.cli import app
 from ssvh_bench.cli.leaderboard import table_title
 from ssvh_bench.display import display_name, method_order
@@ -32,7 +32,7 @@ def runs(tmp_path):
 
 
 def test_summary_mean_std_seeds_and_published_difference(runs):
-    frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
+    frame = select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid")
     summary = summary_frame(frame, [5, 20], PUBLISHED).set_index(["method", "bits", "overrides"])
     default = summary.loc[("conmh", 64, "")]
     assert default["map@5_mean"] == pytest.approx(0.55)
@@ -47,7 +47,7 @@ def test_summary_mean_std_seeds_and_published_difference(runs):
 
 
 def test_paper_table_layout_best_and_published_row(runs):
-    frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
+    frame = select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid")
     table = paper_table(frame, [5, 20], PUBLISHED)
     assert table.columns == [("fcvid", 16, 5), ("fcvid", 16, 20), ("fcvid", 64, 5), ("fcvid", 64, 20)]
     # paper names, shallow methods before deep ones (not alphabetical: ITQ before ConMH)
@@ -70,12 +70,12 @@ def test_paper_table_layout_best_and_published_row(runs):
 def test_ties_at_printed_precision_are_all_bold(tmp_path):
     write_run(tmp_path, "itq", 0, 0.5001)
     write_run(tmp_path, "lsh", 0, 0.5002)
-    table = paper_table(results.leaderboard_frame(tmp_path), [5])
+    table = paper_table(leaderboard.leaderboard_frame(tmp_path), [5])
     assert [r.cells[0].best for r in table.rows] == [True, True]
 
 
 def test_latex_is_booktabs_with_groups_bold_and_escapes(runs):
-    frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
+    frame = select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid")
     latex = to_latex(paper_table(frame, [5, 20], PUBLISHED))
     assert latex.startswith(r"\begin{tabular}{lcrrrr}" + "\n" + r"\toprule")
     assert r"\multicolumn{2}{c}{fcvid, 16 bits} & \multicolumn{2}{c}{fcvid, 64 bits} \\" in latex
@@ -88,7 +88,7 @@ def test_latex_is_booktabs_with_groups_bold_and_escapes(runs):
 
 
 def test_filters_take_wildcards_and_lists(runs):
-    frame = results.leaderboard_frame(runs)
+    frame = leaderboard.leaderboard_frame(runs)
     assert set(select_runs(frame, method="c*,lsh")["method"]) == {"conmh", "lsh"}
     assert set(select_runs(frame, bits="16")["method"]) == {"itq", "lsh"}
     assert set(select_runs(frame, dataset="syn*")["method"]) == {"lsh"}
@@ -97,7 +97,7 @@ def test_filters_take_wildcards_and_lists(runs):
 
 def test_missing_k_is_a_config_error(runs):
     with pytest.raises(ConfigError, match="the runs have no map@7"):
-        paper_table(results.leaderboard_frame(runs), [5, 7])
+        paper_table(leaderboard.leaderboard_frame(runs), [5, 7])
 
 
 def test_leaderboard_command_writes_csv_md_tex_with_published(runs):
@@ -134,12 +134,12 @@ def test_display_names_and_order_with_unknown_methods_last():
 
 
 def test_tidy_csv_rows_in_display_order(runs):
-    summary = summary_frame(select_runs(results.leaderboard_frame(runs), dataset="fcvid", bits="64"), [5], PUBLISHED)
+    summary = summary_frame(select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid", bits="64"), [5], PUBLISHED)
     assert list(summary["method"]) == ["itq", "conmh", "conmh"]  # registry names stay, for filters and scripts
 
 
 def test_terminal_title_fits_80_columns_and_names_delta_only_with_published(runs):
-    frame = select_runs(results.leaderboard_frame(runs), dataset="fcvid")
+    frame = select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid")
     with_published, without = table_title(paper_table(frame, [5], PUBLISHED)), table_title(paper_table(frame, [5]))
     assert "Δ vs published" in with_published and "Δ" not in without
     assert all(len(line) <= 80 for line in with_published.splitlines())

@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, Related, TrainingError, TrainingHooks, train_model
-from ssvh_bench.train import CHECKPOINT_DIR, CHECKPOINT_FILE, read_model_weights, torch_device
+from ssvh_bench.checkpoints import read_model_weights
+from ssvh_bench.devices import torch_device
+from ssvh_bench.run_folder import CHECKPOINT_DIR, CHECKPOINT_FILE
 
 
 class Interrupted(Exception):

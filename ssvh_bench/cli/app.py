@@ -75,15 +75,9 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 ResultsDir = typer.Option(None, "--results-dir",
                           help="Where runs and tables go [env SSVH_BENCH_RESULTS, default ./results].")
 
-# Options shared by the commands that run experiments (run, sweep, reproduce, evaluate).
+# Options shared by several commands (the execution options are in ``cli.options``).
 MethodsOption = typer.Option(..., "--method", "-m", metavar="METHOD[,METHOD]", help="Method name(s), comma-separated.")
 BitsOption = typer.Option("64", "--bits", "-b", metavar="BITS[,BITS]", help="Code length(s), comma-separated, 8..256.")
 SeedsOption = typer.Option("0", "--seed", "-s", metavar="SEED[,SEED]", help="Seed(s), comma-separated.")
 DatasetParamOption = typer.Option([], "--dataset-param", metavar="KEY=VALUE", help="Dataset parameter key=value.")
 DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files.")
-DeviceOption = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:1...")
-ForceOption = typer.Option(False, "--force", help="Redo finished runs.")
-FailFastOption = typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")
-EvalEveryOption = typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")
-DataOnDeviceOption = typer.Option("auto", "--data-on-device", help="Deep methods: keep the training split in GPU memory for the whole run: auto (when it fits in float32 in half the free memory), yes, no, float16 (half-precision storage).")
-ThreadsOption = typer.Option(None, "--threads", min=1, help="torch threads per run [default: 1 on machines with up to 4 cores, else torch's].")

@@ -34,16 +34,20 @@ def leaderboard(
 
     leaderboard.csv (every finished run) and leaderboard_table.{csv,md,tex} (mean ± std over seeds).
     """
-    # results and published load pandas: only when the command runs, so `import ssvh_bench.cli` stays light.
-    from .. import results
+    # the leaderboard and published numbers load pandas: only when the command runs, so `import ssvh_bench.cli`
+    # stays light.
+    from ..checks import check_writable
     from ..io import atomic_path
+    from ..leaderboard import LEADERBOARD_FILE, leaderboard_frame
     from ..published import load_published
+    from ..run_folder import default_results_dir
 
-    results_dir = Path(results_dir or results.default_results_dir())
-    frame = results.leaderboard_frame(results_dir)
+    results_dir = Path(results_dir or default_results_dir())
+    frame = leaderboard_frame(results_dir)
     if frame.empty:
         raise SsvhBenchError(f"no finished runs under {results_dir / 'runs'}; start one with ssvh-bench run")
-    path = results_dir / results.LEADERBOARD_FILE
+    check_writable(results_dir)
+    path = results_dir / LEADERBOARD_FILE
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6g")
     selected = select_runs(frame, dataset=dataset, bits=bits, method=method)

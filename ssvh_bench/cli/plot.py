@@ -33,7 +33,7 @@ def plot(
 
     From finished runs: mean over seeds with a ± std band.
     """
-    from ..results import default_results_dir  # results loads pandas: only when the command runs
+    from ..run_folder import default_results_dir
 
     paths = draw(kind, results_dir=Path(results_dir or default_results_dir()), out=out, datasets=dataset,
                  bits=bits, methods=method, param=param, ks=parse_list(ks, option="--k") if ks else None, by=by,

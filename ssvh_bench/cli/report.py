@@ -22,7 +22,7 @@ def report(
     """
     # Both load pandas and matplotlib: only when the command runs, so `import ssvh_bench.cli` stays light.
     from ..report import write_report
-    from ..results import default_results_dir
+    from ..run_folder import default_results_dir
 
     path = write_report(Path(results_dir or default_results_dir()), out)
     console.print(f"report written to\n  {path}", highlight=False, soft_wrap=True)

@@ -1,106 +1,36 @@
-"""``sweep`` (run a parameter grid, then say how to plot it) and ``reproduce`` (named paper targets)."""
+"""``reproduce``: run a paper's named target and write its tables and figures."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from .. import results
+from ..api import reproduce as run_target
 from ..config import RunSpec, parse_assignments, parse_list
-from ..errors import ConfigError
+from ..leaderboard import format_overrides, iter_finished_runs
 from ..registry import dataset_registry
-from ..runner import RunOptions
-from ..io import canonical_json
+from ..run_folder import RunFolder, default_results_dir
 from ..targets import TARGETS, Target, get_target, target_specs
-from ..targets import reproduce as run_target
-from .app import (
-    BitsOption,
-    DataRootOption,
-    DatasetParamOption,
-    DeviceOption,
-    ForceOption,
-    MethodsOption,
-    ResultsDir,
-    SeedsOption,
-    DataOnDeviceOption,
-    EvalEveryOption,
-    FailFastOption,
-    ThreadsOption,
-    app,
-    console,
-    user_errors,
-)
-from .launch import LaunchOptions, launcher_options, print_dry_run
-from .runs import RunPrinter, execute_all, specs_from_options, summarise
-
-
-def swept_parameters(specs: list[RunSpec]) -> list[str]:
-    """Method parameters whose value differs between the runs."""
-    keys = sorted({k for spec in specs for k in spec.overrides if not k.startswith("dataset.")})
-    return [k for k in keys if len({canonical_json(s.overrides.get(k)) for s in specs}) > 1]
+from .app import DataRootOption, DatasetParamOption, ResultsDir, app, console, user_errors
+from .grid import RunPrinter, print_dry_run, report_outcomes
+from .options import Execution, execution_options
 
 
 @app.command()
 @user_errors
-@launcher_options
-def sweep(
-    method: str = MethodsOption,
-    dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset name."),
-    bits: str = BitsOption,
-    seed: str = SeedsOption,
-    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Swept parameter key=v1,v2,... (method.key for one method)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters; --set wins."),
-    dataset_param: list[str] = DatasetParamOption,
-    data_root: Optional[Path] = DataRootOption,
-    results_dir: Optional[Path] = ResultsDir,
-    device: str = DeviceOption,
-    threads: Optional[int] = ThreadsOption,
-    eval_every: Optional[int] = EvalEveryOption,
-    data_on_device: str = DataOnDeviceOption,
-    force: bool = ForceOption,
-    fail_fast: bool = FailFastOption,
-    launch: LaunchOptions = LaunchOptions(),
-) -> None:
-    """Run a parameter sweep.
-
-    Every value of the swept parameters (finished runs are skipped), then how to plot them.
-    """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
-    swept = swept_parameters(specs)
-    if not swept:
-        raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "
-                          "for a single setting use ssvh-bench run")
-    results_dir = Path(results_dir or results.default_results_dir())
-    execute_all(specs, RunOptions(device, threads, eval_every, data_on_device, force), results_dir=results_dir,
-                data_root=data_root, fail_fast=fail_fast, launch=launch)
-    if launch.dry_run:
-        return
-    where = "" if results_dir == results.default_results_dir() else f" --results-dir {results_dir}"
-    console.print(f"swept {', '.join(swept)}; plot with:\n  ssvh-bench plot ablation --param {swept[0]} "
-                  f"--method {method} --dataset {dataset}{where}", highlight=False, soft_wrap=True)
-
-
-@app.command()
-@user_errors
-@launcher_options
+@execution_options
 def reproduce(
     target: str = typer.Argument(..., help=f"One of: {', '.join(TARGETS)}."),
     dataset: str = typer.Option("synthetic", "--dataset", "-d", help="Dataset to reproduce on."),
     seeds: str = typer.Option("0", "--seeds", "-s", help="Seed(s), comma-separated."),
     dataset_param: list[str] = DatasetParamOption,
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and which are finished (with --launcher slurm: the job array); do nothing else."),
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
-    device: str = DeviceOption,
-    threads: Optional[int] = ThreadsOption,
-    eval_every: Optional[int] = EvalEveryOption,
-    data_on_device: str = DataOnDeviceOption,
-    force: bool = ForceOption,
-    fail_fast: bool = FailFastOption,
-    launch: LaunchOptions = LaunchOptions(),
+    execution: Execution = Execution(),
 ) -> None:
     """Reproduce a paper's table or figure.
 
@@ -109,23 +39,22 @@ def reproduce(
     chosen = get_target(target)
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
     specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
-    results_dir = Path(results_dir or results.default_results_dir())
-    if dry_run and launch.launcher == "slurm":
-        print_dry_run(specs, results_dir, launch, force)
+    results_dir = Path(results_dir or default_results_dir())
+    if execution.dry_run and execution.launch.launcher == "slurm":
+        print_dry_run(specs, results_dir, execution)
         return
-    if dry_run:
+    if execution.dry_run:
         _print_plan(chosen, specs, results_dir, dataset, data_root)
         return
+    launch = execution.launch
     with RunPrinter() as show:
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
-                          results_dir=results_dir, data_root=data_root, device=device, threads=threads,
-                          eval_every=eval_every, data_on_device=data_on_device, force=force,
-                          keep_going=not fail_fast, on_event=show,
-                          progress=show.on_terminal and launch.launcher == "inline",
-                          launcher=launch.launcher, jobs=launch.jobs, slurm=launch.slurm)
+                          results_dir=results_dir, data_root=data_root, keep_going=not execution.fail_fast,
+                          on_event=show, progress=show.on_terminal and launch.launcher == "inline",
+                          **asdict(execution.run), **asdict(launch))
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)
-    summarise(done.runs, results_dir)
+    report_outcomes(done.runs, results_dir)
 
 
 def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path, dataset: str,
@@ -139,18 +68,18 @@ def _print_plan(target: Target, specs: list[RunSpec], results_dir: Path, dataset
     for column in ("method", "bits", "seed", "overrides", "status"):
         table.add_column(column)
     seconds: dict[tuple[str, int], list[float]] = {}
-    for folder, config, metrics in results.iter_finished_runs(results_dir):
+    for folder, config, metrics in iter_finished_runs(results_dir):
         if config.get("dataset") == dataset and metrics.get("train_seconds") is not None:
             seconds.setdefault((config["method"], config["bits"]), []).append(float(metrics["train_seconds"]))
     finished, estimate, unknown = 0, 0.0, 0
     for spec in specs:
-        done = results.is_finished(results.run_dir(results_dir, spec))
+        done = RunFolder.of(results_dir, spec).is_finished()
         finished += done
         if not done:
             known = seconds.get((spec.method, spec.bits))
             estimate += sum(known) / len(known) if known else 0.0
             unknown += not known
-        table.add_row(spec.method, str(spec.bits), str(spec.seed), results.format_overrides(spec.overrides),
+        table.add_row(spec.method, str(spec.bits), str(spec.seed), format_overrides(spec.overrides),
                       "finished" if done else "to do")
     console.print(table)
     todo = len(specs) - finished

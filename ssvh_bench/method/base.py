@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .codes import check_bits
-from .data import VideoFeatures, as_video_features, require_finite
-from .errors import ConfigError
-from .neighbours import KMEANS_BACKENDS
-from .registry import signature_defaults
+from ..codes import check_bits
+from ..data import VideoFeatures, as_video_features, require_finite
+from ..errors import ConfigError
+from ..neighbours import KMEANS_BACKENDS
+from ..registry import signature_defaults
 
 
 class HashingMethod(ABC):

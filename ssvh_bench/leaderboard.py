@@ -1,0 +1,124 @@
+"""The leaderboard: finished runs loaded into one frame (a row per run, stable column names), grouped by setting
+and aggregated over seeds, and the labels that name a setting in tables and figures."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import resolve_run_params
+from .display import method_label
+from .errors import SsvhBenchError
+from .io import canonical_json
+from .registry import dataset_registry, method_registry
+from .run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LEADERBOARD_FILE = "leaderboard.csv"
+
+
+def iter_finished_runs(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any], dict[str, Any]]]:
+    """(folder, config, metrics) of every finished run under ``results_dir``, in path order; a run folder whose
+    files are damaged is skipped with a warning naming the file and what is wrong with it."""
+    for folder in RunFolder.all(results_dir):
+        finished = folder.finished()
+        if finished is None:
+            damage = folder.damage()
+            if damage is not None:
+                warnings.warn(f"skipped {folder.path}: {damage} (running the same command again redoes the run)",
+                              stacklevel=2)
+            continue
+        yield folder.path, *finished
+
+
+def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFrame:
+    """One row per finished run with stable column names (see the docs, "Leaderboard columns"). ``details``
+    adds what figures and the report need: ``method_params`` (dict), ``pr_curve`` (dict), ``folder`` and
+    ``label``."""
+    import pandas as pd
+
+    rows = []
+    for folder, config, metrics in iter_finished_runs(results_dir):
+        row: dict[str, Any] = {
+            "dataset": config["dataset"],
+            "method": config["method"],
+            "bits": config["bits"],
+            "seed": config["seed"],
+            "overrides": setting_label(config),
+        }
+        row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and "@" in k})
+        row.update({k: metrics[k] for k in ("oracle_epoch",) if k in metrics})
+        row.update({k: metrics.get(k) for k in ("train_seconds", "encode_ms_per_video", "n_params")})
+        row.update({"device": config.get("device"), "setting_id": config.get("setting_id", config["run_id"]),
+                    "run_id": config["run_id"]})
+        if details:
+            row.update({"method_params": config.get("method_params", {}), "pr_curve": metrics.get("pr_curve"),
+                        "folder": folder, "label": method_label(row["method"], row["overrides"])})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    metric_columns = sorted((c for c in frame.columns if "@" in c), key=_metric_order)
+    leading = ["dataset", "method", "bits", "seed", "overrides"]
+    trailing = ["oracle_epoch"] if "oracle_epoch" in frame else []
+    trailing += ["train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
+    trailing += ["method_params", "pr_curve", "folder", "label"] if details else []
+    return frame[leading + metric_columns + trailing].sort_values(["dataset", "bits", "method", "overrides", "seed"])
+
+
+def load_runs(results_dir: Path) -> pd.DataFrame:
+    """The leaderboard frame with its ``details`` (what the figures, tables and report read)."""
+    return leaderboard_frame(results_dir, details=True)
+
+
+def _metric_order(column: str) -> tuple[int, int]:
+    name, _, k = column.partition("@")
+    order = ["map", "map_tie_aware", "p", "r"]
+    if k.endswith("_oracle"):  # selected on test data: after every honest number
+        return (len(order) + 1, int(k.removesuffix("_oracle")))
+    return (order.index(name) if name in order else len(order), int(k) if k.isdigit() else 0)
+
+
+def format_overrides(overrides: dict[str, Any]) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def setting_label(config: dict[str, Any]) -> str:
+    """What a run's setting changes from today's defaults, ``k=v;k=v`` (dataset parameters as ``dataset.k``),
+    computed from its resolved parameters, never from what was typed; ``version=N`` when the method's
+    version has changed since. Falls back to the typed overrides for a method that is no longer registered."""
+    try:
+        entry = method_registry.get(config["method"])
+        defaults = resolve_run_params(entry, {}, dataset=config["dataset"])
+        dataset_defaults = dataset_registry.get(config["dataset"]).defaults
+    except SsvhBenchError:
+        return format_overrides(config.get("overrides", {}))
+    def differs(value: Any, default: Any) -> bool:  # as JSON: a tuple default equals the list it was saved as
+        return canonical_json(value) != canonical_json(default)
+
+    changed = {k: v for k, v in config.get("method_params", {}).items() if k not in defaults or differs(v, defaults[k])}
+    changed.update({f"dataset.{k}": v for k, v in config.get("dataset_params", {}).items()
+                    if k not in dataset_defaults or differs(v, dataset_defaults[k])})
+    if config.get("method_version", 1) != entry.version:
+        changed["version"] = config.get("method_version", 1)
+    return format_overrides(changed)
+
+
+def aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over the seeds of each setting (runs that share a ``setting_id``), with
+    the number of seeds. A seed that occurs twice in a setting is counted once (its first run) and listed in
+    ``repeated_seeds``: averaging it twice would weigh it double."""
+    keys = ["dataset", "method", "bits", "overrides", "setting_id"]
+    repeated = frame[frame.duplicated(keys + ["seed"], keep="first")]
+    unique = frame.drop_duplicates(keys + ["seed"], keep="first")
+    grouped = unique.groupby(keys, sort=True, dropna=False)
+    table = grouped[metrics].agg(["mean", "std"])
+    table.columns = [f"{m}_{stat}" for m, stat in table.columns]
+    table["n_seeds"] = grouped.size()
+    twice = repeated.groupby(keys, dropna=False)["seed"].agg(lambda seeds: ",".join(map(str, sorted(set(seeds))))).astype(object)
+    table["repeated_seeds"] = twice.reindex(table.index, fill_value="")
+    return table.reset_index()
