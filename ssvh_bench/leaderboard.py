@@ -3,7 +3,7 @@ and aggregated over seeds, and the labels that name a setting in tables and figu
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from .run_folder import RunFolder
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
 LEADERBOARD_FILE = "leaderboard.csv"
 
 
@@ -29,8 +30,7 @@ def iter_finished_runs(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]
         if finished is None:
             damage = folder.damage()
             if damage is not None:
-                warnings.warn(f"skipped {folder.path}: {damage} (running the same command again redoes the run)",
-                              stacklevel=2)
+                log.warning("skipped %s: %s (running the same command again redoes the run)", folder.path, damage)
             continue
         yield folder.path, *finished
 

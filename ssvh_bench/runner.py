@@ -2,7 +2,7 @@
 
 A finished run is skipped; a run that another live process holds is reported ``running``; a run that fails
 is recorded in its folder (``error.json`` with the one-line message, ``error.log`` with the traceback) and,
-with ``keep_going``, the others go on. Under torchrun, rank 0 decides whether a run goes ahead and alone writes
+with ``keep_going``, the others go on; without it, no run starts after the first failure. Under torchrun, rank 0 decides whether a run goes ahead and alone writes
 its folder; the other ranks train and encode with it (see ``ssvh_bench.distributed``).
 """
 
@@ -82,9 +82,9 @@ def run_specs(
         except Exception as error:  # noqa: BLE001  one run's failure is recorded; the grid goes on
             outcome = RunResult(spec, folder.path, "failed", error=folder.record_failure(error))
             emit(RunEvent("failed", index, len(specs), spec, outcome))
-            if not keep_going:
-                raise
             outcomes.append(outcome)
+            if not keep_going:  # no run starts after the first failure (results hold the runs that ran)
+                break
             continue
         emit(RunEvent(outcome.status, index, len(specs), spec, outcome))
         outcomes.append(outcome)

@@ -237,3 +237,64 @@ def test_a_results_dir_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
     result = invoke("run", "-m", "itq", "--results-dir", str(tmp_path / "results"), *TINY_SYNTHETIC)
     assert_one_line_error(result, "is on a full disk (1 MB free")
     assert not (tmp_path / "results").exists()
+
+
+# ---- damaged result files, read by the commands that read them -------------------------------------------------
+@pytest.mark.parametrize("content", [b"", b"garbage, not a zip file", b"PK\x03\x04truncated", "pickle"])
+def test_evaluate_on_a_damaged_codes_file_is_one_line_naming_it(tmp_path, content):
+    first = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
+    codes = first.folder / "codes.npz"
+    if content == "pickle":  # a .npy of Python objects: numpy refuses pickled data
+        np.save(open(codes, "wb"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    else:
+        codes.write_bytes(content)
+    result = invoke("evaluate", str(first.folder))
+    assert_one_line_error(result, f"{codes} is damaged")
+    assert "Aborted" not in result.output
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("metrics.json", "{\"map@5\": 0.", "metrics.json is damaged"),
+    ("metrics.json", "", "metrics.json is damaged"),
+    ("metrics.json", "[1, 2]", "metrics.json is damaged: it holds a JSON list"),
+    ("config.json", "not json", "config.json is damaged"),
+    ("config.json", None, "config.json is missing"),
+])
+def test_the_leaderboard_warns_about_each_damaged_run_naming_the_file(tmp_path, name, content, fragment):
+    runs = ssvh_bench.run("itq,lsh", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)
+    damaged = runs[0].folder / name
+    damaged.unlink() if content is None else damaged.write_text(content)
+    result = invoke("leaderboard", "--results-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert f"skipped {runs[0].folder}" in result.output and fragment in result.output, result.output
+    assert "1 run(s) listed" in result.output
+
+
+def test_an_unreadable_label_file_is_one_line_in_data_check_and_run(tmp_path, monkeypatch):
+    from ssvh_bench.data import labels as labels_module
+
+    root = write_fcvid(tmp_path / "data")
+    labels = root / "fcv_test_labels.mat"
+
+    def denied(path, *args, **kwargs):  # root reads any file: a permission error has to be planted
+        if str(path) == str(labels):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(labels_module, "open", denied, raising=False)
+    for command in (["data", "check", "fcvid"], ["run", "-m", "itq", "-d", "fcvid", "--results-dir", str(tmp_path / "r")]):
+        result = invoke(*command, "--data-root", str(root))
+        assert_one_line_error(result, f"cannot read labels from {labels}")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_leaderboard_into_a_folder_it_cannot_write_is_one_line(tmp_path, monkeypatch):
+    ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) and mode & os.W_OK
+                        else real_access(path, mode))  # root writes anywhere: a read-only folder has to be planted
+    result = invoke("leaderboard", "--results-dir", str(tmp_path))
+    assert_one_line_error(result, "not a writable folder")
+    assert not (tmp_path / "leaderboard.csv").exists()

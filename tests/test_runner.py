@@ -69,9 +69,9 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path, fragile):
     assert error["error"] == failed.error and error["type"] == "FloatingPointError"
     assert "Traceback" in (failed.folder / "error.log").read_text()
     assert not (failed.folder / "metrics.json").exists()
-    with pytest.raises(FloatingPointError):
-        ssvh_bench.run("fragile", "tiny-blobs", bits=16, params={"fail": True}, results_dir=tmp_path,
-                       keep_going=False)
+    stopped = ssvh_bench.run(["fragile", "first-coords"], "tiny-blobs", bits=32, params={"fragile.fail": True},
+                             results_dir=tmp_path, keep_going=False)
+    assert [o.status for o in stopped] == ["failed"]  # recorded, and nothing after it started
 
 
 def test_a_retried_run_that_succeeds_drops_the_old_error(tmp_path, fragile):
@@ -97,7 +97,10 @@ def test_cli_summarises_failures_and_exits_1_and_fail_fast_stops(tmp_path, fragi
     assert "failed: fragile, 16 bits, seed 0: FloatingPointError: the fit diverged" in result.output
     fast = runner.invoke(app, ["run", "-m", "fragile,first-coords", "-d", "tiny-blobs", "-b", "32",
                                "--set", "fragile.fail=true", "--fail-fast", "--results-dir", str(tmp_path)])
-    assert fast.exit_code != 0
+    # the failure is not an input error of ours: still the one-line summary and exit status 1, no traceback
+    assert fast.exit_code == 1, fast.output
+    assert "0 run(s) done, 0 skipped, 1 failed" in fast.output and "Traceback" not in fast.output
+    assert "failed: fragile, 32 bits, seed 0: FloatingPointError: the fit diverged" in fast.output
     assert not list((tmp_path / "runs" / "tiny-blobs" / "32" / "first-coords").glob("*/metrics.json"))
 
 

@@ -19,6 +19,11 @@ from ..errors import DataError
 def read_label_matrix(path: Path, key: str) -> np.ndarray:
     """The multi-hot label matrix stored under ``key`` in ``path``, as bool [videos, classes]."""
     path = Path(path)
+    try:  # an unreadable file (permissions, a folder in its place) is the user's to fix: say so in one line
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise DataError(f"cannot read labels from {path}: {error.strerror or error}") from None
     try:
         contents = scipy.io.loadmat(path, variable_names=[key])
     except NotImplementedError:  # scipy's answer for MATLAB v7.3 files
