@@ -1,12 +1,30 @@
-"""Shared fixtures: a tiny dataset and a trivial method registered for the duration of a test."""
+"""Shared fixtures and helpers: a tiny dataset and a trivial method registered for the duration of a test, the
+tiny synthetic dataset most tests run on, and ``invoke`` (the command line, in process)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from ssvh_bench import ArrayFeatures, Dataset, DatasetSplits, ShallowMethod, dataset_registry, method_registry
+
+# The synthetic dataset at test size: a few seconds for any method.
+TINY = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
+
+
+def dataset_options(params: dict) -> list[str]:
+    """``--dataset-param key=value`` options for the command line."""
+    return [option for key, value in params.items() for option in ("--dataset-param", f"{key}={value}")]
+
+
+def invoke(*args: object):
+    """The command line, run in this process (its exit code and output in the result)."""
+    from ssvh_bench.cli import app
+
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
 
 # Tests use tiny models, for which intra-op threads only add overhead, and on a shared machine OpenMP
 # threads competing with other jobs made single tiny steps up to 100x slower.

@@ -2,17 +2,15 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from ssvh_bench import leaderboard, run_folder
 from ssvh_bench.io import read_json
+
+from typer.testing import CliRunner
+
 from ssvh_bench.cli import app
+from conftest import invoke
 
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def run_tiny(tmp_path, *extra: str):
@@ -161,10 +159,10 @@ def test_list_shows_the_defaults_that_apply_on_the_chosen_dataset():
 
 
 def test_help_lists_every_command_without_cutting_it_and_reads_values():
-    result = runner.invoke(app, ["--help"], terminal_width=80)
+    result = CliRunner().invoke(app, ["--help"], terminal_width=80)
     commands = result.output.split("Commands:")[1]
     assert result.exit_code == 0 and "..." not in commands and "reproduce" in commands
-    run_help = runner.invoke(app, ["run", "--help"], terminal_width=100).output
+    run_help = CliRunner().invoke(app, ["run", "--help"], terminal_width=100).output
     assert "METHOD[,METHOD]" in run_help and "BITS[,BITS]" in run_help
     assert run_help.count("SSVH_BENCH_DATA") == 1
 

@@ -11,23 +11,15 @@ import re
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import ssvh_bench
 
-from ssvh_bench.cli import app
 from ssvh_bench.run_folder import RunFolder
 from ssvh_bench.io import read_json
 
+from conftest import TINY, dataset_options, invoke
 from real_layouts import write_fcvid, write_features
 
-runner = CliRunner()
-TINY_SYNTHETIC = ["--dataset-param", "n_train=64", "--dataset-param", "n_database=32", "--dataset-param",
-                  "n_frames=4", "--dataset-param", "feature_dim=8", "--dataset-param", "n_classes=4"]
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def assert_one_line_error(result, fragment: str) -> None:
@@ -55,7 +47,7 @@ def assert_one_line_error(result, fragment: str) -> None:
     ("conmh", ["--data-on-device", "maybe"], "data_on_device must be one of auto, yes, no, float16, got 'maybe'"),
 ])
 def test_a_bad_option_is_one_line_before_anything_is_written(tmp_path, method, options, fragment):
-    result = invoke("run", "-m", method, "--results-dir", str(tmp_path), *TINY_SYNTHETIC, *options)
+    result = invoke("run", "-m", method, "--results-dir", str(tmp_path), *dataset_options(TINY), *options)
     assert_one_line_error(result, fragment)
     assert not any(tmp_path.iterdir())
 
@@ -63,7 +55,7 @@ def test_a_bad_option_is_one_line_before_anything_is_written(tmp_path, method, o
 def test_a_results_dir_that_is_a_file_is_one_line(tmp_path):
     target = tmp_path / "results"
     target.write_text("not a folder")
-    result = invoke("run", "-m", "itq", "--results-dir", str(target), *TINY_SYNTHETIC)
+    result = invoke("run", "-m", "itq", "--results-dir", str(target), *dataset_options(TINY))
     assert_one_line_error(result, "not a writable folder")
 
 
@@ -72,7 +64,7 @@ def test_a_results_dir_that_is_a_file_is_one_line(tmp_path):
 def test_a_read_only_results_dir_is_one_line(tmp_path):
     target = tmp_path / "results"
     target.mkdir(mode=0o555)
-    result = invoke("run", "-m", "itq", "--results-dir", str(target), *TINY_SYNTHETIC)
+    result = invoke("run", "-m", "itq", "--results-dir", str(target), *dataset_options(TINY))
     assert_one_line_error(result, "not a writable folder")
 
 
@@ -129,7 +121,6 @@ def test_the_sampled_check_reports_the_videos_it_read_truthfully(tmp_path):
 
 
 # ---- kills at chosen points, damaged result files ----------------------------------------------------------------
-TINY = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
 CONMH = {"epochs": 3, "checkpoint_every": 1, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 
 
@@ -234,7 +225,7 @@ def test_a_results_dir_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 2**20, 2**20))
-    result = invoke("run", "-m", "itq", "--results-dir", str(tmp_path / "results"), *TINY_SYNTHETIC)
+    result = invoke("run", "-m", "itq", "--results-dir", str(tmp_path / "results"), *dataset_options(TINY))
     assert_one_line_error(result, "is on a full disk (1 MB free")
     assert not (tmp_path / "results").exists()
 

@@ -1,19 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from ssvh_bench import targets
-from ssvh_bench.cli import app
 from ssvh_bench.targets import Report, Target
 
-runner = CliRunner()
+from conftest import invoke
+
 TINY = Target("tiny", "two offsets of first-coords", ("first-coords",), (16,),
               (Report("table", {"ks": (5, 10)}), Report("map-k", {"ks": (5, 10)})), {"offset": (0.0, 0.5)})
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from ssvh_bench.cli import app
 from ssvh_bench import evaluation
 from ssvh_bench.io import read_json
 
+from conftest import TINY
+
 
 class Fragile(ShallowMethod):
     """Like first-coords, but fitting raises for ``fail=True``."""
@@ -144,7 +146,6 @@ def test_version_option():
     assert result.exit_code == 0 and result.output.strip() == f"ssvh-bench {ssvh_bench.__version__}"
 
 
-TINY = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
 CONMH = {"epochs": 2, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 
 
