@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import ConfigError, DeepMethod, kmeans, nearest_anchors, register_method, resolve_kmeans_backend
+from ssvh_bench import (KMEANS_BACKENDS, ConfigError, DeepMethod, kmeans, nearest_anchors, register_method,
+                        resolve_kmeans_backend)
 from ssvh_bench import VideoFeatures, step_decay_lr
 from ssvh_bench.nn import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, MaskedAutoencoderShape,
-                           MaskedDecoder, transformer_blocks, debiased_contrastive_loss,
+                           MaskedDecoder, transformer_blocks, debiased_contrastive_loss, check_visible_frames,
                            hash_binarize, n_visible_frames, sample_views, sinusoid_table, xavier_init)
 
 SAMPLERS = ("random", "adversarial")
@@ -241,7 +242,7 @@ class AutoSSVH(DeepMethod):
 
     version = 2  # 2: the shared hash layer's gradient stops above +1, as the authors' in-place clamp
 
-    param_choices = {"variant": tuple(VARIANTS), "sampler": SAMPLERS}
+    param_choices = {"kmeans_backend": KMEANS_BACKENDS, "variant": tuple(VARIANTS), "sampler": SAMPLERS}
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "tau_plus": 0.05, "contrastive_weight": 0.2, "batch_size": 128,
@@ -253,6 +254,12 @@ class AutoSSVH(DeepMethod):
     }
 
     _clusterings: list[Clustering] | None = None
+
+    display = {"name": "AutoSSVH", "published": "2025-06", "colour": "#6A3D9A", "marker": "*"}
+    param_rules = {"n_clusters": "positive", "temperature": "positive", "warmup_epochs": "positive",
+                   "contrastive_weight": "non_negative", "prototype_weight": "non_negative",
+                   "mask_ratio": "open_unit", "tau_plus": "unit"}
+    param_resolvers = {"kmeans_backend": "resolve_kmeans_backend"}
 
     def __init__(self, variant: str = "small", sampler: str = "random", mask_ratio: float = 0.75,
                  epochs: int = 805, batch_size: int = 512, lr: float = 1e-4, lr_decay: float = 0.9,
@@ -300,9 +307,7 @@ class AutoSSVH(DeepMethod):
             raise ConfigError(f"autossvh: unknown variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
         kept = (self.n_sampled_frames(n_frames) if self.sampler == "adversarial"
                 else n_visible_frames(n_frames, self.mask_ratio))
-        if not 1 <= kept < n_frames:
-            raise ConfigError(f"autossvh: mask_ratio {self.mask_ratio} leaves {kept} of {n_frames} frames "
-                              "visible; it must mask at least one frame and keep at least one")
+        check_visible_frames(kept, n_frames, self.mask_ratio, "autossvh")
         model = AutoSSVHNetwork(feature_dim, n_frames, bits, VARIANTS[self.variant], self.input_dropout)
         # the released training never calls the sampler: its weights get no gradient and stay as initialised
         model.encoder.sample_net.importance_score.requires_grad_(self.sampler == "adversarial")

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
+from ssvh_bench import (KMEANS_BACKENDS, PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
                         TrainingHooks, VideoFeatures, build_anchor_neighbourhood, register_method,
                         resolve_kmeans_backend, train_model)
 from ssvh_bench.nn import (TransformerBlock, anchor_loss, bert_mask, hash_binarize, pairwise_similarity_loss,
@@ -178,6 +178,14 @@ class BTH(DeepMethod):
 
     neighbourhood: PseudoNeighbourhood | None = None
     _anchor_centres: torch.Tensor | None = None  # [N, hidden_dim]: each training video's first anchor
+
+    display = {"name": "BTH", "published": "2021-06", "colour": "#CC79A7", "marker": "^"}
+    param_rules = {"ffn_dim": "positive", "heads": "positive", "hidden_dim": "positive", "layers": "positive",
+                   "n_anchors": "positive", "stage1_epochs": "positive", "anchor_weight": "non_negative",
+                   "reconstruction_weight": "non_negative", "similarity_weight": "non_negative",
+                   "mask_prob": "open_unit", "dropout": "unit", "similar_prob": "unit"}
+    param_resolvers = {"kmeans_backend": "resolve_kmeans_backend"}
+    param_choices = {"kmeans_backend": KMEANS_BACKENDS}
 
     def __init__(self, hidden_dim: int = 256, ffn_dim: int = 1024, layers: int = 1, heads: int = 1,
                  dropout: float = 0.1, mask_prob: float = 0.15, epochs: int = 56, stage1_epochs: int = 56,

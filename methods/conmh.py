@@ -16,8 +16,8 @@ from torch import nn
 
 from ssvh_bench import ConfigError, DeepMethod, register_method
 from ssvh_bench.nn import (MASKED_AUTOENCODER_VARIANTS, FrameEncoder, MaskedAutoencoderShape, MaskedDecoder,
-                           debiased_contrastive_loss, hash_binarize, n_visible_frames, sinusoid_table,
-                           transformer_blocks, two_view_reconstruction)
+                           check_visible_frames, debiased_contrastive_loss, hash_binarize, n_visible_frames,
+                           sinusoid_table, transformer_blocks, two_view_reconstruction)
 
 ENCODER_OUTPUT_DIM = 256  # width of the encoder's head, the input of the hash layer
 
@@ -85,6 +85,10 @@ class ConMH(DeepMethod):
         "synthetic": {"variant": "mini", "epochs": 8, "batch_size": 64},
     }
 
+    display = {"name": "ConMH", "published": "2023-02", "colour": "#D55E00", "marker": "o"}
+    param_rules = {"temperature": "positive", "contrastive_weight": "non_negative", "mask_ratio": "open_unit",
+                   "tau_plus": "unit"}
+
     def __init__(self, variant: str = "small", mask_ratio: float = 0.75, epochs: int = 800, batch_size: int = 512,
                  lr: float = 1e-4, lr_decay: float = 0.9, lr_decay_every: int = 20, min_lr: float = 1e-5,
                  temperature: float = 0.5, tau_plus: float = 0.1, contrastive_weight: float = 1.0,
@@ -103,10 +107,7 @@ class ConMH(DeepMethod):
 
     def build_model(self, n_frames: int, feature_dim: int, bits: int) -> nn.Module:
         architecture = self.architecture
-        n_visible = n_visible_frames(n_frames, self.mask_ratio)
-        if not 1 <= n_visible < n_frames:
-            raise ConfigError(f"conmh: mask_ratio {self.mask_ratio} leaves {n_visible} of {n_frames} frames "
-                              "visible; it must mask at least one frame and keep at least one")
+        check_visible_frames(n_visible_frames(n_frames, self.mask_ratio), n_frames, self.mask_ratio, "conmh")
         return ConMHNetwork(feature_dim, n_frames, bits, architecture)
 
     def training_losses(self, model, batch, epoch, generator):

@@ -21,6 +21,9 @@ class ITQ(ShallowMethod):
     fitted to); it never increases.
     """
 
+    display = {"name": "ITQ", "published": "2011-06", "colour": "#009E73", "marker": "D"}
+    param_rules = {"n_iter": "non_negative"}
+
     def __init__(self, n_iter: int = 50) -> None:
         self.n_iter = n_iter
 

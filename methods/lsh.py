@@ -15,6 +15,8 @@ class LSH(ShallowMethod):
     Any number of bits works, also more than the feature dimension (the extra hyperplanes are just as random).
     """
 
+    display = {"name": "LSH", "published": "1999-09", "colour": "#999999", "marker": "v"}
+
     def _fit_pooled(self, pooled: np.ndarray, bits: int, rng: np.random.Generator) -> None:
         self.mean_ = pooled.mean(axis=0)
         self.projection_ = rng.standard_normal((pooled.shape[1], bits))

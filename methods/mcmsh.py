@@ -204,6 +204,9 @@ class MCMSH(DeepMethod):
         "synthetic": {"hidden_dim": 64, "n_anchors": 120, "epochs": 8, "lr": 1e-3},
     }
 
+    display = {"name": "MCMSH", "published": "2022-10", "colour": "#0072B2", "marker": "P"}
+    param_rules = {"hidden_dim": "positive", "n_anchors": "positive", "n_nearest": "positive", "dropout": "unit"}
+
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
                  lr_decay_every: int = 20, min_lr: float = 1e-4, checkpoint_every: int = 10,

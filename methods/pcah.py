@@ -12,6 +12,8 @@ class PCAH(ShallowMethod):
     """PCA hashing. Deterministic (the seed is unused); ``bits`` may not exceed min(training videos, feature
     dim), otherwise fitting raises ConfigError naming the limit."""
 
+    display = {"name": "PCAH", "published": "2010-06", "colour": "#56B4E9", "marker": "<"}
+
     def _fit_pooled(self, pooled: np.ndarray, bits: int, rng: np.random.Generator) -> None:
         self.pca_ = fit_pca(pooled, bits, owner="pcah")
 

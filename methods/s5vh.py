@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from scipy.linalg import hadamard
 from torch import nn
 
-from ssvh_bench import (ArtefactCache, ConfigError, DeepMethod, VideoFeatures, fit_pca, kmeans, nearest_anchors,
+from ssvh_bench import (KMEANS_BACKENDS, ArtefactCache, ConfigError, DeepMethod, VideoFeatures, fit_pca, kmeans, nearest_anchors,
                         register_method, resolve_kmeans_backend)
-from ssvh_bench.nn import (BidirectionalMambaBlock, FrameEncoder, Mamba, MaskedDecoder, debiased_contrastive_loss,
-                           hash_binarize, sinusoid_table, two_view_reconstruction)
+from ssvh_bench.nn import (BidirectionalMambaBlock, FrameEncoder, Mamba, MaskedDecoder, check_visible_frames,
+                           debiased_contrastive_loss, hash_binarize, n_visible_frames, sinusoid_table,
+                           two_view_reconstruction)
 
 STAGE1_KIND = "s5vh-stage1"
 STAGE1_FILE = "pseudo_labels.npz"
@@ -140,7 +141,7 @@ class S5VH(DeepMethod):
 
     family = "two_stage"
 
-    param_choices = {"variant": tuple(VARIANTS)}
+    param_choices = {"kmeans_backend": KMEANS_BACKENDS, "variant": tuple(VARIANTS)}
     dataset_defaults = {
         "fcvid": {},
         "activitynet": {"mask_ratio": 0.5, "batch_size": 128, "epochs": 350, "contrastive_weight": 0.2,
@@ -151,6 +152,13 @@ class S5VH(DeepMethod):
     }
 
     _labels: torch.Tensor | None = None  # [N, n_clusters] float64: each training video's soft pseudo-label
+
+    display = {"name": "S5VH", "published": "2025-02", "colour": "#000000", "marker": "X"}
+    param_rules = {"n_clusters": "positive", "temperature": "positive", "cluster_weight": "non_negative",
+                   "contrastive_weight": "non_negative", "warm_up_epoch": "non_negative",
+                   "weight_decay": "non_negative", "mask_ratio": "open_unit", "smoothing": "unit",
+                   "tau_plus": "unit"}
+    param_resolvers = {"kmeans_backend": "resolve_kmeans_backend"}
 
     def __init__(self, variant: str = "small", mask_ratio: float = 0.75, epochs: int = 500, batch_size: int = 512,
                  lr: float = 5e-4, min_lr: float = 1e-5, weight_decay: float = 1e-4, drop_path_rate: float = 0.5,
@@ -200,10 +208,8 @@ class S5VH(DeepMethod):
         return nearest[:, 0]
 
     def prepare(self, train, *, bits, seed, device, cache_dir, progress):
-        n_visible = train.n_frames - int(self.mask_ratio * train.n_frames)
-        if not 1 <= n_visible < train.n_frames:
-            raise ConfigError(f"s5vh: mask_ratio {self.mask_ratio} leaves {n_visible} of {train.n_frames} frames "
-                              "visible; it must mask at least one frame and keep at least one")
+        check_visible_frames(n_visible_frames(train.n_frames, self.mask_ratio), train.n_frames, self.mask_ratio,
+                             "s5vh")
         if not 1 <= self.n_clusters <= len(train):
             raise ConfigError(f"s5vh: n_clusters must be between 1 and the number of training videos "
                               f"({len(train)}), got {self.n_clusters}")

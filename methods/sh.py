@@ -23,6 +23,8 @@ class SH(ShallowMethod):
     increasing eigenvalue (ties: lower direction first, then lower k).
     """
 
+    display = {"name": "SH", "published": "2008-12", "colour": "#8C564B", "marker": ">"}
+
     def _fit_pooled(self, pooled: np.ndarray, bits: int, rng: np.random.Generator) -> None:
         n_directions = min(bits, *pooled.shape)
         self.pca_ = fit_pca(pooled, n_directions, owner="sh")

@@ -253,6 +253,12 @@ class SSVH(DeepMethod):
         "synthetic": {"epochs": 10, "lr": 1e-3, "step_clip": 1e-3},
     }
 
+    display = {"name": "SSVH", "published": "2018-01", "colour": "#E69F00", "marker": "s"}
+    param_rules = {"k1": "positive", "k2": "positive", "lr_decay_steps": "positive", "max_frames": "positive",
+                   "stride": "positive", "l2_penalty": "non_negative", "momentum": "non_negative",
+                   "neighbourhood_weight": "non_negative", "quantization_weight": "non_negative",
+                   "step_clip": "non_negative"}
+
     def __init__(self, max_frames: int = 24, stride: int = 2, k1: int = 10, k2: int = 5,
                  neighbourhood_weight: float = 0.999, quantization_weight: float = 0.2, epochs: int = 100,
                  batch_size: int = 256, lr: float = 1e-4, momentum: float = 0.9, step_clip: float = 1e-4,

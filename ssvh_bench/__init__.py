@@ -34,6 +34,7 @@ _LAZY = {
     "HashingMethod": "method",
     "HDF5Features": "data",
     "kmeans": "neighbours",
+    "KMEANS_BACKENDS": "neighbours",
     "LaunchOptions": "options",
     "knn_graph": "neighbours",
     "method_registry": "registry",

@@ -139,13 +139,15 @@ def overrides_for(method: str, known: Iterable[str], choices: Mapping[str, list[
 
 
 def resolve_run_params(entry: Entry, overrides: Mapping[str, Any], *, dataset: str) -> dict[str, Any]:
-    """``resolve_params`` plus what is chosen at run time and changes codes: ``kmeans_backend=auto`` becomes
-    the backend this machine uses (faiss and scikit-learn give other codes), so the run id says which."""
+    """``resolve_params`` plus what is chosen at run time and changes codes, as the method's
+    ``param_resolvers`` decide it (e.g. ``kmeans_backend=auto`` becomes the backend this machine uses: faiss and
+    scikit-learn give other codes), so the run id says which."""
     params = resolve_params(entry, overrides, dataset=dataset)
-    if params.get("kmeans_backend") == "auto":
-        from .neighbours import resolve_kmeans_backend
+    for name, resolver in entry.param_resolvers.items():
+        if params.get(name) == "auto":
+            import ssvh_bench
 
-        params["kmeans_backend"] = resolve_kmeans_backend("auto")
+            params[name] = getattr(ssvh_bench, resolver)("auto")
     return params
 
 

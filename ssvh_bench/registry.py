@@ -26,7 +26,7 @@ from typing import Any
 from .errors import ConfigError, UnknownNameError
 
 FAMILIES = ("shallow", "deep", "two_stage")
-CLASS_METADATA = ("family", "version", "dataset_defaults")  # class attributes the registry reads
+CLASS_METADATA = ("family", "version", "dataset_defaults", "display", "param_resolvers")  # read by the registry
 
 
 class Entry:
@@ -35,13 +35,16 @@ class Entry:
     def __init__(self, name: str, description: str, family: str | None = None,
                  test_params: Mapping[str, Any] | None = None, *, factory: Callable[..., Any] | None = None,
                  module: str | None = None, defaults: Mapping[str, Any] | None = None,
-                 dataset_defaults: Mapping[str, Mapping[str, Any]] | None = None, version: int = 1) -> None:
+                 dataset_defaults: Mapping[str, Mapping[str, Any]] | None = None, version: int = 1,
+                 display: Mapping[str, str] | None = None, param_resolvers: Mapping[str, str] | None = None) -> None:
         self.name, self.description, self.family = name, description, family
         self.test_params = dict(test_params or {})
         self._factory, self.module = factory, module
         self._defaults = None if defaults is None else dict(defaults)
         self.dataset_defaults = {k: dict(v) for k, v in (dataset_defaults or {}).items()}
         self.version = version
+        self.display = dict(display or {})  # how readers see it (``ssvh_bench.display``)
+        self.param_resolvers = dict(param_resolvers or {})  # parameter -> public function deciding its "auto"
 
     def __repr__(self) -> str:
         return f"Entry({self.name!r}, family={self.family!r})"
@@ -155,7 +158,8 @@ class Registry:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             entry = Entry(name, description, family or declared, test_params, factory=factory,
                           dataset_defaults=getattr(factory, "dataset_defaults", None),
-                          version=getattr(factory, "version", 1))
+                          version=getattr(factory, "version", 1), display=getattr(factory, "display", None),
+                          param_resolvers=getattr(factory, "param_resolvers", None))
             self._check(entry)
             self._entries[name] = entry
             return factory
@@ -272,7 +276,8 @@ def _read_registrations(path: Path, decorator: str) -> list[dict[str, Any]] | No
             found.append({"name": ast.literal_eval(call.args[0]), "description": options["description"],
                           "family": options.get("family") or declared, "test_params": options.get("test_params"),
                           "defaults": defaults, "dataset_defaults": attributes.get("dataset_defaults"),
-                          "version": attributes.get("version", 1)})
+                          "version": attributes.get("version", 1), "display": attributes.get("display"),
+                          "param_resolvers": attributes.get("param_resolvers")})
         except (ValueError, KeyError, IndexError, TypeError, SyntaxError):
             return None
     return found

@@ -83,3 +83,12 @@ def test_importing_the_package_and_the_cli_loads_no_heavy_library():
             "print(','.join(m for m in ('torch', 'pandas', 'sklearn', 'matplotlib') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
+
+
+def test_display_and_run_ids_of_deep_methods_are_read_without_torch():
+    code = ("import sys; from ssvh_bench.display import display_name, method_style; "
+            "from ssvh_bench.config import make_specs; "
+            "assert display_name('conmh') == 'ConMH' and method_style('bth')['linestyle'] == '-'; "
+            "make_specs(['conmh', 'bth'], 'synthetic', [64], [0], {}, {}); print('torch' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

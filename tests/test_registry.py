@@ -158,4 +158,4 @@ def test_source_reading_falls_back_to_import_when_not_literal(tmp_path):
     assert _read_registrations(plugin, "register_method") is None
     assert _read_registrations(literal, "register_method") == [
         {"name": "literal", "description": "x", "family": "shallow", "test_params": None, "defaults": {"width": 4},
-         "dataset_defaults": None, "version": 1}]
+         "dataset_defaults": None, "version": 1, "display": None, "param_resolvers": None}]

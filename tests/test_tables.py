@@ -130,7 +130,33 @@ def test_leaderboard_without_published_and_empty_filter(runs):
 def test_display_names_and_order_with_unknown_methods_last():
     assert [display_name(m) for m in method_order(["conmh", "zz_new", "sh", "autossvh", "lsh", "a_new", "bth",
                                                    "s5vh", "itq", "ssvh", "mcmsh", "pcah"])] == [
-        "LSH", "PCAH", "ITQ", "SH", "SSVH", "BTH", "MCMSH", "ConMH", "S5VH", "AutoSSVH", "a_new", "zz_new"]
+        "LSH", "SH", "PCAH", "ITQ", "SSVH", "BTH", "MCMSH", "ConMH", "S5VH", "AutoSSVH", "a_new", "zz_new"]
+
+
+def test_a_plugin_brings_its_own_display_and_parameter_rules(monkeypatch):
+    from ssvh_bench import ConfigError, ShallowMethod, method_registry, register_method
+    from ssvh_bench.display import method_style
+
+    @register_method("zz-plugin", description="a plugin declaring its display and rules", family="shallow")
+    class Plugin(ShallowMethod):
+        display = {"name": "ZZ-Hash", "published": "2001-01", "colour": "#123456", "marker": "s"}
+        param_rules = {"spread": "open_unit"}
+
+        def __init__(self, spread: float = 0.5) -> None:
+            self.spread = spread
+
+        def _fit_pooled(self, pooled, bits, rng): ...
+
+        def _project(self, pooled): ...
+
+    try:
+        assert display_name("zz-plugin") == "ZZ-Hash"
+        assert method_order(["itq", "zz-plugin", "lsh"]) == ["lsh", "zz-plugin", "itq"]  # shallow, by publication
+        assert method_style("zz-plugin") == {"color": "#123456", "marker": "s", "linestyle": "--"}
+        with pytest.raises(ConfigError, match="spread must be strictly between 0 and 1, got 1.5"):
+            Plugin(spread=1.5).check_params()
+    finally:
+        method_registry.unregister("zz-plugin")
 
 
 def test_tidy_csv_rows_in_display_order(runs):

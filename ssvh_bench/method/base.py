@@ -8,6 +8,7 @@ int8 codes in {-1, 0, +1} of shape [N, bits] (the engine packs them, see ``ssvh_
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,8 +17,16 @@ import numpy as np
 from ..codes import check_bits
 from ..data import VideoFeatures, as_video_features, require_finite
 from ..errors import ConfigError
-from ..neighbours import KMEANS_BACKENDS
 from ..registry import signature_defaults
+
+
+# rule name -> (test, what the message says the value must be)
+PARAM_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "positive": (lambda value: value > 0, "must be positive"),
+    "non_negative": (lambda value: value >= 0, "must not be negative"),
+    "open_unit": (lambda value: 0 < value < 1, "must be strictly between 0 and 1"),
+    "unit": (lambda value: 0 <= value <= 1, "must be between 0 and 1"),
+}
 
 
 class HashingMethod(ABC):
@@ -33,37 +42,35 @@ class HashingMethod(ABC):
         """The constructor's parameters with their current values (feeds the run id)."""
         return {name: getattr(self, name) for name in signature_defaults(type(self))}
 
-    # Value rules by parameter name, applied to every method that has the parameter (``check_params``).
-    POSITIVE: ClassVar[frozenset[str]] = frozenset({
-        "epochs", "stage1_epochs", "batch_size", "lr", "checkpoint_every", "temperature", "hidden_dim",
-        "hidden_size", "ffn_dim", "layers", "heads", "n_anchors", "n_nearest", "lr_decay", "lr_decay_every",
-        "lr_decay_steps", "k1", "k2", "max_frames", "stride", "n_clusters", "warmup_epochs"})
-    NON_NEGATIVE: ClassVar[frozenset[str]] = frozenset({
-        "n_iter", "min_lr", "weight_decay", "momentum", "l2_penalty", "step_clip", "warm_up_epoch",
-        "contrastive_weight", "cluster_weight", "prototype_weight", "anchor_weight", "similarity_weight",
-        "reconstruction_weight", "quantization_weight", "neighbourhood_weight"})
-    OPEN_UNIT: ClassVar[frozenset[str]] = frozenset({"mask_ratio", "mask_prob"})  # strictly between 0 and 1
-    UNIT: ClassVar[frozenset[str]] = frozenset({"dropout", "similar_prob", "tau_plus", "smoothing"})  # in [0, 1]
+    # The method's own value rules, by parameter name: "positive", "non_negative", "open_unit" (strictly between
+    # 0 and 1) or "unit" (in [0, 1]); a subclass's rules add to its bases' (``check_params`` merges them).
+    param_rules: ClassVar[dict[str, str]] = {}
     # parameters with a fixed set of values, e.g. {"variant": ("small", "base")}
     param_choices: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    # parameters whose "auto" is decided on the machine that runs (and changes the codes), with the name of the
+    # public ``ssvh_bench`` function that decides it, e.g. {"kmeans_backend": "resolve_kmeans_backend"}: the run
+    # id records the decision. Names, not functions, so the registry reads them without importing the plugin.
+    param_resolvers: ClassVar[dict[str, str]] = {}
+    # how readers see the method: {"name": as the paper spells it, "published": "YYYY-MM" (the display order:
+    # shallow methods first, then by publication), "colour": "#RRGGBB", "marker": a matplotlib marker}
+    display: ClassVar[dict[str, str]] = {}
 
     def check_params(self) -> None:
         """Raise ConfigError for a parameter value the method cannot run with, before anything is written."""
         name = type(self).__name__
-        choices = {"kmeans_backend": KMEANS_BACKENDS, **self.param_choices}
+        rules: dict[str, str] = {}
+        choices: dict[str, tuple[Any, ...]] = {}
+        for cls in reversed(type(self).__mro__):
+            rules.update(vars(cls).get("param_rules", {}))
+            choices.update(vars(cls).get("param_choices", {}))
         for key, value in self.get_params().items():
             if key in choices and value not in choices[key]:
                 raise ConfigError(f"{name}: unknown {key} {value!r}; choose from {', '.join(map(str, choices[key]))}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key not in rules or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if key in self.POSITIVE and not value > 0:
-                raise ConfigError(f"{name}: {key} must be positive, got {value}")
-            if key in self.NON_NEGATIVE and not value >= 0:
-                raise ConfigError(f"{name}: {key} must not be negative, got {value}")
-            if key in self.OPEN_UNIT and not 0 < value < 1:
-                raise ConfigError(f"{name}: {key} must be strictly between 0 and 1, got {value}")
-            if key in self.UNIT and not 0 <= value <= 1:
-                raise ConfigError(f"{name}: {key} must be between 0 and 1, got {value}")
+            holds, requirement = PARAM_RULES[rules[key]]
+            if not holds(value):
+                raise ConfigError(f"{name}: {key} {requirement}, got {value}")
 
     def store_params(self, arguments: dict[str, Any]) -> None:
         """Keep every constructor parameter as an attribute of the same name; call it as

@@ -33,6 +33,9 @@ class DeepMethod(TrainingHooks, HashingMethod):
     """A hashing method trained by the shared loop (``ssvh_bench.train``: see its docstring for the hooks)."""
 
     family = "deep"
+    # the loop's hyper-parameters, for the methods that have them
+    param_rules = {"epochs": "positive", "batch_size": "positive", "lr": "positive", "checkpoint_every": "positive",
+                   "lr_decay": "positive", "lr_decay_every": "positive", "min_lr": "non_negative"}
 
     model: nn.Module | None = None
     device: torch.device = torch.device("cpu")

@@ -7,8 +7,8 @@ from .contrastive import debiased_contrastive_loss
 from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
 from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
-from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, n_visible_frames, sample_views,
-                      two_view_reconstruction)
+from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, check_visible_frames, n_visible_frames,
+                      sample_views, two_view_reconstruction)
 from .positional import sinusoid_table
 from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
                           MaskedAutoencoderShape, MaskedDecoder, Mlp, StdLayerNorm, TransformerBlock,
@@ -38,6 +38,7 @@ __all__ = [
     "bert_mask",
     "debiased_contrastive_loss",
     "hash_binarize",
+    "check_visible_frames",
     "n_visible_frames",
     "pairwise_similarity_loss",
     "quantization_loss",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from ..errors import ConfigError
 import torch.nn.functional as F
 
 from .. import distributed
@@ -45,6 +47,15 @@ def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator
 def n_visible_frames(n_frames: int, mask_ratio: float) -> int:
     """Frames each masked-autoencoder view keeps: ``T - int(mask_ratio * T)``."""
     return n_frames - int(mask_ratio * n_frames)
+
+
+def check_visible_frames(n_visible: int, n_frames: int, mask_ratio: float, owner: str) -> int:
+    """``n_visible`` if a view keeps at least one frame and masks at least one, else a ConfigError naming the
+    method (``owner``) and its ``mask_ratio``."""
+    if not 1 <= n_visible < n_frames:
+        raise ConfigError(f"{owner}: mask_ratio {mask_ratio} leaves {n_visible} of {n_frames} frames visible; "
+                          "it must mask at least one frame and keep at least one")
+    return n_visible
 
 
 def sample_views(n_videos: int, n_frames: int, mask_ratio: float, generator: torch.Generator,
