@@ -49,6 +49,8 @@ out = ssvh_bench.run(os.environ.get("METHOD", "conmh-crashing"), "synthetic", bi
 print("STATUS", [o.status for o in out])
 """
 
+pytestmark = pytest.mark.slow  # starts processes or trains every method
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -29,6 +29,7 @@ def _comparable(folder):
     return {k: v for k, v in metrics.items() if k not in TIMING}
 
 
+@pytest.mark.slow
 def test_local_launcher_runs_a_4_run_grid_in_2_pinned_processes_and_matches_inline(tmp_path):
     runner = CliRunner()
     local = runner.invoke(app, ["run", *GRID, "--results-dir", str(tmp_path / "local"), "--launcher", "local",
@@ -105,6 +106,7 @@ def _wait_until_finished(results_dir, specs, timeout=240.0):
     raise AssertionError(f"runs not finished: {states}")
 
 
+@pytest.mark.slow
 def test_slurm_launcher_submits_pending_runs_through_submitit_and_status_follows_them(tmp_path):
     slurm = {"cluster": "local", "time": "10", "cpus_per_run": 1}  # submitit's local executor
     submitted = ssvh_bench.run(["itq", "lsh"], "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path,

@@ -3,6 +3,8 @@ names no plugin, and ``import ssvh_bench`` stays light."""
 
 from __future__ import annotations
 
+import pytest
+
 import ast
 import subprocess
 import sys
@@ -78,6 +80,7 @@ def test_the_engine_names_no_plugin():
     assert "conmh" in plugins
 
 
+@pytest.mark.slow
 def test_importing_the_package_and_the_cli_loads_no_heavy_library():
     code = ("import sys, ssvh_bench, ssvh_bench.cli; "
             "print(','.join(m for m in ('torch', 'pandas', 'sklearn', 'matplotlib') if m in sys.modules))")
@@ -85,6 +88,7 @@ def test_importing_the_package_and_the_cli_loads_no_heavy_library():
     assert loaded == ""
 
 
+@pytest.mark.slow
 def test_display_and_run_ids_of_deep_methods_are_read_without_torch():
     code = ("import sys; from ssvh_bench.display import display_name, method_style; "
             "from ssvh_bench.config import make_specs; "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import multiprocessing
 import os
@@ -20,6 +22,8 @@ from ssvh_bench.config import make_specs
 from ssvh_bench.run_folder import RunFolder
 
 TINY = {"n_train": 40, "n_database": 60, "n_frames": 4, "feature_dim": 16, "n_classes": 3}
+
+pytestmark = pytest.mark.slow  # starts processes or trains every method
 
 
 def _dead_pid() -> int:

@@ -21,6 +21,8 @@ PINS = Path(__file__).parent / "data" / "pinned_codes.json"
 BITS = 16
 ENTRIES = method_registry.list()
 
+pytestmark = pytest.mark.slow  # starts processes or trains every method
+
 
 def fixed_videos() -> ArrayFeatures:
     """64 videos, 6 frames of 20 non-negative features, 4 clusters (the same data on every machine)."""

@@ -90,6 +90,7 @@ def test_third_party_plugin_through_entry_point(tmp_path, monkeypatch):
     assert registry.create("random-sign", width=5).width == 5
 
 
+@pytest.mark.slow
 def test_no_top_level_methods_or_datasets_package(tmp_path):
     """The plugin folders install as ssvh_bench.methods / ssvh_bench.datasets, never as top-level packages
     (a top-level ``datasets`` would shadow Hugging Face's)."""

@@ -130,6 +130,7 @@ def test_run_files_follow_the_umask(tmp_path, tiny_plugins):
         assert stat.S_IMODE((outcome.folder / name).stat().st_mode) == 0o666 & ~mask, name
 
 
+@pytest.mark.slow
 def test_import_and_cli_start_load_no_heavy_library():
     probe = ("import sys, ssvh_bench, ssvh_bench.cli\n"
              "from ssvh_bench import method_registry\n"
@@ -180,6 +181,7 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
         plots.make_figure("curve", leaderboard.load_runs(tmp_path / "plain"), ks=[5])
 
 
+@pytest.mark.slow
 def test_a_run_logs_plain_lines_per_stage_and_epoch_when_not_on_a_terminal(tmp_path):
     script = ("import ssvh_bench\nfrom ssvh_bench.cli import app\n"
               f"app(['run', '-m', 'conmh', '-b', '16', '--results-dir', {str(tmp_path)!r}, "
