@@ -215,6 +215,7 @@ def test_bad_mask_probability_is_a_config_error():
         tiny(pair_sampling="any").fit(videos(), bits=16, seed=0)
 
 
+@pytest.mark.slow
 def test_cli_run_on_synthetic_beats_chance_and_shares_stage1(tmp_path):
     data_params = {"n_train": 300, "n_database": 200, "n_frames": 6, "feature_dim": 32, "n_classes": 8}
     options = [f"--dataset-param={key}={value}" for key, value in data_params.items()]

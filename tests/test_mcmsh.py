@@ -176,6 +176,7 @@ def test_learning_rate_schedule_and_dataset_defaults():
     assert entry.family == "two_stage"
 
 
+@pytest.mark.slow
 def test_cli_run_on_tiny_synthetic_data_is_above_chance(tmp_path):
     dataset_params = {"n_train": 300, "n_database": 200, "n_frames": 6, "feature_dim": 32, "n_classes": 8}
     arguments = ["run", "--method", "mcmsh", "--dataset", "synthetic", "--bits", "16", "--device", "cpu",

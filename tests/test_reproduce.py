@@ -32,6 +32,7 @@ def test_dry_run_lists_the_runs_and_marks_finished_ones(tmp_path, tiny_target):
     assert not (tmp_path / "tables").exists()
 
 
+@pytest.mark.slow
 def test_reproduce_runs_the_missing_runs_and_writes_its_reports(tmp_path, tiny_target):
     result = invoke("reproduce", "tiny", "--dataset", "tiny-blobs", "--results-dir", str(tmp_path))
     assert result.exit_code == 0, result.output

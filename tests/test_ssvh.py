@@ -218,6 +218,7 @@ def test_bad_sizes_are_config_errors():
         tiny(stride=0).fit(videos(), bits=8, seed=0)
 
 
+@pytest.mark.slow
 def test_cli_run_on_synthetic_beats_chance(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, [
@@ -264,6 +265,7 @@ def tiny_splits(kind, tmp_path):
     return dataset_registry.create("fcvid").load(write_fcvid(tmp_path, n_train=128, n_database=100, frames=4, dim=24))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["synthetic", "fcvid"])
 @pytest.mark.parametrize("bits", [16, 32, 64])
 def test_codes_use_every_bit_and_retrieve_far_above_chance(kind, bits, tmp_path):

@@ -171,6 +171,7 @@ def test_difficulty_scales_the_nuisance():
     assert knn_accuracy(segment_means(easy[0]), easy[1]) > knn_accuracy(segment_means(hard[0]), hard[1]) + 0.1
 
 
+@pytest.mark.slow
 def test_generates_many_full_width_videos():
     split = dataset_registry.create("synthetic", n_train=1000, n_database=10, n_frames=25, feature_dim=512).load()
     block = split.train.read(slice(None))
