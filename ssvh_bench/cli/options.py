@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import typer
@@ -46,7 +46,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {  # parameter name -> (annotation, typer
     "slurm_array_parallelism": (Optional[int], typer.Option(None, "--slurm-array-parallelism", help="Runs of the array at once.")),
     "slurm_param": (list[str], typer.Option([], "--slurm-param", help="Other sbatch option key=value (e.g. account=abc, qos=high).")),
 }
-_RUN_FIELDS = ("device", "threads", "eval_every", "data_on_device", "force")
+_RUN_FIELDS = tuple(f.name for f in fields(RunOptions))
 
 
 def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
