@@ -30,6 +30,8 @@ def run(
     params: Mapping[str, Any] | None = None,
     dataset_params: Mapping[str, Any] | None = None,
     *,
+    eval_dataset: str | None = None,
+    eval_dataset_params: Mapping[str, Any] | None = None,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
     keep_going: bool = True,
@@ -43,11 +45,14 @@ def run(
     ``params`` maps a method parameter (or ``method.parameter``) to a value or a list of values to sweep, as
     ``--set`` does; ``dataset_params`` are the datasets' parameters. ``options``: the execution options (see
     the module docstring), e.g. ``device="cpu"``, ``eval_every=2``, ``launcher="local", jobs=2``.
+    ``eval_dataset`` (with its ``eval_dataset_params``): train on each dataset's training split and evaluate on
+    this dataset's database and queries (a transfer run).
     """
     run_options, launch_options = split_options(options)
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
-             make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params)]
+             make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params,
+                        eval_dataset=eval_dataset, eval_dataset_overrides=eval_dataset_params, data_root=data_root)]
     return launch(specs, run_options, launch_options, results_dir=results_dir, data_root=data_root,
                   keep_going=keep_going, on_event=on_event, progress=progress)
 
@@ -79,7 +84,8 @@ def reproduce(
     again writes them once the jobs are done)."""
     run_options, launch_options = split_options(options)
     chosen = get_target(target)
-    specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params)
+    specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params,
+                         data_root=data_root)
     results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
     outcomes = launch(specs, run_options, launch_options, results_dir=results_dir, data_root=data_root,
                       keep_going=keep_going, on_event=on_event, progress=progress)

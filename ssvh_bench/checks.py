@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import RunSpec
+from .config import RunSpec, dataset_label
 from .data import DatasetSplits
 from .data.on_device import check_choice, plan_data_on_device
 from .devices import choose_threads, resolve_device
@@ -46,6 +46,21 @@ class DatasetCache:
             self._loaded[key] = splits
         return self._loaded[key]
 
+    def for_spec(self, spec: RunSpec) -> DatasetSplits:
+        """What ``spec`` trains on and is evaluated on: its dataset's splits, or with ``eval_dataset`` the
+        training split of one and the database and queries of the other (frames and feature size must agree)."""
+        splits = self.get(spec.dataset, spec.dataset_params)
+        if spec.eval_dataset is None:
+            return splits
+        target = self.get(spec.eval_dataset, spec.eval_dataset_params)
+        train, database = splits.train.shape, target.database.shape
+        if train[1:] != database[1:]:
+            raise ConfigError(f"cannot evaluate on {spec.eval_dataset}: its videos are {database[1]} frames x "
+                              f"{database[2]} features but {spec.dataset}'s training videos are {train[1]} x "
+                              f"{train[2]}; use features of one extractor (and a folder's n_frames parameter)")
+        return DatasetSplits(dataset_label(spec.dataset, spec.eval_dataset), splits.train, target.database,
+                             target.database_labels, target.query, target.query_labels)
+
 
 def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: Path,
                 data_root: Path | str | None) -> DatasetCache:
@@ -63,7 +78,7 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()
         if options.force or not RunFolder.of(results_dir, spec).is_finished():
-            splits = cache.get(spec.dataset, spec.dataset_params)
+            splits = cache.for_spec(spec)
             deep = method_registry.get(spec.method).family != "shallow"
             if deep and options.data_on_device not in ("auto", "no"):  # does the split fit on the device?
                 plan_data_on_device(options.data_on_device, splits.train.shape, resolve_device(options.device))

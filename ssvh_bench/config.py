@@ -34,6 +34,13 @@ class RunSpec:
     dataset_params: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     method_version: int = 1
+    # transfer: evaluated on another dataset's database and queries (None: on ``dataset``'s own)
+    eval_dataset: str | None = None
+    eval_dataset_params: dict[str, Any] = field(default_factory=dict)
+    # "dataset" / "eval_dataset" -> the fingerprint of files that the parameters do not pin (``Dataset.fingerprint``)
+    data_fingerprints: dict[str, str] = field(default_factory=dict)
+    # whose per-dataset method defaults were applied (None: ``dataset``'s); not part of the identity
+    defaults_from: str | None = None
 
     @property
     def setting_id(self) -> str:
@@ -54,6 +61,11 @@ class RunSpec:
             "method_params": self.method_params,
             "dataset_params": self.dataset_params,
         }
+        # only when set, so the ids of runs on one dataset stay what they were before transfer existed
+        if self.eval_dataset is not None:
+            identity.update(eval_dataset=self.eval_dataset, eval_dataset_params=self.eval_dataset_params)
+        if self.data_fingerprints:
+            identity["data_fingerprints"] = self.data_fingerprints
         return hashlib.sha1(canonical_json(identity).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,9 +78,18 @@ class RunSpec:
             "dataset_params": self.dataset_params,
             "overrides": self.overrides,
             "method_version": self.method_version,
+            "eval_dataset": self.eval_dataset,
+            "eval_dataset_params": self.eval_dataset_params,
+            "data_fingerprints": self.data_fingerprints,
+            "defaults_from": self.defaults_from,
             "setting_id": self.setting_id,
             "run_id": self.run_id,
         }
+
+
+def dataset_label(dataset: str, eval_dataset: str | None) -> str:
+    """How readers see where a run trained and was evaluated: ``fcvid``, or ``fcvid->yfcc`` for a transfer run."""
+    return dataset if eval_dataset is None else f"{dataset}->{eval_dataset}"
 
 
 def parse_value(text: str) -> Any:
@@ -224,16 +245,33 @@ def make_specs(
     seeds: Iterable[int],
     method_overrides: Mapping[str, list[Any]] | None = None,
     dataset_overrides: Mapping[str, Any] | None = None,
+    *,
+    eval_dataset: str | None = None,
+    eval_dataset_overrides: Mapping[str, Any] | None = None,
+    data_root: Path | str | None = None,
 ) -> list[RunSpec]:
     """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params).
 
     ``method_overrides`` maps parameter names (or ``method.name``) to lists of values; each method sweeps
-    the product of the lists that apply to it (see ``overrides_for``).
+    the product of the lists that apply to it (see ``overrides_for``). ``eval_dataset``: train on ``dataset``'s
+    training split, evaluate on this dataset's database and queries. ``data_root`` is where datasets read from
+    files are (their fingerprint enters the run id).
     """
     methods = list(methods)
-    dataset_entry = dataset_registry.get(dataset)
     dataset_overrides = dict(dataset_overrides or {})
-    dataset_params = resolve_params(dataset_entry, dataset_overrides)
+    data_root = None if data_root is None else Path(data_root)
+    dataset_params, fingerprint, defaults_from = resolve_dataset(dataset, dataset_overrides, data_root)
+    fingerprints = {} if fingerprint is None else {"dataset": fingerprint}
+    eval_params: dict[str, Any] = {}
+    if eval_dataset is not None:
+        eval_params, eval_fingerprint, _ = resolve_dataset(eval_dataset, dict(eval_dataset_overrides or {}), data_root)
+        if (eval_dataset, eval_params) == (dataset, dataset_params):
+            eval_dataset = None  # evaluating on the training dataset itself is the ordinary run
+        elif eval_fingerprint is not None:
+            fingerprints["eval_dataset"] = eval_fingerprint
+    shown = {f"dataset.{k}": v for k, v in dataset_overrides.items()}
+    if eval_dataset is not None:
+        shown.update({f"eval_dataset.{k}": v for k, v in (eval_dataset_overrides or {}).items()})
     bits = [check_bits(b) for b in bits]
     seeds = [int(s) for s in seeds]
     if any(s < 0 for s in seeds):
@@ -244,9 +282,24 @@ def make_specs(
     for method in methods:
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
-            params = resolve_run_params(entry, overrides, dataset=dataset)
+            params = resolve_run_params(entry, overrides, dataset=defaults_from or dataset)
             for b, seed in itertools.product(bits, seeds):
-                specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
-                                     {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},
-                                     entry.version))
+                specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params, {**overrides, **shown},
+                                     entry.version, eval_dataset, eval_params if eval_dataset else {}, fingerprints,
+                                     defaults_from))
     return specs
+
+
+def resolve_dataset(name: str, overrides: Mapping[str, Any],
+                    data_root: Path | None) -> tuple[dict[str, Any], str | None, str | None]:
+    """A dataset's resolved parameters, its data fingerprint and whose method defaults apply; a plugin that
+    decides nothing from its files (``Dataset.resolve``) is not opened here."""
+    from .data.dataset import Dataset  # on use: the data package loads h5py
+
+    entry = dataset_registry.get(name)
+    params = resolve_params(entry, overrides)
+    plugin = entry.create(**params)
+    if type(plugin).resolve is Dataset.resolve and type(plugin).fingerprint is Dataset.fingerprint:
+        return params, None, plugin.method_defaults
+    plugin = plugin.resolve(data_root)
+    return {**params, **plugin.get_params()}, plugin.fingerprint(data_root), plugin.method_defaults

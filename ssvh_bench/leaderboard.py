@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import resolve_run_params
+from .config import dataset_label, resolve_run_params
 from .display import method_label
 from .errors import SsvhBenchError
 from .io import canonical_json
@@ -44,7 +44,7 @@ def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFra
     rows = []
     for folder, config, metrics in iter_finished_runs(results_dir):
         row: dict[str, Any] = {
-            "dataset": config["dataset"],
+            "dataset": dataset_label(config["dataset"], config.get("eval_dataset")),
             "method": config["method"],
             "bits": config["bits"],
             "seed": config["seed"],
@@ -88,13 +88,15 @@ def format_overrides(overrides: dict[str, Any]) -> str:
 
 
 def setting_label(config: dict[str, Any]) -> str:
-    """What a run's setting changes from today's defaults, ``k=v;k=v`` (dataset parameters as ``dataset.k``),
+    """What a run's setting changes from today's defaults, ``k=v;k=v`` (dataset parameters as ``dataset.k``, those
+    of a transfer run's evaluation dataset as ``eval_dataset.k``),
     computed from its resolved parameters, never from what was typed; ``version=N`` when the method's
     version has changed since. Falls back to the typed overrides for a method that is no longer registered."""
     try:
         entry = method_registry.get(config["method"])
-        defaults = resolve_run_params(entry, {}, dataset=config["dataset"])
+        defaults = resolve_run_params(entry, {}, dataset=config.get("defaults_from") or config["dataset"])
         dataset_defaults = dataset_registry.get(config["dataset"]).defaults
+        eval_defaults = dataset_registry.get(config["eval_dataset"]).defaults if config.get("eval_dataset") else {}
     except SsvhBenchError:
         return format_overrides(config.get("overrides", {}))
     def differs(value: Any, default: Any) -> bool:  # as JSON: a tuple default equals the list it was saved as
@@ -103,6 +105,8 @@ def setting_label(config: dict[str, Any]) -> str:
     changed = {k: v for k, v in config.get("method_params", {}).items() if k not in defaults or differs(v, defaults[k])}
     changed.update({f"dataset.{k}": v for k, v in config.get("dataset_params", {}).items()
                     if k not in dataset_defaults or differs(v, dataset_defaults[k])})
+    changed.update({f"eval_dataset.{k}": v for k, v in (config.get("eval_dataset_params") or {}).items()
+                    if k not in eval_defaults or differs(v, eval_defaults[k])})
     if config.get("method_version", 1) != entry.version:
         changed["version"] = config.get("method_version", 1)
     return format_overrides(changed)

@@ -123,7 +123,7 @@ def run_one(spec: RunSpec, options: RunOptions, *, results_dir: Path, datasets: 
 
 def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *, results_dir: Path,
                         datasets: DatasetCache, progress: bool, write: bool) -> RunResult:
-    splits = datasets.get(spec.dataset, spec.dataset_params)
+    splits = datasets.for_spec(spec)
     method = method_registry.create(spec.method, **spec.method_params)
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(options.device) if deep else "cpu"  # a shallow run never records a device it did not use

@@ -4,7 +4,7 @@
 from . import listing, run, evaluate, sweep  # noqa: F401  isort: skip
 from . import leaderboard, plot, report, reproduce  # noqa: F401  isort: skip
 from . import status  # noqa: F401  isort: skip
-from . import data  # noqa: F401  isort: skip
+from . import data, extract  # noqa: F401  isort: skip
 from .app import app
 
 __all__ = ["app"]

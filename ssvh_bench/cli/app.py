@@ -80,4 +80,8 @@ MethodsOption = typer.Option(..., "--method", "-m", metavar="METHOD[,METHOD]", h
 BitsOption = typer.Option("64", "--bits", "-b", metavar="BITS[,BITS]", help="Code length(s), comma-separated, 8..256.")
 SeedsOption = typer.Option("0", "--seed", "-s", metavar="SEED[,SEED]", help="Seed(s), comma-separated.")
 DatasetParamOption = typer.Option([], "--dataset-param", metavar="KEY=VALUE", help="Dataset parameter key=value.")
+EvalDatasetOption = typer.Option(None, "--eval-dataset", metavar="DATASET",
+                                 help="Evaluate on this dataset's database and queries (train on --dataset's training split).")
+EvalDatasetParamOption = typer.Option([], "--eval-dataset-param", metavar="KEY=VALUE",
+                                      help="Parameter key=value of the --eval-dataset.")
 DataRootOption = typer.Option(None, "--data-root", envvar="SSVH_BENCH_DATA", help="Folder with the dataset's files.")

@@ -9,13 +9,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ..data import FileDataset, HDF5Features
+from ..config import parse_assignments
+from ..data import FileDataset, HDF5Features, NpyFeatures
 from ..data.file_dataset import user_config_path
 from ..data.hdf5 import convert_to_float16, float16_sibling
 from ..data.labels import label_statistics
 from ..errors import ConfigError
 from ..registry import dataset_registry
-from .app import app, console, user_errors
+from .app import DatasetParamOption, app, console, user_errors
 
 data_app = typer.Typer(no_args_is_help=True, help="Dataset files: where to get them, check a copy, convert it.")
 app.add_typer(data_app, name="data")
@@ -58,6 +59,9 @@ def info() -> None:
                   "DATASET --float16).", highlight=False)
     for source in sorted(sources):
         console.print(f"{source}.", highlight=False)
+    for entry in dataset_registry.list():
+        if entry.name not in file_datasets() and getattr(entry.factory, "needs_data_root", False):
+            console.print(f"{entry.name}: {entry.description}.", highlight=False, soft_wrap=True)
     console.print(
         "Point ssvh-bench at them with --data-root DIR (or SSVH_BENCH_DATA), or in "
         f"{user_config_path()}: data_root = \"/data\" or a [data_root] table (fcvid = \"/data/fcvid\"). "
@@ -70,12 +74,18 @@ def info() -> None:
 @data_app.command("check")
 @user_errors
 def check(
-    dataset: str = typer.Argument(..., help="fcvid, activitynet or yfcc."),
+    dataset: str = typer.Argument(..., help="fcvid, activitynet, yfcc or folder."),
     data_root: Optional[Path] = DataRoot,
     float16: bool = typer.Option(False, "--float16", help="Check the float16 copies instead of the originals."),
+    dataset_param: list[str] = DatasetParamOption,
 ) -> None:
     """Validate a local copy (files, keys, shapes, dtypes, label counts, NaN in sampled blocks) and describe it."""
-    plugin = file_dataset(dataset, float16=float16)
+    params = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
+    if float16:
+        params["float16"] = True
+    plugin = dataset_registry.create(dataset, **params)
+    if not hasattr(plugin, "folder"):
+        raise ConfigError(f"{dataset} is not read from files; file datasets: {', '.join(file_datasets())}, folder")
     folder = plugin.folder(data_root)
     splits = plugin.load(data_root)
     features = {"train": splits.train, "database": splits.database, "query": splits.query}
@@ -83,10 +93,8 @@ def check(
     for column in ("split", "file", "videos x frames x dim", "dtype", "size on disk"):
         files.add_column(column)
     for split_name, split in features.items():
-        if isinstance(split, HDF5Features):
-            for path, dtype, start, stop in zip(split.paths, split.file_dtypes, split.offsets, split.offsets[1:]):
-                shape = f"{stop - start} x {split.n_frames} x {split.feature_dim}"
-                files.add_row(split_name, path.name, shape, str(dtype), _size(path.stat().st_size))
+        for path, shape, dtype in _files(split):
+            files.add_row(split_name, path.name, shape, dtype, _size(path.stat().st_size))
     console.print(files)
 
     labels = Table(title="labels", title_justify="left")
@@ -106,9 +114,22 @@ def check(
                        str(stats["empty_classes"]))
     console.print(labels)
     queries = "the database itself" if splits.query_is_database else f"{len(splits.query)} separate videos"
-    sample = splits.train.sample_ranges() if isinstance(splits.train, HDF5Features) else []
-    console.print(f"queries: {queries}. No NaN/inf in the sampled blocks ({len(sample)} per split, "
-                  f"{sum(b - a for a, b in sample)} training videos). {dataset} is ready.", highlight=False)
+    for split_name, split in features.items():
+        if split is not None:  # file datasets check while loading; this covers every dataset
+            split.check_finite(f"{dataset} {split_name} features")
+    console.print(f"queries: {queries}; videos are {splits.train.n_frames} frames x {splits.train.feature_dim} "
+                  f"features. No NaN/inf in the sampled blocks. {dataset} is ready.", highlight=False)
+
+
+def _files(split: object) -> list[tuple[Path, str, str]]:
+    """(file, videos x frames x dim as stored, dtype) of each file behind a split."""
+    split = getattr(split, "base", split)  # a resampled view (SampledFeatures) shows the files it reads
+    if isinstance(split, HDF5Features):
+        return [(path, f"{stop - start} x {split.n_frames} x {split.feature_dim}", str(dtype))
+                for path, dtype, start, stop in zip(split.paths, split.file_dtypes, split.offsets, split.offsets[1:])]
+    if isinstance(split, NpyFeatures):
+        return [(split.path, " x ".join(map(str, split.shape)), str(split.array.dtype))]
+    return []
 
 
 @data_app.command("convert")

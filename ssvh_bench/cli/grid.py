@@ -12,7 +12,8 @@ from rich.table import Table
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..config import RunSpec, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
+from ..errors import ConfigError
+from ..config import RunSpec, dataset_label, load_config_file, make_specs, merge_choices, parse_assignments, parse_list
 from ..launchers import SlurmPlan, grid_status, launch, read_submission, slurm_plan
 from ..leaderboard import format_overrides
 from ..run_folder import RunFolder
@@ -22,11 +23,15 @@ from .options import Execution
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
-                       dataset_param: list[str]) -> list[RunSpec]:
+                       dataset_param: list[str], *, eval_dataset: str | None = None,
+                       eval_dataset_param: list[str] = (), data_root: Path | None = None) -> list[RunSpec]:
     """The runs that ``run``-style options ask for (shared by ``run`` and ``sweep``)."""
     method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
     method_choices = merge_choices(method_choices, parse_assignments(set_))
     dataset_overrides.update({k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()})
+    eval_overrides = {k: v[0] for k, v in parse_assignments(eval_dataset_param, option="--eval-dataset-param").items()}
+    if eval_overrides and eval_dataset is None:
+        raise ConfigError("--eval-dataset-param needs --eval-dataset")
     return make_specs(
         [m.strip() for m in method.split(",") if m.strip()],
         dataset,
@@ -34,6 +39,9 @@ def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: li
         parse_list(seed, option="--seed"),
         method_choices,
         dataset_overrides,
+        eval_dataset=eval_dataset,
+        eval_dataset_overrides=eval_overrides,
+        data_root=data_root,
     )
 
 
@@ -58,14 +66,14 @@ class RunPrinter:
             return
         if event.kind == "start":
             self.bar.total = event.total
-            label = f"[{event.index}/{event.total}] {spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+            label = f"[{event.index}/{event.total}] {spec.method} on {dataset_label(spec.dataset, spec.eval_dataset)}, {spec.bits} bits, seed {spec.seed}"
             if spec.overrides:
                 label += f" ({format_overrides(spec.overrides)})"
             tqdm.write(label)
             return
         assert result is not None
         if event.kind in ("running", "submitted"):  # no start event came first: say which run it is
-            label = f"{spec.method} on {spec.dataset}, {spec.bits} bits, seed {spec.seed}"
+            label = f"{spec.method} on {dataset_label(spec.dataset, spec.eval_dataset)}, {spec.bits} bits, seed {spec.seed}"
             tqdm.write(f"{label}: submitted as job {result.job_id}" if event.kind == "submitted"
                        else f"{label}: not started, {result.error}")
         elif event.kind == "failed":

@@ -38,7 +38,7 @@ def reproduce(
     """
     chosen = get_target(target)
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
-    specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides)
+    specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides, data_root=data_root)
     results_dir = Path(results_dir or default_results_dir())
     if execution.dry_run and execution.launch.launcher == "slurm":
         print_dry_run(specs, results_dir, execution)

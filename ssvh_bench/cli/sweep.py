@@ -11,7 +11,7 @@ from ..config import RunSpec
 from ..errors import ConfigError
 from ..io import canonical_json
 from ..run_folder import default_results_dir
-from .app import BitsOption, DataRootOption, DatasetParamOption, MethodsOption, ResultsDir, SeedsOption, app, console, user_errors
+from .app import BitsOption, DataRootOption, DatasetParamOption, EvalDatasetOption, EvalDatasetParamOption, MethodsOption, ResultsDir, SeedsOption, app, console, user_errors
 from .grid import launch_grid, specs_from_options
 from .options import Execution, execution_options
 
@@ -33,6 +33,8 @@ def sweep(
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help="Swept parameter key=v1,v2,... (method.key for one method)."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML/JSON file of method parameters; --set wins."),
     dataset_param: list[str] = DatasetParamOption,
+    eval_dataset: Optional[str] = EvalDatasetOption,
+    eval_dataset_param: list[str] = EvalDatasetParamOption,
     data_root: Optional[Path] = DataRootOption,
     results_dir: Optional[Path] = ResultsDir,
     execution: Execution = Execution(),
@@ -41,7 +43,8 @@ def sweep(
 
     Every value of the swept parameters (finished runs are skipped), then how to plot them.
     """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, eval_dataset=eval_dataset,
+                               eval_dataset_param=eval_dataset_param, data_root=data_root)
     swept = swept_parameters(specs)
     if not swept:
         raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "

@@ -22,6 +22,20 @@ class Dataset(ABC):
     def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in signature_defaults(type(self))}
 
+    def resolve(self, data_root: Path | None = None) -> "Dataset":
+        """This dataset with what its parameters leave to the files ("auto") decided, as runs record it."""
+        return self
+
+    def fingerprint(self, data_root: Path | None = None) -> str | None:
+        """A short hash of the data a run reads, which enters the run id, for datasets whose parameters do not
+        pin their files (a user's own folder); None: the name and parameters identify the data."""
+        return None
+
+    @property
+    def method_defaults(self) -> str | None:
+        """The dataset whose per-dataset method defaults apply (``dataset_defaults``); None: this one."""
+        return None
+
     @abstractmethod
     def load(self, data_root: Path | None = None) -> DatasetSplits:
         """Return the training, database and (optional) query splits with labels."""
