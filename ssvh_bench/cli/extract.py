@@ -24,7 +24,11 @@ def extract(
     batch_frames: int = typer.Option(128, "--batch-frames", help="Frames per forward pass (videos are batched together)."),
     crop: int = typer.Option(224, "--crop", help="Centre crop size (the shorter side is resized to crop*256/224)."),
 ) -> None:
-    """Decode videos, sample frames uniformly and encode them into features (resumable; see docs/own-data.md)."""
+    """Encode video files into frame features.
+
+    Decode each video, sample frames uniformly, encode them in batches and write the folder dataset's layout;
+    a killed extraction resumes (docs/own-data.md).
+    """
     from ..extract import extract as run_extract, find_videos
 
     total = len(find_videos(video_dir))
