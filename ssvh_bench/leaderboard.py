@@ -103,10 +103,12 @@ def setting_label(config: dict[str, Any]) -> str:
         return canonical_json(value) != canonical_json(default)
 
     changed = {k: v for k, v in config.get("method_params", {}).items() if k not in defaults or differs(v, defaults[k])}
-    changed.update({f"dataset.{k}": v for k, v in config.get("dataset_params", {}).items()
-                    if k not in dataset_defaults or differs(v, dataset_defaults[k])})
-    changed.update({f"eval_dataset.{k}": v for k, v in (config.get("eval_dataset_params") or {}).items()
-                    if k not in eval_defaults or differs(v, eval_defaults[k])})
+    typed = config.get("overrides", {})
+    for prefix, params, own in (("dataset", config.get("dataset_params", {}), dataset_defaults),
+                                ("eval_dataset", config.get("eval_dataset_params") or {}, eval_defaults)):
+        # an "auto" the dataset decided from its files is no change; one the user typed is
+        changed.update({f"{prefix}.{k}": v for k, v in params.items() if k not in own or differs(v, own[k])
+                        and (own[k] != "auto" or f"{prefix}.{k}" in typed)})
     if config.get("method_version", 1) != entry.version:
         changed["version"] = config.get("method_version", 1)
     return format_overrides(changed)

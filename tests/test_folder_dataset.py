@@ -14,6 +14,7 @@ import scipy.io
 from conftest import TINY, dataset_options, invoke
 from ssvh_bench import DataError, NpyFeatures, SampledFeatures, dataset_registry, run, uniform_frame_indices
 from ssvh_bench.config import make_specs
+from ssvh_bench.leaderboard import leaderboard_frame
 from ssvh_bench.data import ArrayFeatures
 from ssvh_bench.run_folder import RunFolder
 
@@ -113,6 +114,11 @@ def test_formats_give_identical_runs_and_other_contents_another_id(tmp_path):
         assert plain.spec.run_id == other.spec.run_id
         assert plain.spec.dataset_params["like"] == "synthetic"  # a few dozen videos: the small settings
         assert RunFolder(plain.folder).codes.read_bytes() == RunFolder(other.folder).codes.read_bytes()
+    board = leaderboard_frame(tmp_path / "results-npy")
+    # like=auto decided from the files is no override (lsh shows none)
+    assert sorted(board["overrides"]) == ["", "batch_size=16;epochs=1"]
+    chosen = make_specs(["lsh"], "folder", [16], [0], {}, {"like": "fcvid"}, data_root=tmp_path / "npy")[0]
+    assert chosen.defaults_from == "fcvid" and chosen.overrides == {"dataset.like": "fcvid"}
     half = write_folder(tmp_path / "half", dtype=np.float16)  # other values -> another fingerprint, another id
     spec = make_specs(["lsh"], "folder", [16], [0], {}, {}, data_root=half)[0]
     assert spec.run_id != results["npy"][0].spec.run_id
