@@ -292,14 +292,12 @@ def make_specs(
 
 def resolve_dataset(name: str, overrides: Mapping[str, Any],
                     data_root: Path | None) -> tuple[dict[str, Any], str | None, str | None]:
-    """A dataset's resolved parameters, its data fingerprint and whose method defaults apply; a plugin that
-    decides nothing from its files (``Dataset.resolve``) is not opened here."""
-    from .data.dataset import Dataset  # on use: the data package loads h5py
-
+    """A dataset's resolved parameters (what it left to its files decided, ``Dataset.resolve``), its data
+    fingerprint and whose method defaults apply."""
     entry = dataset_registry.get(name)
     params = resolve_params(entry, overrides)
     plugin = entry.create(**params)
-    if type(plugin).resolve is Dataset.resolve and type(plugin).fingerprint is Dataset.fingerprint:
-        return params, None, plugin.method_defaults
-    plugin = plugin.resolve(data_root)
-    return {**params, **plugin.get_params()}, plugin.fingerprint(data_root), plugin.method_defaults
+    resolved = plugin.resolve(data_root)
+    if resolved is not plugin:
+        params = {**params, **resolved.get_params()}
+    return params, resolved.fingerprint(data_root), resolved.method_defaults

@@ -164,7 +164,7 @@ def test_csv_labels_need_ids_and_known_videos(tmp_path):
 
 
 def test_data_check_and_info_describe_a_folder(tmp_path):
-    folder = write_folder(tmp_path / "data", features="h5", labels="csv")
+    write_folder(tmp_path / "data", features="h5", labels="csv")
     result = invoke("data", "check", "folder", "--data-root", tmp_path, *dataset_options({"path": "data"}))
     assert result.exit_code == 0, result.output
     assert "train.h5" in result.output and "8 separate videos" in result.output and "folder is ready" in result.output
