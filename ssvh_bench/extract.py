@@ -55,9 +55,11 @@ class Manifest:
     settings: dict[str, Any]
     videos: dict[str, int] = field(default_factory=dict)  # split -> videos written
     decode_errors: list[dict[str, str]] = field(default_factory=list)  # {"split", "video", "error"}
+    videos_from: str = ""  # recorded, not compared: moving the videos does not stop a resume
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.settings, "videos": self.videos, "decode_errors": self.decode_errors}
+        return {**self.settings, "videos_from": self.videos_from, "videos": self.videos,
+                "decode_errors": self.decode_errors}
 
 
 def find_videos(video_dir: Path) -> list[Video]:
@@ -142,17 +144,16 @@ def extract(
     device = resolve_device(device)
     model = load_encoder(encoder, weights=weights, device=device, crop=crop)
     settings = {"encoder": encoder, "weights": model.weights, "frames": frames, "crop": crop, "dim": model.dim,
-                "frame_sampling": "frame floor((2j+1)L/(2T)) of L, j = 0..T-1 (ssvh_bench.data.sampling)",
-                "videos_from": str(video_dir.resolve())}
+                "frame_sampling": "frame floor((2j+1)L/(2T)) of L, j = 0..T-1 (ssvh_bench.data.sampling)"}
     parts = out_dir / PARTS
     if (out_dir / MANIFEST).is_file() and not parts.exists():
         done = read_json(out_dir / MANIFEST)
         if {k: done.get(k) for k in settings} != settings:
             raise ConfigError(f"{out_dir} already holds an extraction with other settings; use another folder")
         log.info("extract: %s is complete (%s), nothing to do", out_dir, MANIFEST)
-        return Manifest(settings, done["videos"], done["decode_errors"])
+        return Manifest(settings, done["videos"], done["decode_errors"], done.get("videos_from", ""))
     _check_same_settings(parts, settings)
-    manifest = Manifest(settings)
+    manifest = Manifest(settings, videos_from=str(video_dir.resolve()))
     todo = []
     for video in videos:
         if _part(parts, video).is_file():
