@@ -150,7 +150,8 @@ class _Checker:
             missing = sorted(set(values) - set(defaults))
             self.require(check, not missing, f"dataset_defaults[{dataset!r}] sets {missing}, which are not parameters")
         keywords = inspect.signature(cls.fit).parameters
-        missing = [k for k in FIT_KEYWORDS if k not in keywords]
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in keywords.values())
+        missing = [] if open_ended else [k for k in FIT_KEYWORDS if k not in keywords]
         self.require(check, not missing, f"fit does not take {missing} (the runner passes them)")
 
     def parameters(self, cls: type, params: Mapping[str, Any]) -> None:
