@@ -20,6 +20,10 @@ class DataError(SsvhBenchError, ValueError):
     """Features, labels or codes that cannot be used (missing, mismatched, NaN...)."""
 
 
+class ConformanceError(SsvhBenchError, AssertionError):
+    """A method that breaks the method contract (``ssvh_bench.conformance.check_method``)."""
+
+
 class TrainingError(SsvhBenchError, RuntimeError):
     """Training cannot go on (a NaN or infinite loss, a checkpoint from other settings...)."""
 

@@ -1,4 +1,4 @@
-"""The evaluation protocol (README, "Evaluation protocol"): mAP@K, tie-aware mAP@K, P@K, R@K and the PR curve.
+"""The evaluation protocol (docs/protocol.md): mAP@K, tie-aware mAP@K, P@K, R@K and the PR curve.
 
 Semantics, exactly as the published SSVH code evaluates:
 

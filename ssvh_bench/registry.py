@@ -188,8 +188,8 @@ class Registry:
                 for found in static:
                     entry = Entry(module=module, **found)
                     existing = self._entries.get(entry.name)
-                    if existing is not None and getattr(existing._factory, "__module__", None) == module:
-                        continue  # the module was imported (and registered) before the registry was first used
+                    if existing is not None and module in (existing.module, getattr(existing._factory, "__module__", None)):
+                        continue  # already read from this source, or imported (and registered) before the first use
                     if existing is not None:
                         raise ValueError(f"{self.kind} {entry.name!r} is already registered")
                     self._check(entry)

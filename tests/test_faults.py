@@ -1,6 +1,6 @@
 """Fault injection: bad options, damaged data and result files, kills at chosen points.
 
-Each case checks what the README's "Guarantees" section promises: an input error is one line and exit 2 before
+Each case checks what the Guarantees section of docs/concepts.md promises: an input error is one line and exit 2 before
 anything is written; a damaged file is named; a killed or failed run is redone or resumed by running the same
 command again.
 """
