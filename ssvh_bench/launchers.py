@@ -319,7 +319,7 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
     import submitit
 
     emit = on_event or (lambda event: None)
-    outcomes = [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "skipped") for spec in plan.finished]
+    outcomes = [_skipped(RunFolder.of(plan.results_dir, spec), spec) for spec in plan.finished]
     outcomes += [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "running", error=why)
                  for spec, why in plan.running]
     if plan.submit:
@@ -339,6 +339,12 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
     for index, outcome in enumerate(outcomes, 1):
         emit(RunEvent(outcome.status, index, len(outcomes), outcome.spec, outcome))
     return outcomes
+
+
+def _skipped(folder: RunFolder, spec: RunSpec) -> RunResult:
+    """A finished run left alone, with its metrics (as ``run_one`` reports it)."""
+    finished = folder.finished()
+    return RunResult(spec, folder.path, "skipped", {} if finished is None else finished[1])
 
 
 # ---- status: what the run folders say ---------------------------------------------------------------------
