@@ -121,7 +121,7 @@ def test_the_sampled_check_reports_the_videos_it_read_truthfully(tmp_path):
 
 
 # ---- kills at chosen points, damaged result files ----------------------------------------------------------------
-CONMH = {"epochs": 3, "checkpoint_every": 1, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
+CONMH = {"epochs": 3, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 
 
 class Killed(Exception):
@@ -142,7 +142,7 @@ def kill_at(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
 
 def conmh_run(tmp_path, **extra):
     return ssvh_bench.run("conmh", "synthetic", bits=16, params={**CONMH, **extra}, dataset_params=TINY,
-                          results_dir=tmp_path)[0]
+                          results_dir=tmp_path, checkpoint_minutes=0)[0]  # a checkpoint at every epoch end
 
 
 def test_a_run_killed_in_training_resumes_keeps_its_start_time_and_counts_all_epochs(tmp_path, monkeypatch):
