@@ -165,6 +165,26 @@ def test_a_run_killed_in_training_resumes_keeps_its_start_time_and_counts_all_ep
     assert uninterrupted.metrics["codes_sha256"] == resumed.metrics["codes_sha256"]
 
 
+def test_checkpoint_minutes_is_not_in_the_run_id_and_a_rerun_without_checkpoint_is_recorded_as_started_over(
+        tmp_path, monkeypatch):
+    from ssvh_bench.methods.conmh import ConMH
+
+    def killed_in_epoch_2(minutes: float):
+        with monkeypatch.context() as patch:
+            kill_at(patch, ConMH, "training_losses", when=lambda self, model, batch, epoch, generator: epoch == 2)
+            return ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY,
+                                  results_dir=tmp_path, checkpoint_minutes=minutes)[0]
+
+    first = killed_in_epoch_2(60)  # no checkpoint after 2 quick epochs
+    assert first.status == "failed" and not RunFolder(first.folder).checkpoint.exists()
+    second = killed_in_epoch_2(0)  # the same run (the spacing is not in its id), now saving every epoch
+    assert second.folder == first.folder and RunFolder(second.folder).checkpoint.exists()
+    done = ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, results_dir=tmp_path,
+                          checkpoint_minutes=60)[0]
+    config = read_json(done.folder / "config.json")
+    assert done.status == "finished" and len(config["started_over_at"]) == 1 and len(config["resumed_at"]) == 1
+
+
 def test_a_run_killed_while_writing_metrics_is_redone_and_leaves_no_temporary_file(tmp_path, monkeypatch):
     from ssvh_bench import io
 
