@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
               pytest.mark.skipif(_slurm_missing() is not None, reason=str(_slurm_missing()))]
 
 # one core and a little memory per run, so runs share the node side by side (--slurm-mem decides the packing)
-SLURM = ["--launcher", "slurm", "--slurm-cpus-per-run", "1", "--slurm-mem", "1G", "--slurm-time", "10"]
+SLURM = ["--launcher", "slurm", "--slurm-cpus-per-run", "1", "--slurm-mem", "1G"]
+TEN_MINUTES = ["--slurm-time", "10"]
 # a ConMH run long enough (a few seconds of training) to be signalled and cancelled in the middle
 CONMH = ["--set", "variant=mini", "--set", "epochs=120", "--set", "batch_size=16", "--set", "encoder_dim=16",
          "--set", "decoder_dim=8"]
@@ -79,6 +80,14 @@ def _job_gone(job_id: str) -> bool:
     return job_id not in out.split()
 
 
+def _finished_starting_now(folder: RunFolder, job: str) -> bool:
+    """Whether ``folder``'s run finished; meanwhile a requeued ``job`` need not wait Slurm's requeue delay
+    (two minutes) before it starts again."""
+    subprocess.run(["scontrol", "update", f"jobid={job.split('_')[0]}", "StartTime=now"], capture_output=True,
+                   check=False)
+    return folder.is_finished()
+
+
 def _epochs_done(folder: RunFolder) -> int:
     return len(folder.read_history() or [])
 
@@ -94,7 +103,7 @@ def conmh_inline(tmp_path_factory) -> RunFolder:
 
 
 def test_a_shallow_grid_runs_as_a_job_array_and_a_rerun_skips_it(tmp_path):
-    submitted = _run(tmp_path / "slurm", "lsh,itq,pcah", *SLURM)
+    submitted = _run(tmp_path / "slurm", "lsh,itq,pcah", *SLURM, *TEN_MINUTES)
     assert submitted.exit_code == 0, submitted.output
     assert "0 run(s) done, 0 skipped, 0 failed, 3 submitted" in submitted.output
     _wait(lambda: _all_finished(tmp_path / "slurm", 3), "the array's 3 runs")
@@ -105,7 +114,7 @@ def test_a_shallow_grid_runs_as_a_job_array_and_a_rerun_skips_it(tmp_path):
     # the job's log has the lines an inline run prints
     log = Path(json.loads(slurm_runs[0].submission.read_text())["stdout"]).read_text()
     assert "training on 64 videos" in log and "evaluating" in log
-    again = _run(tmp_path / "slurm", "lsh,itq,pcah", *SLURM)
+    again = _run(tmp_path / "slurm", "lsh,itq,pcah", *SLURM, *TEN_MINUTES)
     assert again.exit_code == 0 and again.exception is None, again.output
     assert "Traceback" not in again.output
     assert [line for line in again.output.splitlines() if "run(s) done" in line] == [
@@ -116,7 +125,7 @@ def test_a_shallow_grid_runs_as_a_job_array_and_a_rerun_skips_it(tmp_path):
 
 def test_a_deep_run_warned_of_its_time_limit_saves_is_requeued_and_ends_with_the_inline_codes(tmp_path,
                                                                                                conmh_inline):
-    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, "--checkpoint-minutes", "10")
+    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", "10")
     assert submitted.exit_code == 0, submitted.output
     (folder,) = _folders(tmp_path)
     job = _job_of(folder)
@@ -124,10 +133,7 @@ def test_a_deep_run_warned_of_its_time_limit_saves_is_requeued_and_ends_with_the
     # what Slurm sends ahead of a time limit (submitit asks for SIGUSR2 90 s before it) and on preemption
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     _wait(lambda: folder.checkpoint.is_file(), "the checkpoint saved on the signal", timeout=60)
-    # a requeued job waits for a while before it may start again (Slurm's requeue delay): let it start now
-    _wait(lambda: subprocess.run(["scontrol", "update", f"jobid={job.split('_')[0]}", "StartTime=now"],
-                                 capture_output=True, check=False).returncode == 0 and folder.is_finished(),
-          "the requeued job to finish the run")
+    _wait(lambda: _finished_starting_now(folder, job), "the requeued job to finish the run")
     config = folder.read_config()
     assert len(config["resumed_at"]) == 1 and "started_over_at" not in config and config["slurm_job_id"] == job
     assert _comparable(folder) == _comparable(conmh_inline)
@@ -136,9 +142,24 @@ def test_a_deep_run_warned_of_its_time_limit_saves_is_requeued_and_ends_with_the
     assert "epoch 120/120" in log  # the requeued job's lines follow the first's in the same log
 
 
+def test_a_deep_run_killed_by_its_time_limit_is_requeued_until_it_ends_with_the_inline_codes(tmp_path, conmh_inline):
+    """A one-minute limit: Slurm warns the job (SIGUSR2, 90 s ahead, so at its first time-limit check) and
+    would kill it; each time the run saves, submitit requeues the job and the run goes on from there."""
+    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, "--slurm-time", "1", "--checkpoint-minutes", "10")
+    assert submitted.exit_code == 0, submitted.output
+    (folder,) = _folders(tmp_path)
+    _wait(lambda: _finished_starting_now(folder, _job_of(folder)), "the run, requeued after each time limit")
+    log = Path(json.loads(folder.submission.read_text())["stdout"]).read_text()
+    if "requeuing the job" not in log:
+        pytest.skip("the run finished before Slurm's first time-limit check: too fast a machine for this test")
+    assert "this job is timed-out" in log
+    assert len(folder.read_config()["resumed_at"]) == log.count("checkpoint saved; requeuing the job")
+    assert _comparable(folder) == _comparable(conmh_inline)
+
+
 def test_a_cancelled_run_is_failed_with_its_reason_and_a_rerun_resumes_it_to_the_inline_codes(tmp_path,
                                                                                                 conmh_inline):
-    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, "--checkpoint-minutes", "0")
+    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", "0")
     assert submitted.exit_code == 0, submitted.output
     (folder,) = _folders(tmp_path)
     job = _job_of(folder)
@@ -153,7 +174,7 @@ def test_a_cancelled_run_is_failed_with_its_reason_and_a_rerun_resumes_it_to_the
     error = folder.read_error()
     assert error["error"].startswith(f"job {job} ended (CANCELLED) before the run finished")
     assert folder.error_log.is_file()
-    rerun = _run(tmp_path, "conmh", *CONMH, *SLURM, "--checkpoint-minutes", "0")
+    rerun = _run(tmp_path, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", "0")
     assert rerun.exit_code == 0 and "1 submitted" in rerun.output, rerun.output
     _wait(folder.is_finished, "the resubmitted run")
     config = folder.read_config()
@@ -164,14 +185,14 @@ def test_a_cancelled_run_is_failed_with_its_reason_and_a_rerun_resumes_it_to_the
 
 def test_a_job_that_dies_before_its_run_starts_leaves_a_failed_run(tmp_path):
     """A job cancelled while it still waits in the queue never writes anything: status finds it failed."""
-    submitted = _run(tmp_path, "lsh", *SLURM, "--slurm-param", "begin=now+600")  # held in the queue
+    submitted = _run(tmp_path, "lsh", *SLURM, *TEN_MINUTES, "--slurm-param", "begin=now+600")  # held in the queue
     assert submitted.exit_code == 0, submitted.output
     (folder,) = _folders(tmp_path)
     job = _job_of(folder)
     pending = invoke("status", "--results-dir", tmp_path)
     assert pending.output.splitlines()[-1] == "1 pending, 0 running, 0 finished, 0 failed", pending.output
     assert f"job {job} PENDING" in pending.output
-    again = _run(tmp_path, "lsh", *SLURM)  # a queued run is not submitted twice
+    again = _run(tmp_path, "lsh", *SLURM, *TEN_MINUTES)  # a queued run is not submitted twice
     assert "0 submitted" not in again.output and "1 running" in again.output, again.output
     subprocess.run(["scancel", job], check=True)
     _wait(lambda: _job_gone(job) or "CANCELLED" in subprocess.run(
