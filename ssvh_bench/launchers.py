@@ -31,7 +31,7 @@ from typing import Any
 from . import interruption, locks, slurm_jobs
 from .checks import check_specs
 from .config import RunSpec, read_config_file
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, JobError
 from .io import write_json
 from .leaderboard import format_overrides
 from .options import LaunchOptions, RunOptions
@@ -463,7 +463,7 @@ def record_job_failure(run: RunFolder, submission: Mapping[str, Any], job_state:
     last = next((line.strip() for line in reversed(tail) if line.strip()), "")
     message = (f"job {submission.get('job_id')} ended ({job_state}) before the run finished"
                + (f": {last}" if last else "") + f" (job log: {stderr})")
-    run.record_failure(RuntimeError(message), log="\n".join(tail) + "\n")
+    run.record_failure(JobError(message), log="\n".join(tail) + "\n")
 
 
 def recorded_job_states(folders: Sequence[Path]) -> dict[str, str]:
