@@ -461,7 +461,8 @@ def record_job_failure(run: RunFolder, submission: Mapping[str, Any], job_state:
     except OSError:
         tail = []
     last = next((line.strip() for line in reversed(tail) if line.strip()), "")
-    message = (f"job {submission.get('job_id')} ended ({job_state}) before the run finished"
+    state = "" if job_state == slurm_jobs.ENDED else f" ({job_state})"  # ENDED: Slurm no longer says how
+    message = (f"job {submission.get('job_id')} ended{state} before the run finished"
                + (f": {last}" if last else "") + f" (job log: {stderr})")
     run.record_failure(JobError(message), log="\n".join(tail) + "\n")
 
