@@ -11,8 +11,10 @@ process holds is reported ``running``, and an interrupted deep run resumes from 
 
 ``slurm`` submits the pending runs as one job array and returns; each run folder gets a ``submission.json``
 (the job id, submitit's folder with the job's logs, the run's spec), from which ``run_status`` reads the
-job's state. A run whose job is queued or running is not submitted again; a run whose job died (time limit,
-node failure, cancelled) is, and resumes from its checkpoint.
+job's state (Slurm is asked once for all runs: ``slurm_jobs``). A run whose job is queued or running is not
+submitted again; a run whose job died (node failure, cancelled) is recorded failed with the job's reason and
+is submitted again, and resumes from its checkpoint. Each job is a ``SlurmTask``: checkpointable, so a time
+limit or a preemption requeues it and the run resumes (see ``docs/slurm.md``).
 """
 
 from __future__ import annotations
