@@ -309,3 +309,10 @@ def test_the_leaderboard_into_a_folder_it_cannot_write_is_one_line(tmp_path, mon
     result = invoke("leaderboard", "--results-dir", str(tmp_path))
     assert_one_line_error(result, "not a writable folder")
     assert not (tmp_path / "leaderboard.csv").exists()
+
+
+def test_a_negative_checkpoint_spacing_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ssvh_bench.ConfigError, match="checkpoint_minutes must be 0 or more minutes, got -1"):
+        ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, results_dir=tmp_path,
+                       checkpoint_minutes=-1)
+    assert not (tmp_path / "runs").exists()
