@@ -69,7 +69,7 @@ def through_loop(device: torch.device, batches_per_epoch: int, on_device: str | 
     videos = ArrayFeatures(rng.standard_normal((batches_per_epoch * BATCH, N_FRAMES, FEATURE_DIM), dtype=np.float32))
     if on_device is not None:
         videos = DeviceFeatures(videos, str(device), on_device)
-    method = method_registry.create("conmh", variant="small", batch_size=BATCH, epochs=2, checkpoint_every=100)
+    method = method_registry.create("conmh", variant="small", batch_size=BATCH, epochs=2)
     with tempfile.TemporaryDirectory() as workdir:
         method.fit(videos, bits=BITS, seed=0, device=str(device), workdir=workdir)
         with open(os.path.join(workdir, "history.csv")) as handle:

@@ -266,7 +266,7 @@ class AutoSSVH(DeepMethod):
                  lr_decay_every: int = 20, min_lr: float = 1e-5, temperature: float = 0.5, tau_plus: float = 0.1,
                  contrastive_weight: float = 1.0, prototype_weight: float = 0.01, warmup_epochs: int = 100,
                  n_clusters: tuple = (250, 500, 1000), kmeans_temperature: float = 0.2,
-                 input_dropout: float = 0.0, kmeans_backend: str = "auto", checkpoint_every: int = 10,
+                 input_dropout: float = 0.0, kmeans_backend: str = "auto",
                  amp: bool = True) -> None:
         self.variant = variant
         self.sampler = sampler
@@ -286,7 +286,6 @@ class AutoSSVH(DeepMethod):
         self.kmeans_temperature = kmeans_temperature
         self.input_dropout = input_dropout
         self.kmeans_backend = kmeans_backend
-        self.checkpoint_every = checkpoint_every
         self.amp = amp
 
     def n_sampled_frames(self, n_frames: int) -> int:

@@ -119,7 +119,6 @@ class Stage1(TrainingHooks):
     epochs: int
     batch_size: int
     lr: float
-    checkpoint_every: int
     amp: bool
     lr_decay: float
     lr_decay_every: int
@@ -192,7 +191,7 @@ class BTH(DeepMethod):
                  batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9, lr_decay_every: int = 20,
                  min_lr: float = 1e-4, reconstruction_weight: float = 0.92, similarity_weight: float = 0.08,
                  anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
-                 kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True,
+                 kmeans_backend: str = "auto", amp: bool = True,
                  stage1_bits: int = 64, reconstruction_target: str = "masked",
                  pair_sampling: str = "released") -> None:
         self.store_params(locals())
@@ -226,13 +225,14 @@ class BTH(DeepMethod):
 
         def build() -> PseudoNeighbourhood:
             stage1 = Stage1(self.mask_prob, self.reconstruction_target, self.stage1_epochs, self.batch_size, self.lr,
-                            self.checkpoint_every, self.amp, lr_decay=self.lr_decay,
+                            self.amp, lr_decay=self.lr_decay,
                             lr_decay_every=self.lr_decay_every, min_lr=self.min_lr)
             model = train_model(
                 stage1, lambda: BTHNetwork(train.feature_dim, train.n_frames, self.stage1_bits, self.encoder_shape),
                 train,
                 seed=seed, device=device, settings={"kind": STAGE1_KIND, **key}, progress=progress,
-                checkpoint_path=None if workdir is None else workdir / STAGE1_CHECKPOINT)
+                checkpoint_path=None if workdir is None else workdir / STAGE1_CHECKPOINT,
+                checkpoint_minutes=self.checkpoint_minutes)
             features = frame_mean_hidden(model, train, self.batch_size, device)
             return build_anchor_neighbourhood(features, n_anchors=self.n_anchors, n_nearest=N_NEAREST_ANCHORS,
                                               seed=seed, kmeans_backend=self.kmeans_backend, progress=progress)

@@ -92,7 +92,7 @@ class ConMH(DeepMethod):
     def __init__(self, variant: str = "small", mask_ratio: float = 0.75, epochs: int = 800, batch_size: int = 512,
                  lr: float = 1e-4, lr_decay: float = 0.9, lr_decay_every: int = 20, min_lr: float = 1e-5,
                  temperature: float = 0.5, tau_plus: float = 0.1, contrastive_weight: float = 1.0,
-                 checkpoint_every: int = 10, amp: bool = True, encoder_dim: int | None = None,
+                 amp: bool = True, encoder_dim: int | None = None,
                  encoder_depth: int | None = None, encoder_heads: int | None = None, decoder_dim: int | None = None,
                  decoder_depth: int | None = None, decoder_heads: int | None = None) -> None:
         self.store_params(locals())

@@ -209,7 +209,7 @@ class MCMSH(DeepMethod):
 
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
-                 lr_decay_every: int = 20, min_lr: float = 1e-4, checkpoint_every: int = 10,
+                 lr_decay_every: int = 20, min_lr: float = 1e-4,
                  amp: bool = True, quantization: str = "released", pair_sampling: str = "released") -> None:
         self.store_params(locals())
 

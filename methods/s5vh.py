@@ -166,7 +166,7 @@ class S5VH(DeepMethod):
                  cluster_weight: float = 0.01, cluster_temperature: float = 0.5, n_clusters: int = 450,
                  latent_dim_pca: int = 512, warm_up_epoch: int = 50, smoothing: float = 0.01,
                  tie_directions: bool = True, hash_centres: bool = False, label_prediction_like_loss: bool = False,
-                 kmeans_backend: str = "auto", checkpoint_every: int = 10, amp: bool = True) -> None:
+                 kmeans_backend: str = "auto", amp: bool = True) -> None:
         self.variant = variant
         self.mask_ratio = mask_ratio
         self.epochs = epochs
@@ -188,7 +188,6 @@ class S5VH(DeepMethod):
         self.hash_centres = hash_centres
         self.label_prediction_like_loss = label_prediction_like_loss
         self.kmeans_backend = kmeans_backend
-        self.checkpoint_every = checkpoint_every
         self.amp = amp
 
     # ---- stage 1: one-hot pseudo-labels at the nearest k-means anchor ------------------------------------------

@@ -264,7 +264,7 @@ class SSVH(DeepMethod):
                  batch_size: int = 256, lr: float = 1e-4, momentum: float = 0.9, step_clip: float = 1e-4,
                  lr_decay: float = 0.9, lr_decay_steps: int = 10_000, l2_penalty: float = 1e-4,
                  pad_last_batch: bool = True, forward_decoder_own_coarse: bool = False,
-                 checkpoint_every: int = 10, amp: bool = True) -> None:
+                 amp: bool = True) -> None:
         self.store_params(locals())
 
     # ---- stage before training: the neighbourhood ---------------------------------------------------------------

@@ -73,6 +73,8 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
         choose_threads(options.threads)
     if options.eval_every is not None and options.eval_every < 1:
         raise ConfigError(f"eval_every must be a positive number of epochs, got {options.eval_every}")
+    if not options.checkpoint_minutes >= 0:  # NaN too
+        raise ConfigError(f"checkpoint_minutes must be 0 or more minutes, got {options.checkpoint_minutes}")
     check_choice(options.data_on_device)
     check_writable(results_dir)
     for spec in specs:

@@ -32,3 +32,7 @@ def one_line(error: BaseException) -> str:
     """The message a user sees: input errors as they are, anything else prefixed by its type."""
     text = (str(error).strip().splitlines() or [""])[0]
     return text if isinstance(error, SsvhBenchError) else f"{type(error).__name__}: {text}"
+
+
+class JobError(SsvhBenchError, RuntimeError):
+    """A batch job (Slurm) ended before its run did, without the run recording an error."""

@@ -11,25 +11,29 @@ process holds is reported ``running``, and an interrupted deep run resumes from 
 
 ``slurm`` submits the pending runs as one job array and returns; each run folder gets a ``submission.json``
 (the job id, submitit's folder with the job's logs, the run's spec), from which ``run_status`` reads the
-job's state. A run whose job is queued or running is not submitted again; a run whose job died (time limit,
-node failure, cancelled) is, and resumes from its checkpoint.
+job's state (Slurm is asked once for all runs: ``slurm_jobs``). A run whose job is queued or running is not
+submitted again; a run whose job died (node failure, cancelled) is recorded failed with the job's reason and
+is submitted again, and resumes from its checkpoint. Each job is a ``SlurmTask``: checkpointable, so a time
+limit or a preemption requeues it and the run resumes (see ``docs/slurm.md``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import locks
+from . import interruption, locks, slurm_jobs
 from .checks import check_specs
 from .config import RunSpec, read_config_file
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, JobError
 from .io import write_json
 from .leaderboard import format_overrides
 from .options import LaunchOptions, RunOptions
@@ -302,15 +306,58 @@ def slurm_plan(specs: Sequence[RunSpec], results_dir: Path, settings: Mapping[st
     settings = dict(settings)
     cluster = str(settings.pop("cluster", "slurm"))
     plan = SlurmPlan([], cluster=cluster, parameters=slurm_parameters(settings), results_dir=Path(results_dir))
-    for spec in specs:
-        state = run_status(RunFolder.of(results_dir, spec).path)
+    folders = [RunFolder.of(results_dir, spec).path for spec in specs]
+    job_states = recorded_job_states(folders)
+    for spec, folder in zip(specs, folders):
+        state = run_status(folder, job_states)
         if state.status == "finished" and not force:
             plan.finished.append(spec)
-        elif state.status == "running":
+        elif state.status == "running" or job_states.get(state.job_id or "") in SLURM_ALIVE:  # held, or queued
             plan.running.append((spec, state.detail))
         else:
             plan.submit.append(spec)
     return plan
+
+
+@dataclass(frozen=True)
+class SlurmTask:
+    """One run as a Slurm job. Checkpointable in submitit's sense: on its warning before the time limit or a
+    preemption (SIGUSR2), a deep run saves its state at the next batch or epoch bound (``interruption``), then
+    submitit's handler calls ``checkpoint`` and requeues the job, which resumes the run from that state. The
+    ``ssvh_bench`` log lines (per-epoch progress) go to the job's stdout, as an inline run shows them."""
+
+    context: RunContext
+
+    def __call__(self, spec: RunSpec, threads: int | None) -> RunResult:
+        import signal
+
+        _log_to_stdout()
+        with interruption.on_signal(signal.SIGUSR2) as requeue:  # submitit's checkpoint-and-requeue handler
+            try:
+                return self.context.run_one(spec, threads)
+            except interruption.Interrupted as stopped:
+                logging.getLogger(__name__).info("%s: %s; requeuing the job", spec.method, stopped)
+                if not callable(requeue):  # not under submitit (called directly): nothing requeues it
+                    raise
+                requeue(signal.SIGUSR2, None)  # checkpoint() below, ``scontrol requeue``, exit
+                raise
+
+    def checkpoint(self, spec: RunSpec, threads: int | None) -> Any:
+        """What submitit runs when it requeues the job: this same run, which resumes from its checkpoint."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, spec, threads)
+
+
+def _log_to_stdout() -> None:
+    """The engine's INFO lines on stdout (the job's ``*_log.out``), once per process."""
+    logger = logging.getLogger("ssvh_bench")
+    if not any(getattr(handler, "ssvh_worker", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        handler.ssvh_worker = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def submit_slurm(plan: SlurmPlan, context: RunContext,
@@ -319,7 +366,7 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
     import submitit
 
     emit = on_event or (lambda event: None)
-    outcomes = [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "skipped") for spec in plan.finished]
+    outcomes = [_skipped(RunFolder.of(plan.results_dir, spec), spec) for spec in plan.finished]
     outcomes += [RunResult(spec, RunFolder.of(plan.results_dir, spec).path, "running", error=why)
                  for spec, why in plan.running]
     if plan.submit:
@@ -328,7 +375,7 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
         executor.update_parameters(name="ssvh-bench", **plan.parameters)
         threads = plan.parameters.get("cpus_per_task")
         with executor.batch():
-            jobs = [executor.submit(context.run_one, spec, threads) for spec in plan.submit]
+            jobs = [executor.submit(SlurmTask(context), spec, threads) for spec in plan.submit]
         for spec, job in zip(plan.submit, jobs):
             folder = RunFolder.of(plan.results_dir, spec)
             write_json(folder.submission, {
@@ -341,13 +388,20 @@ def submit_slurm(plan: SlurmPlan, context: RunContext,
     return outcomes
 
 
+def _skipped(folder: RunFolder, spec: RunSpec) -> RunResult:
+    """A finished run left alone, with its metrics (as ``run_one`` reports it)."""
+    finished = folder.finished()
+    return RunResult(spec, folder.path, "skipped", {} if finished is None else finished[1])
+
+
 # ---- status: what the run folders say ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class RunState:
     """One run folder's state: ``finished``, ``running``, ``failed`` or ``pending``; ``detail`` says more
-    (who holds the lock, the error, the job's state); ``job_id`` where it was submitted."""
+    (who holds the lock, the error, the job's state); ``job_id``: the Slurm job that holds or held the run
+    (it records itself in the lock and in ``config.json``), else the one it was last submitted as."""
 
     folder: Path
     status: str
@@ -355,50 +409,96 @@ class RunState:
     job_id: str | None = None
 
 
-def run_status(folder: Path) -> RunState:
-    """The state of the run in ``folder`` (which need not exist: then the run is ``pending``)."""
+def run_status(folder: Path, job_states: Mapping[str, str] | None = None) -> RunState:
+    """The state of the run in ``folder`` (which need not exist: then the run is ``pending``). ``job_states``:
+    the states of its jobs, asked for many runs at once (``recorded_job_states``); asked here when None.
+
+    A run whose job ended before the run did and left no error (killed while starting, at its time limit,
+    cancelled) is recorded failed here, with the job's state and the end of its stderr."""
     run = RunFolder(Path(folder))
     folder = run.path
+    if job_states is None:
+        job_states = recorded_job_states([folder])
     submission = read_submission(folder)
-    job_id = None if submission is None else str(submission.get("job_id"))
-    job_state = None if submission is None else job_status(submission)
+    submitted = None if submission is None else str(submission.get("job_id"))
+    config = _tolerant(run.read_config) or {}
     if run.is_finished():
-        return RunState(folder, "finished", "", job_id)
+        return RunState(folder, "finished", "", config.get("slurm_job_id") or submitted)
     lock_path = run.lock
     holder = locks.read_holder(lock_path)
     if holder is not None:
-        on_dead_job = (holder.get("slurm_job_id") is not None and holder.get("slurm_job_id") == job_id
-                       and job_state is not None and job_state not in SLURM_ALIVE and job_state != "UNKNOWN")
+        holder_job = holder.get("slurm_job_id")
+        on_dead_job = holder_job is not None and job_states.get(holder_job, slurm_jobs.UNKNOWN) in ENDED_STATES
         if locks.holder_alive(lock_path, holder) and not on_dead_job:
             return RunState(folder, "running", f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} "
-                                               f"since {holder.get('started_at', '?')}", job_id)
+                                               f"since {holder.get('started_at', '?')}", holder_job or submitted)
         lock_path.unlink(missing_ok=True)  # its holder is gone: the run is pending again, and resumes
-    error = _tolerant(run.read_error)
-    if error is not None:
-        return RunState(folder, "failed", str(error.get("error", "")), job_id)
+    held_by = config.get("slurm_job_id") or submitted
+    job_state = None if submitted is None else job_states.get(submitted)
     if job_state is not None and job_state in SLURM_ALIVE:
-        return RunState(folder, "running" if job_state == "RUNNING" else "pending", f"job {job_id} {job_state}",
-                        job_id)
-    detail = "" if job_state is None else f"job {job_id} {job_state}"
-    return RunState(folder, "pending", detail, job_id)
+        return RunState(folder, "running" if job_state == "RUNNING" else "pending", f"job {submitted} {job_state}",
+                        submitted)
+    error = _tolerant(run.read_error)
+    if error is None and submission is not None and job_state in ENDED_STATES:
+        record_job_failure(run, submission, job_state)
+        error = _tolerant(run.read_error)
+    if error is not None:
+        return RunState(folder, "failed", str(error.get("error", "")), held_by)
+    detail = "" if job_state is None else f"job {submitted} {job_state}"
+    return RunState(folder, "pending", detail, held_by)
 
 
-def job_status(submission: Mapping[str, Any]) -> str | None:
-    """submitit's state of a recorded job (Slurm's sacct states, ``UNKNOWN`` when it cannot tell)."""
+# job states after which the job will not run its task again (``slurm_jobs.ENDED``: Slurm forgot it)
+ENDED_STATES = {"COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+                "BOOT_FAIL", "DEADLINE", slurm_jobs.ENDED}
+STDERR_LINES = 20  # of a dead job's stderr, kept in the run's error.log
+
+
+def record_job_failure(run: RunFolder, submission: Mapping[str, Any], job_state: str) -> None:
+    """Record in ``run`` that its job ended (``job_state``) before the run finished or recorded an error: the
+    last line of the job's stderr in ``error.json``, its last lines in ``error.log``."""
+    stderr = Path(str(submission.get("stderr", "")))
+    try:
+        tail = stderr.read_text(errors="replace").splitlines()[-STDERR_LINES:] if stderr.is_file() else []
+    except OSError:
+        tail = []
+    last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+    state = "" if job_state == slurm_jobs.ENDED else f" ({job_state})"  # ENDED: Slurm no longer says how
+    message = (f"job {submission.get('job_id')} ended{state} before the run finished"
+               + (f": {last}" if last else "") + f" (job log: {stderr})")
+    run.record_failure(JobError(message), log="\n".join(tail) + "\n")
+
+
+def recorded_job_states(folders: Sequence[Path]) -> dict[str, str]:
+    """The state of every job recorded in ``folders`` (their submissions and lock holders): Slurm asked once
+    for all (``slurm_jobs.job_states``), a job Slurm forgot told by submitit's result file; submitit's local
+    executor's jobs from their pids."""
     import submitit
 
-    cluster, folder, job_id = submission.get("cluster"), submission.get("log_folder"), submission.get("job_id")
-    if not (cluster and folder and job_id):
-        return None
-    if cluster == "slurm":
-        try:
-            return str(submitit.SlurmJob(folder=folder, job_id=str(job_id)).state)
-        except Exception:  # noqa: BLE001  no sacct here (e.g. reading the results on a laptop)
-            return "UNKNOWN"
-    # submitit's local executor: the job id is the pid of the process that runs the job on this machine
-    if submitit.Job(folder=folder, job_id=str(job_id)).paths.result_pickle.exists():
-        return "COMPLETED"
-    return "RUNNING" if str(job_id).isdigit() and locks.pid_alive(int(job_id)) else "FAILED"
+    slurm_ids: dict[str, Path | None] = {}
+    states: dict[str, str] = {}
+    for folder in folders:
+        submission = read_submission(folder) or {}
+        cluster, log_folder, job_id = (submission.get("cluster"), submission.get("log_folder"),
+                                       submission.get("job_id"))
+        holder_job = (locks.read_holder(RunFolder(Path(folder)).lock) or {}).get("slurm_job_id")
+        if holder_job:
+            slurm_ids.setdefault(str(holder_job), None)
+        if not (cluster and log_folder and job_id):
+            continue
+        if cluster == "slurm":
+            slurm_ids[str(job_id)] = Path(log_folder)
+        elif cluster == "local":  # submitit's local executor: the job id is the pid of its process here
+            done = submitit.Job(folder=log_folder, job_id=str(job_id)).paths.result_pickle.exists()
+            alive = str(job_id).isdigit() and locks.pid_alive(int(job_id))
+            states[str(job_id)] = "COMPLETED" if done else "RUNNING" if alive else "FAILED"
+    for job_id, state in slurm_jobs.job_states(slurm_ids).items():
+        log_folder = slurm_ids[job_id]
+        if state == slurm_jobs.ENDED and log_folder is not None:
+            if submitit.SlurmJob(folder=log_folder, job_id=job_id).paths.result_pickle.exists():
+                state = "COMPLETED"  # the task returned (its run finished, failed, or was held elsewhere)
+        states[job_id] = state
+    return states
 
 
 def read_submission(folder: Path) -> dict[str, Any] | None:
@@ -415,15 +515,19 @@ def _tolerant(read: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | Non
 
 
 def grid_status(results_dir: Path, specs: Sequence[RunSpec] | None = None) -> list[tuple[str, RunState]]:
-    """(run label, state) of ``specs``, or of every run folder under ``results_dir`` when ``specs`` is None."""
+    """(run label, state) of ``specs``, or of every run folder under ``results_dir`` when ``specs`` is None;
+    Slurm is asked about their jobs once."""
     if specs is not None:
-        return [(_label(spec.to_dict()), run_status(RunFolder.of(results_dir, spec).path)) for spec in specs]
-    rows = []
-    for folder in RunFolder.all(results_dir):
-        record = _tolerant(folder.read_config) or (read_submission(folder.path) or {}).get("spec")
-        label = _label(record) if record else "/".join(folder.path.parts[-4:])
-        rows.append((label, run_status(folder.path)))
-    return rows
+        folders = [RunFolder.of(results_dir, spec).path for spec in specs]
+        labels = [_label(spec.to_dict()) for spec in specs]
+    else:
+        folders = [folder.path for folder in RunFolder.all(results_dir)]
+        labels = []
+        for path in folders:
+            record = _tolerant(RunFolder(path).read_config) or (read_submission(path) or {}).get("spec")
+            labels.append(_label(record) if record else "/".join(path.parts[-4:]))
+    states = recorded_job_states(folders)
+    return [(label, run_status(folder, states)) for label, folder in zip(labels, folders)]
 
 
 def _label(spec: Mapping[str, Any]) -> str:

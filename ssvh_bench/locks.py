@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .slurm_jobs import current_job_id
+
 POLL_S = 0.2
 # a lock file that is still empty this long after its creation was left by a process killed between
 # creating and writing it (the two happen microseconds apart)
@@ -52,10 +54,8 @@ def holder_info() -> dict[str, Any]:
     """What a lock records about the process that holds it."""
     info: dict[str, Any] = {"pid": os.getpid(), "host": platform.node(),
                             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if os.environ.get("SLURM_ARRAY_JOB_ID"):  # a task of a job array, named as submitit and sacct name it
-        info["slurm_job_id"] = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
-    elif os.environ.get("SLURM_JOB_ID"):
-        info["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    if current_job_id() is not None:
+        info["slurm_job_id"] = current_job_id()
     return info
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from .errors import ConfigError
 
 LAUNCHERS = ("inline", "local", "slurm")
+DEFAULT_CHECKPOINT_MINUTES = 10.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class RunOptions:
     ``device``: auto, cpu, cuda, cuda:N; ``threads``: torch's threads (None: ``devices.choose_threads``);
     ``eval_every``: evaluate deep methods' codes every N epochs (``evaluation.epoch_evaluator``), a diagnostic;
     ``data_on_device``: where the training split lives (auto, yes, no, float16; ``ssvh_bench.data.on_device``);
+    ``checkpoint_minutes``: deep methods save their training state at the first epoch end after this much
+    training since the last save (0: every epoch), so an interrupted run loses at most that much;
     ``force``: redo finished runs.
     """
 
@@ -28,6 +31,7 @@ class RunOptions:
     threads: int | None = None
     eval_every: int | None = None
     data_on_device: str = "auto"
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     force: bool = False
 
 

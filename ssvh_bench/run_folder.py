@@ -130,13 +130,14 @@ class RunFolder:
         return load_codes(self.codes)
 
     # ---- writing ---------------------------------------------------------------------------------------------
-    def record_failure(self, error: BaseException) -> str:
-        """Write ``error.json`` (the one-line message) and ``error.log`` (the traceback); return the message."""
+    def record_failure(self, error: BaseException, log: str | None = None) -> str:
+        """Write ``error.json`` (the one-line message) and ``error.log`` (the traceback, or ``log`` when the
+        failure happened in another process, e.g. a batch job's stderr); return the message."""
         from .provenance import now
 
         message = one_line(error)
         write_json(self.error, {"error": message, "type": type(error).__name__, "at": now()})
-        write_text(self.error_log, "".join(traceback.format_exception(error)))
+        write_text(self.error_log, "".join(traceback.format_exception(error)) if log is None else log)
         return message
 
     def clear_failure(self) -> None:

@@ -28,6 +28,7 @@ from .options import RunOptions
 from .provenance import now, run_config
 from .registry import method_registry
 from .run_folder import RunFolder, default_results_dir, file_sha256, save_codes
+from .slurm_jobs import current_job_id
 
 log = logging.getLogger(__name__)
 # "running": another live process holds the run's lock; "submitted": handed to a batch system (Slurm)
@@ -135,15 +136,22 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
             folder.clear()
         folder.clear_failure()
         config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+        if current_job_id() is not None:  # the Slurm job that trains it (``status`` names it)
+            config["slurm_job_id"] = current_job_id()
         if deep:
             config["data_on_device"] = plan.dtype or "no"  # float32 / float16 storage on the device, or no
         try:
             earlier = folder.read_config()
         except DataError:  # a damaged config.json is rewritten below
             earlier = None
-        if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it resumed
+        if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it came back
             config["started_at"] = earlier.get("started_at", config["started_at"])
-            config["resumed_at"] = [*earlier.get("resumed_at", []), now()]
+            for key in ("resumed_at", "started_over_at"):
+                if earlier.get(key):
+                    config[key] = earlier[key]
+            # from its checkpoint, or from scratch when it has none (a shallow run, or killed before the first)
+            came_back = "resumed_at" if folder.checkpoint.is_file() else "started_over_at"
+            config[came_back] = [*config.get(came_back, []), now()]
         write_json(folder.config, config)
         distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
     if deep:
@@ -156,8 +164,9 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
         log.info("%s: %s", spec.method, plan.message)
         if plan.on_device:
             train = DeviceFeatures(train, device, plan.dtype)
-    extra = ({} if not deep or options.eval_every is None
-             else {"after_epoch": epoch_evaluator(method, splits, options.eval_every, device)})
+    extra: dict[str, Any] = {} if not deep else {"checkpoint_minutes": options.checkpoint_minutes}
+    if deep and options.eval_every is not None:
+        extra["after_epoch"] = epoch_evaluator(method, splits, options.eval_every, device)
     method.fit(train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder.path,
                cache_dir=Path(results_dir) / "cache", **extra)
     train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
@@ -180,7 +189,7 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
-    if extra:
+    if "after_epoch" in extra:
         metrics.update(oracle_metrics(folder))
     write_json(folder.metrics, metrics)
     return RunResult(spec, folder.path, "finished", metrics)

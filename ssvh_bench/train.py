@@ -21,7 +21,8 @@ Hooks, in the order the loop calls them:
   (minimised) and anything else worth logging. ``batch`` is a ``Batch`` on the device; draw every random
   number from ``generator``.
 
-Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``checkpoint_every``, ``amp``.
+Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``amp``. How often the state is saved
+is not one of them (it cannot change the codes): ``checkpoint_minutes``, an execution option.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
 Reproducibility: batches come in the split's ``batch_order(shuffle=True, seed=...)``, in-epoch randomness from
@@ -46,13 +47,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed
+from . import distributed, interruption
 from .checkpoints import epochs_in, load_training_checkpoint, save_training_checkpoint
 from .data import VideoFeatures, require_finite
 from .data.on_device import DeviceFeatures
 from .data.readahead import ReadAhead
 from .devices import torch_device
 from .errors import ConfigError, TrainingError
+from .options import DEFAULT_CHECKPOINT_MINUTES
 from .run_folder import write_history
 
 log = logging.getLogger(__name__)
@@ -99,7 +101,6 @@ class TrainingHooks(ABC):
     epochs: int
     batch_size: int
     lr: float
-    checkpoint_every: int
     amp: bool
     # the step-decay schedule; these defaults keep ``lr`` constant
     lr_decay: float = 1.0
@@ -164,14 +165,15 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
 
 def train_model(hooks: TrainingHooks, build: Callable[[], nn.Module], train: VideoFeatures, *, seed: int,
                 device: torch.device | str, settings: dict[str, Any], history_path: Path | None = None,
-                checkpoint_path: Path | None = None, progress: bool = False) -> nn.Module:
+                checkpoint_path: Path | None = None, progress: bool = False,
+                checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> nn.Module:
     """Seed every RNG with ``seed``, ``build()`` a model on ``device`` and train it with ``run_training``;
     returns the trained model. For models that are not hashing methods (a stage 1)."""
     device = torch_device(device)
     seed_everything(seed)
     model = build().to(device)
     run_training(hooks, model, train, seed=seed, device=device, settings=settings, history_path=history_path,
-                 checkpoint_path=checkpoint_path, progress=progress)
+                 checkpoint_path=checkpoint_path, progress=progress, checkpoint_minutes=checkpoint_minutes)
     return model
 
 
@@ -242,12 +244,15 @@ def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
 
 def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
                  settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
-                 progress: bool = False, after_epoch: AfterEpoch | None = None) -> list[dict[str, float]]:
+                 progress: bool = False, after_epoch: AfterEpoch | None = None,
+                 checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> list[dict[str, float]]:
     """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
 
     ``history_path``: where ``history.csv`` is rewritten after every epoch. ``checkpoint_path``: where the
-    training state is saved (every ``checkpoint_every`` epochs and at the end) and resumed from; a checkpoint
-    written with other ``settings`` (any JSON-able record of what the training depends on) is refused.
+    training state is saved (at the first epoch end after ``checkpoint_minutes`` of training since the last
+    save, at the end, and when an interruption is requested: ``ssvh_bench.interruption``) and resumed from; a
+    checkpoint written with other ``settings`` (any JSON-able record of what the training depends on) is
+    refused.
     ``after_epoch(epoch)`` (a diagnostic, e.g. ``--eval-every``) is called with -1 before the first epoch and
     after each epoch, with the model in eval mode; what it returns joins that epoch's history row (row -1:
     the untrained model). It must not draw random numbers: training is the same with or without it.
@@ -283,6 +288,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     last = 0 if hooks.drop_last else split_last_batch(len(train) % batch_size, world)
     steps = len(train) // batch_size + (last > 0)
     trained_seconds = sum(row.get("seconds", 0.0) for row in history)
+    last_saved = time.monotonic()
     bar = tqdm(total=hooks.epochs * steps, initial=start * steps, disable=not (progress and writer), unit="batch",
                dynamic_ncols=True, leave=False)
     try:
@@ -299,7 +305,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             model.train()
             hooks.on_epoch_start(model, epoch, train)
             totals: dict[str, torch.Tensor] = {}
-            n_videos, started, shown = 0, time.perf_counter(), 0.0
+            n_videos, n_steps, started, shown = 0, 0, time.perf_counter(), 0.0
             for batch in _epoch_batches(hooks, train, batch_size, epoch, seed, related_generator, last,
                                         device):
                 with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
@@ -317,8 +323,11 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
                 size = len(batch.indices)
                 for name, value in losses.items():  # summed on the device: no sync per step
                     totals[name] = totals.get(name, 0) + value.detach().float() * size
-                n_videos += size
+                n_videos, n_steps = n_videos + size, n_steps + 1
                 bar.update(1)
+                if interruption.requested() and not _epoch_ends_soon(n_steps, steps, started):
+                    raise interruption.Interrupted(f"training stopped in epoch {epoch} on request; it resumes "
+                                                   f"from the last checkpoint")
                 if progress and time.perf_counter() - shown > PROGRESS_REFRESH_S:
                     shown = time.perf_counter()
                     bar.set_postfix_str(f"epoch {epoch}/{hooks.epochs - 1} loss {losses['loss'].item():.4f} "
@@ -342,15 +351,26 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             if history_path is not None and writer:
                 write_history(Path(history_path), history)
             done = epoch + 1
-            if checkpoint is not None and writer and (done % max(hooks.checkpoint_every, 1) == 0 or done == hooks.epochs):
+            due = (time.monotonic() - last_saved >= checkpoint_minutes * 60 or done == hooks.epochs
+                   or interruption.requested())
+            if checkpoint is not None and writer and due:
                 state = {"epochs_done": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scaler": None if scaler is None else scaler.state_dict(),
                          "history": [{k: v for k, v in row.items() if k != "resumed"} for row in history],
                          "hooks": hooks.training_state(), "settings": settings}
                 save_training_checkpoint(checkpoint, state)
+                last_saved = time.monotonic()
+            if interruption.requested() and done < hooks.epochs:
+                raise interruption.Interrupted(f"training stopped after epoch {epoch} on request; checkpoint saved")
     finally:
         bar.close()
     return history
+
+
+def _epoch_ends_soon(steps_done: int, steps: int, started: float) -> bool:
+    """Whether the rest of the epoch takes at most ``interruption.GRACE_SECONDS`` at its pace so far."""
+    elapsed = time.perf_counter() - started
+    return (steps - steps_done) * elapsed / max(steps_done, 1) <= interruption.GRACE_SECONDS
 
 
 def split_last_batch(size: int, world: int) -> int:

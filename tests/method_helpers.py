@@ -41,7 +41,7 @@ def fit_interrupted_at(method, epoch: int, data, **fit_options) -> None:
 
     method.training_losses = dying
     try:
-        method.fit(data, **fit_options)
+        method.fit(data, **{"checkpoint_minutes": 0, **fit_options})  # a checkpoint at every epoch end
     except Interrupted:
         return
     raise AssertionError(f"training never reached epoch {epoch}")

@@ -257,10 +257,10 @@ def test_bad_parameters_are_config_errors(params, message):
 
 def test_a_resumed_run_reclusters_and_ends_with_the_uninterrupted_codes(tmp_path):
     data = videos()
-    full = tiny("autossvh", epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "full")
-    fit_interrupted_at(tiny("autossvh", epochs=4, checkpoint_every=1), 3, data, bits=16, seed=1,
+    full = tiny("autossvh", epochs=4).fit(data, bits=16, seed=1, workdir=tmp_path / "full")
+    fit_interrupted_at(tiny("autossvh", epochs=4), 3, data, bits=16, seed=1,
                        workdir=tmp_path / "resumed")
-    resumed = tiny("autossvh", epochs=4, checkpoint_every=1).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
+    resumed = tiny("autossvh", epochs=4).fit(data, bits=16, seed=1, workdir=tmp_path / "resumed")
     np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
     # every logged loss, the prototype term of the re-clustered epoch 3 included, equals the uninterrupted run's
     terms = [[line.split(",")[:5] for line in (tmp_path / run / "history.csv").read_text().splitlines()]

@@ -120,7 +120,7 @@ def test_stage1_restores_frames_from_codes(target):
     from ssvh_bench.methods.bth import BTHNetwork, Stage1
 
     method = tiny(mask_prob=0.5)
-    stage1 = Stage1(0.5, target, 1, 8, 3e-4, 1, False, lr_decay=0.9, lr_decay_every=20, min_lr=1e-4)
+    stage1 = Stage1(0.5, target, 1, 8, 3e-4, False, lr_decay=0.9, lr_decay_every=20, min_lr=1e-4)
     model = BTHNetwork(12, 5, method.stage1_bits, method.encoder_shape)
     assert model.hash.out_features == 64 and model.restore.in_features == 64  # the authors' nbits
     seen = {}

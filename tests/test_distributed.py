@@ -23,7 +23,7 @@ from ssvh_bench.run_folder import load_codes
 from ssvh_bench.train import split_last_batch
 
 DATA = {"n_train": 64, "n_database": 32, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
-CONMH = {"variant": "mini", "epochs": 3, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8, "checkpoint_every": 1}
+CONMH = {"variant": "mini", "epochs": 3, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 # dropout 0: each rank draws its own dropout masks, which no 1-process run can match
 BTH = {"hidden_dim": 16, "ffn_dim": 32, "dropout": 0.0, "epochs": 2, "stage1_epochs": 2, "batch_size": 16,
        "n_anchors": 8, "kmeans_backend": "sklearn"}
@@ -44,7 +44,7 @@ class Crashing(ConMH):
 ssvh_bench.method_registry.register("conmh-crashing", family="deep", description="test")(Crashing)
 params, data, results = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 out = ssvh_bench.run(os.environ.get("METHOD", "conmh-crashing"), "synthetic", bits=16, params=params,
-                     dataset_params=data, results_dir=results, device="cpu", threads=1,
+                     dataset_params=data, results_dir=results, device="cpu", threads=1, checkpoint_minutes=0,
                      data_on_device=os.environ.get("DATA_ON_DEVICE", "auto"))
 print("STATUS", [o.status for o in out])
 """

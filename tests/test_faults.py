@@ -121,7 +121,7 @@ def test_the_sampled_check_reports_the_videos_it_read_truthfully(tmp_path):
 
 
 # ---- kills at chosen points, damaged result files ----------------------------------------------------------------
-CONMH = {"epochs": 3, "checkpoint_every": 1, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
+CONMH = {"epochs": 3, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 
 
 class Killed(Exception):
@@ -142,7 +142,7 @@ def kill_at(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
 
 def conmh_run(tmp_path, **extra):
     return ssvh_bench.run("conmh", "synthetic", bits=16, params={**CONMH, **extra}, dataset_params=TINY,
-                          results_dir=tmp_path)[0]
+                          results_dir=tmp_path, checkpoint_minutes=0)[0]  # a checkpoint at every epoch end
 
 
 def test_a_run_killed_in_training_resumes_keeps_its_start_time_and_counts_all_epochs(tmp_path, monkeypatch):
@@ -163,6 +163,26 @@ def test_a_run_killed_in_training_resumes_keeps_its_start_time_and_counts_all_ep
     uninterrupted = ssvh_bench.run("conmh", "synthetic", bits=16, params={**CONMH, "lr": 1e-4}, dataset_params=TINY,
                                    results_dir=tmp_path / "clean")[0]
     assert uninterrupted.metrics["codes_sha256"] == resumed.metrics["codes_sha256"]
+
+
+def test_checkpoint_minutes_is_not_in_the_run_id_and_a_rerun_without_checkpoint_is_recorded_as_started_over(
+        tmp_path, monkeypatch):
+    from ssvh_bench.methods.conmh import ConMH
+
+    def killed_in_epoch_2(minutes: float):
+        with monkeypatch.context() as patch:
+            kill_at(patch, ConMH, "training_losses", when=lambda self, model, batch, epoch, generator: epoch == 2)
+            return ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY,
+                                  results_dir=tmp_path, checkpoint_minutes=minutes)[0]
+
+    first = killed_in_epoch_2(60)  # no checkpoint after 2 quick epochs
+    assert first.status == "failed" and not RunFolder(first.folder).checkpoint.exists()
+    second = killed_in_epoch_2(0)  # the same run (the spacing is not in its id), now saving every epoch
+    assert second.folder == first.folder and RunFolder(second.folder).checkpoint.exists()
+    done = ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, results_dir=tmp_path,
+                          checkpoint_minutes=60)[0]
+    config = read_json(done.folder / "config.json")
+    assert done.status == "finished" and len(config["started_over_at"]) == 1 and len(config["resumed_at"]) == 1
 
 
 def test_a_run_killed_while_writing_metrics_is_redone_and_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -289,3 +309,10 @@ def test_the_leaderboard_into_a_folder_it_cannot_write_is_one_line(tmp_path, mon
     result = invoke("leaderboard", "--results-dir", str(tmp_path))
     assert_one_line_error(result, "not a writable folder")
     assert not (tmp_path / "leaderboard.csv").exists()
+
+
+def test_a_negative_checkpoint_spacing_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ssvh_bench.ConfigError, match="checkpoint_minutes must be 0 or more minutes, got -1"):
+        ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, results_dir=tmp_path,
+                       checkpoint_minutes=-1)
+    assert not (tmp_path / "runs").exists()

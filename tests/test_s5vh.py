@@ -269,7 +269,7 @@ def test_bad_parameters_are_config_errors(params, message):
 
 def test_a_run_resumed_after_warm_up_goes_on_with_the_smoothed_pseudo_labels(tmp_path):
     data = videos()
-    options = dict(epochs=4, warm_up_epoch=1, checkpoint_every=1)
+    options = dict(epochs=4, warm_up_epoch=1)
     full = tiny("s5vh", **options).fit(data, bits=16, seed=1, workdir=tmp_path / "full", cache_dir=tmp_path / "cache")
     fit_interrupted_at(tiny("s5vh", **options), 3, data, bits=16, seed=1, workdir=tmp_path / "resumed",
                        cache_dir=tmp_path / "cache")

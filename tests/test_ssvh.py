@@ -304,9 +304,9 @@ def test_forward_decoders_in_between_steps_read_the_backward_decoders_coarse_out
 
 def test_a_resumed_run_restores_the_memory_and_ends_with_the_uninterrupted_codes(tmp_path):
     data = videos(n=20)
-    full = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "full")
-    fit_interrupted_at(tiny(epochs=3, checkpoint_every=1), 2, data, bits=8, seed=1, workdir=tmp_path / "resumed")
-    resumed = tiny(epochs=3, checkpoint_every=1).fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    full = tiny(epochs=3).fit(data, bits=8, seed=1, workdir=tmp_path / "full")
+    fit_interrupted_at(tiny(epochs=3), 2, data, bits=8, seed=1, workdir=tmp_path / "resumed")
+    resumed = tiny(epochs=3).fit(data, bits=8, seed=1, workdir=tmp_path / "resumed")
     np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
     torch.testing.assert_close(resumed.memory, full.memory, rtol=0, atol=0)
     assert full.memory.abs().sum(dim=1).count_nonzero() == 20

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import torch
 from torch import nn
 
 from ssvh_bench import ArrayFeatures, ConfigError, DeepMethod, Related, TrainingError, TrainingHooks, train_model
+from ssvh_bench import interruption
 from ssvh_bench.checkpoints import read_model_weights
 from ssvh_bench.devices import torch_device
 from ssvh_bench.run_folder import CHECKPOINT_DIR, CHECKPOINT_FILE
@@ -23,9 +26,8 @@ class Toy(DeepMethod):
     fail_at_epoch = -1  # not a constructor parameter: a test switch that must not change the run's settings
     nan_at_epoch = -1
 
-    def __init__(self, epochs: int = 4, batch_size: int = 8, lr: float = 0.05, checkpoint_every: int = 1,
-                 amp: bool = True) -> None:
-        self.epochs, self.batch_size, self.lr, self.checkpoint_every, self.amp = epochs, batch_size, lr, checkpoint_every, amp
+    def __init__(self, epochs: int = 4, batch_size: int = 8, lr: float = 0.05, amp: bool = True) -> None:
+        self.epochs, self.batch_size, self.lr, self.amp = epochs, batch_size, lr, amp
 
     def build_model(self, n_frames, feature_dim, bits):
         return nn.Sequential(nn.Linear(feature_dim, 16), nn.Dropout(0.3), nn.Linear(16, bits))
@@ -76,17 +78,16 @@ def read_history(workdir):
         return list(csv.DictReader(handle))
 
 
-@pytest.mark.parametrize(("checkpoint_every", "fail_at_epoch"), [(1, 2), (2, 3)])
-def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, checkpoint_every, fail_at_epoch):
+def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path):
     data = videos()
-    full = Toy(checkpoint_every=checkpoint_every).fit(data, bits=8, seed=3, workdir=tmp_path / "full")
+    full = Toy().fit(data, bits=8, seed=3, workdir=tmp_path / "full", checkpoint_minutes=0)
 
-    broken = Toy(checkpoint_every=checkpoint_every)
-    broken.fail_at_epoch = fail_at_epoch
+    broken = Toy()
+    broken.fail_at_epoch = 2
     with pytest.raises(Interrupted):
-        broken.fit(data, bits=8, seed=3, workdir=tmp_path / "resumed")
+        broken.fit(data, bits=8, seed=3, workdir=tmp_path / "resumed", checkpoint_minutes=0)  # every epoch
     assert checkpoint_of(tmp_path / "resumed")["epochs_done"] == 2
-    resumed = Toy(checkpoint_every=checkpoint_every).fit(data, bits=8, seed=3, workdir=tmp_path / "resumed")
+    resumed = Toy().fit(data, bits=8, seed=3, workdir=tmp_path / "resumed", checkpoint_minutes=60)
 
     np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
     for name, value in full.model.state_dict().items():
@@ -98,9 +99,8 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_run(tmp_path, ch
 class Paired(Toy):
     """Toy whose batches each bring, as related videos, the videos ``shift`` places on (shift drawn per batch)."""
 
-    def __init__(self, epochs: int = 2, batch_size: int = 8, lr: float = 0.05, checkpoint_every: int = 1,
-                 amp: bool = True) -> None:
-        super().__init__(epochs, batch_size, lr, checkpoint_every, amp)
+    def __init__(self, epochs: int = 2, batch_size: int = 8, lr: float = 0.05, amp: bool = True) -> None:
+        super().__init__(epochs, batch_size, lr, amp)
         self.starts, self.seen = [], []
 
     def related_indices(self, indices, epoch, generator):
@@ -133,7 +133,7 @@ def test_related_videos_are_read_with_their_batch_and_epoch_start_runs_first():
 class Reconstruct(TrainingHooks):
     """A model that is not a hashing method: it learns to reproduce frame means."""
 
-    epochs, batch_size, lr, checkpoint_every, amp = 3, 8, 0.05, 1, False
+    epochs, batch_size, lr, amp = 3, 8, 0.05, False
     fail = False  # a test switch: raise if any epoch is trained
 
     def training_losses(self, model, batch, epoch, generator):
@@ -190,7 +190,7 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_checkpoint(tmp_
     method = Toy(epochs=5)
     method.nan_at_epoch = 2
     with pytest.raises(TrainingError, match=r"training stopped in epoch 2: loss = nan.*2 epochs done"):
-        method.fit(videos(), bits=8, seed=0, workdir=tmp_path)
+        method.fit(videos(), bits=8, seed=0, workdir=tmp_path, checkpoint_minutes=0)
     state = checkpoint_of(tmp_path)
     assert state["epochs_done"] == 2
     assert all(torch.isfinite(value).all() for value in state["model"].values())
@@ -201,7 +201,7 @@ def test_nan_in_first_epoch_says_there_is_no_checkpoint(tmp_path):
     method = Toy(epochs=2)
     method.nan_at_epoch = 0
     with pytest.raises(TrainingError, match="epoch 0.*no checkpoint"):
-        method.fit(videos(), bits=8, seed=0, workdir=tmp_path)
+        method.fit(videos(), bits=8, seed=0, workdir=tmp_path, checkpoint_minutes=0)
 
 
 def test_history_columns_and_values(tmp_path):
@@ -227,7 +227,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
 
     monkeypatch.setattr(torch, "save", failing_second_save)
     with pytest.raises(OSError, match="disk full"):
-        Toy(epochs=3).fit(videos(), bits=8, seed=0, workdir=tmp_path)
+        Toy(epochs=3).fit(videos(), bits=8, seed=0, workdir=tmp_path, checkpoint_minutes=0)
     monkeypatch.setattr(torch, "save", real_save)
     assert [p.name for p in (tmp_path / CHECKPOINT_DIR).iterdir()] == [CHECKPOINT_FILE]
     assert checkpoint_of(tmp_path)["epochs_done"] == 1
@@ -314,3 +314,46 @@ def test_a_last_partial_batch_is_trained_on_when_the_method_keeps_it_but_never_a
     assert method.drop_last is False  # the authors' loader keeps it
     method.fit(data, bits=16, seed=0)
     assert sorted(seen, reverse=True) == sizes
+
+
+def test_checkpoints_are_spaced_by_minutes_of_training_not_by_epochs(tmp_path):
+    broken = Toy(epochs=4)
+    broken.fail_at_epoch = 3
+    with pytest.raises(Interrupted):
+        broken.fit(videos(), bits=8, seed=3, workdir=tmp_path, checkpoint_minutes=60)
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()  # 3 quick epochs are not 60 minutes
+    Toy(epochs=2).fit(videos(), bits=8, seed=3, workdir=tmp_path / "done", checkpoint_minutes=60)
+    assert checkpoint_of(tmp_path / "done")["epochs_done"] == 2  # the last epoch is always saved
+
+
+class AskedToStop(Toy):
+    """Toy whose run receives a stop request (as the Slurm warning signal makes one) in epoch ``ask_at``."""
+
+    ask_at = -1
+
+    def training_losses(self, model, batch, epoch, generator):
+        if epoch == self.ask_at:
+            interruption.request()
+        return super().training_losses(model, batch, epoch, generator)
+
+
+def test_a_stop_request_saves_the_epoch_and_the_run_resumes_to_the_uninterrupted_codes(tmp_path):
+    data = videos()
+    full = Toy().fit(data, bits=8, seed=3, workdir=tmp_path / "full")
+    asked = AskedToStop()
+    asked.ask_at = 1
+    with interruption.on_signal(signal.SIGUSR2), pytest.raises(interruption.Interrupted, match="after epoch 1"):
+        asked.fit(data, bits=8, seed=3, workdir=tmp_path / "resumed", checkpoint_minutes=60)
+    assert checkpoint_of(tmp_path / "resumed")["epochs_done"] == 2  # the epoch in progress was finished and saved
+    assert not interruption.requested()  # the request ends with the block that listened for it
+    resumed = AskedToStop().fit(data, bits=8, seed=3, workdir=tmp_path / "resumed", checkpoint_minutes=60)
+    np.testing.assert_array_equal(resumed.encode(data), full.encode(data))
+
+
+def test_the_warning_signal_becomes_a_stop_request_only_while_listened_for():
+    before = signal.getsignal(signal.SIGUSR2)
+    with interruption.on_signal(signal.SIGUSR2) as previous:
+        assert previous is before and not interruption.requested()
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert interruption.requested()
+    assert signal.getsignal(signal.SIGUSR2) is before and not interruption.requested()

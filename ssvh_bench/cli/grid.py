@@ -79,10 +79,15 @@ class RunPrinter:
         elif event.kind == "failed":
             tqdm.write(f"    failed: {result.error} (traceback in {RunFolder(result.folder).error_log})")
         else:
-            summary = "  ".join(f"map@{k}={result.metrics[f'map@{k}']:.4f}" for k in (5, 20, 100))
+            summary = metrics_summary(result.metrics)
             tqdm.write(f"    finished before, skipped (--force redoes it): {summary}" if event.kind == "skipped"
-                       else f"    {summary}  train {result.metrics['train_seconds']:.1f}s")
+                       else f"    {summary}  train {result.metrics.get('train_seconds', float('nan')):.1f}s")
         self.bar.update()
+
+
+def metrics_summary(metrics: dict) -> str:
+    """map@5, @20 and @100 of a run, those it has (a run finished by another launcher may come without them)."""
+    return "  ".join(f"map@{k}={metrics[f'map@{k}']:.4f}" for k in (5, 20, 100) if f"map@{k}" in metrics)
 
 
 def summarise(outcomes: list[RunResult], results_dir: Path) -> None:

@@ -13,7 +13,7 @@ import typer
 
 from ..config import parse_assignments
 from ..launchers import slurm_settings_from_file
-from ..options import LAUNCHERS, LaunchOptions, RunOptions
+from ..options import DEFAULT_CHECKPOINT_MINUTES, LAUNCHERS, LaunchOptions, RunOptions
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {  # parameter name -> (annotation, typer
     "threads": (Optional[int], typer.Option(None, "--threads", min=1, help="torch threads per run [default: 1 on machines with up to 4 cores, else torch's].")),
     "eval_every": (Optional[int], typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")),
     "data_on_device": (str, typer.Option("auto", "--data-on-device", help="Deep methods: keep the training split in GPU memory for the whole run: auto (when it fits in float32 in half the free memory), yes, no, float16 (half-precision storage).")),
+    "checkpoint_minutes": (float, typer.Option(DEFAULT_CHECKPOINT_MINUTES, "--checkpoint-minutes", min=0, help="Deep methods: save the training state at the first epoch end after this many minutes of training (0: every epoch); an interrupted run resumes from it. Not part of the run id: change it when resuming.")),
     "force": (bool, typer.Option(False, "--force", help="Redo finished runs.")),
     "fail_fast": (bool, typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")),
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Show what would run (with --launcher slurm: the job array); run nothing.")),

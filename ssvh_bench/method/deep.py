@@ -25,6 +25,7 @@ from ..data.on_device import DeviceFeatures
 from ..devices import torch_device
 from ..errors import ConfigError, DataError
 from ..run_folder import RunFolder
+from ..options import DEFAULT_CHECKPOINT_MINUTES
 from ..train import AfterEpoch, TrainingHooks, run_training, seed_everything, to_device
 from .base import HashingMethod
 
@@ -34,10 +35,11 @@ class DeepMethod(TrainingHooks, HashingMethod):
 
     family = "deep"
     # the loop's hyper-parameters, for the methods that have them
-    param_rules = {"epochs": "positive", "batch_size": "positive", "lr": "positive", "checkpoint_every": "positive",
-                   "lr_decay": "positive", "lr_decay_every": "positive", "min_lr": "non_negative"}
+    param_rules = {"epochs": "positive", "batch_size": "positive", "lr": "positive", "lr_decay": "positive",
+                   "lr_decay_every": "positive", "min_lr": "non_negative"}
 
     model: nn.Module | None = None
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES  # set by ``fit`` for ``prepare``
     device: torch.device = torch.device("cpu")
 
     # ---- hooks -------------------------------------------------------------------------------------------
@@ -53,8 +55,10 @@ class DeepMethod(TrainingHooks, HashingMethod):
 
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
-            after_epoch: AfterEpoch | None = None):
+            after_epoch: AfterEpoch | None = None, checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES):
+        """``checkpoint_minutes``: training between checkpoints in ``workdir`` (stage 1's too; 0: every epoch)."""
         self.bits = check_bits(bits)
+        self.checkpoint_minutes = checkpoint_minutes
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
         self.device = torch_device(device)
@@ -72,7 +76,7 @@ class DeepMethod(TrainingHooks, HashingMethod):
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if folder is None else folder.history,
                                checkpoint_path=None if folder is None else folder.checkpoint,
-                               progress=progress, after_epoch=after_epoch)
+                               progress=progress, after_epoch=after_epoch, checkpoint_minutes=checkpoint_minutes)
         # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
         self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
