@@ -53,7 +53,7 @@ def check_method(method: str | type, *, params: Mapping[str, Any] | None = None,
         bits: the code length to fit.
         videos: the training videos (also encoded); default ``clustered_videos()``.
         device: where to fit.
-        resume: for trained methods with ``epochs`` and ``checkpoint_every``, also check that a run stopped
+        resume: for trained methods with ``epochs``, also check that a run stopped
             after its first epoch and started again ends with the uninterrupted run's codes.
 
     Raises:
@@ -78,8 +78,8 @@ def check_method(method: str | type, *, params: Mapping[str, Any] | None = None,
         if isinstance(fitted, DeepMethod):
             checker.gradients(fitted, videos)
             keys = signature_defaults(cls)
-            if resume and "epochs" in keys and "checkpoint_every" in keys:
-                resumable = {**params, "epochs": 2, "checkpoint_every": 1}
+            if resume and "epochs" in keys:
+                resumable = {**params, "epochs": 2}
                 checker.resume(lambda: cls(**resumable), videos, bits, device, Path(folder))
     return checker.done
 
@@ -259,7 +259,8 @@ class _Checker:
 
         stopped.training_losses = dying  # type: ignore[method-assign]
         try:
-            stopped.fit(videos, bits=bits, seed=0, device=device, workdir=workdir, cache_dir=folder / "cache-resume")
+            stopped.fit(videos, bits=bits, seed=0, device=device, workdir=workdir, cache_dir=folder / "cache-resume",
+                        checkpoint_minutes=0)  # a checkpoint at every epoch end
         except _Killed:
             pass
         else:

@@ -121,8 +121,7 @@ class TinyDeep(DeepMethod):
 
     version = 1
 
-    def __init__(self, epochs: int = 1, batch_size: int = 16, lr: float = 0.05, checkpoint_every: int = 1,
-                 amp: bool = False) -> None:
+    def __init__(self, epochs: int = 1, batch_size: int = 16, lr: float = 0.05, amp: bool = False) -> None:
         self.store_params(locals())
 
     def build_model(self, n_frames, feature_dim, bits):
