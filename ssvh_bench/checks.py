@@ -18,6 +18,7 @@ from .devices import choose_threads, resolve_device
 from .errors import ConfigError, DataError
 from .io import canonical_json
 from .options import RunOptions
+from .precision import check_compile_available
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
 
@@ -60,6 +61,8 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
         raise ConfigError(f"eval_every must be a positive number of epochs, got {options.eval_every}")
     check_choice(options.data_on_device)
     check_writable(results_dir)
+    if any(spec.compile for spec in specs):
+        check_compile_available(resolve_device(options.device))
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()
         if options.force or not RunFolder.of(results_dir, spec).is_finished():

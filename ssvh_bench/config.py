@@ -15,6 +15,7 @@ from typing import Any
 from .codes import check_bits
 from .errors import ConfigError
 from .io import canonical_json
+from .precision import check_precision
 from .registry import Entry, coerce_param, dataset_registry, method_registry
 
 
@@ -23,7 +24,9 @@ class RunSpec:
     """One run: a method with resolved hyper-parameters on a dataset, at one code length and seed.
 
     ``overrides`` keeps what the user changed from the defaults (shown in leaderboards); the run id hashes
-    the fully resolved parameters, so passing a default explicitly yields the same run.
+    the fully resolved parameters, so passing a default explicitly yields the same run. ``precision`` and
+    ``compile`` (deep methods: how training steps compute, ``ssvh_bench.precision``) change the codes; they
+    enter the id only when not at their defaults, so runs made before they existed keep their ids.
     """
 
     method: str
@@ -34,6 +37,8 @@ class RunSpec:
     dataset_params: dict[str, Any] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)
     method_version: int = 1
+    precision: str = "auto"
+    compile: bool = False
 
     @property
     def setting_id(self) -> str:
@@ -54,6 +59,10 @@ class RunSpec:
             "method_params": self.method_params,
             "dataset_params": self.dataset_params,
         }
+        if self.precision != "auto":
+            identity["precision"] = self.precision
+        if self.compile:
+            identity["compile"] = True
         return hashlib.sha1(canonical_json(identity).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +75,8 @@ class RunSpec:
             "dataset_params": self.dataset_params,
             "overrides": self.overrides,
             "method_version": self.method_version,
+            "precision": self.precision,
+            "compile": self.compile,
             "setting_id": self.setting_id,
             "run_id": self.run_id,
         }
@@ -224,12 +235,16 @@ def make_specs(
     seeds: Iterable[int],
     method_overrides: Mapping[str, list[Any]] | None = None,
     dataset_overrides: Mapping[str, Any] | None = None,
+    precision: str = "auto",
+    compile: bool = False,
 ) -> list[RunSpec]:
     """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params).
 
     ``method_overrides`` maps parameter names (or ``method.name``) to lists of values; each method sweeps
-    the product of the lists that apply to it (see ``overrides_for``).
+    the product of the lists that apply to it (see ``overrides_for``). ``precision`` and ``compile`` apply to
+    the deep methods (a shallow method's runs keep the defaults: they would not change its codes).
     """
+    check_precision(precision)
     methods = list(methods)
     dataset_entry = dataset_registry.get(dataset)
     dataset_overrides = dict(dataset_overrides or {})
@@ -245,8 +260,15 @@ def make_specs(
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
             params = resolve_run_params(entry, overrides, dataset=dataset)
+            deep = entry.family != "shallow"
+            if deep and precision != "auto" and params.get("amp") is False:
+                raise ConfigError(f"{method}: --precision {precision} with amp=False; amp=False already means fp32 "
+                                  f"(--precision fp32), so set one of them")
+            # shown with the overrides, so leaderboards tell these runs from the default ones
+            steps = {"precision": precision} if deep and precision != "auto" else {}
+            steps.update({"compile": True} if deep and compile else {})
             for b, seed in itertools.product(bits, seeds):
                 specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
-                                     {**overrides, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},
-                                     entry.version))
+                                     {**overrides, **steps, **{f"dataset.{k}": v for k, v in dataset_overrides.items()}},
+                                     entry.version, precision if deep else "auto", compile and deep))
     return specs

@@ -156,8 +156,9 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
         log.info("%s: %s", spec.method, plan.message)
         if plan.on_device:
             train = DeviceFeatures(train, device, plan.dtype)
-    extra = ({} if not deep or options.eval_every is None
-             else {"after_epoch": epoch_evaluator(method, splits, options.eval_every, device)})
+    extra = {} if not deep else {"precision": spec.precision, "compile": spec.compile}
+    if deep and options.eval_every is not None:
+        extra["after_epoch"] = epoch_evaluator(method, splits, options.eval_every, device)
     method.fit(train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder.path,
                cache_dir=Path(results_dir) / "cache", **extra)
     train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
@@ -174,13 +175,14 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     encode_ms, timed_videos = encoding_time(method, splits.database, time.perf_counter() - started, n_encoded)
 
     log.info("%s: evaluating", spec.method)
-    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress)
+    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress,
+                             threads=n_threads)
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
                    n_params=method.n_parameters)
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
-    if extra:
+    if "after_epoch" in extra:
         metrics.update(oracle_metrics(folder))
     write_json(folder.metrics, metrics)
     return RunResult(spec, folder.path, "finished", metrics)

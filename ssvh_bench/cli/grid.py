@@ -22,7 +22,7 @@ from .options import Execution
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
-                       dataset_param: list[str]) -> list[RunSpec]:
+                       dataset_param: list[str], execution: Execution) -> list[RunSpec]:
     """The runs that ``run``-style options ask for (shared by ``run`` and ``sweep``)."""
     method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
     method_choices = merge_choices(method_choices, parse_assignments(set_))
@@ -34,6 +34,8 @@ def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: li
         parse_list(seed, option="--seed"),
         method_choices,
         dataset_overrides,
+        execution.precision,
+        execution.compile,
     )
 
 

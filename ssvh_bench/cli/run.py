@@ -32,5 +32,5 @@ def run(
 
     Every combination of methods x bits x seeds x --set values; finished runs are skipped.
     """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, execution)
     launch_grid(specs, execution, results_dir=results_dir or default_results_dir(), data_root=data_root)

@@ -41,7 +41,7 @@ def sweep(
 
     Every value of the swept parameters (finished runs are skipped), then how to plot them.
     """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param)
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, execution)
     swept = swept_parameters(specs)
     if not swept:
         raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "

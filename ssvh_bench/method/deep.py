@@ -53,7 +53,9 @@ class DeepMethod(TrainingHooks, HashingMethod):
 
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
-            after_epoch: AfterEpoch | None = None):
+            after_epoch: AfterEpoch | None = None, precision: str = "auto", compile: bool = False):
+        """Train on ``train``; ``precision`` and ``compile``: how the loop computes its steps
+        (``ssvh_bench.precision``)."""
         self.bits = check_bits(bits)
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
@@ -72,7 +74,7 @@ class DeepMethod(TrainingHooks, HashingMethod):
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if folder is None else folder.history,
                                checkpoint_path=None if folder is None else folder.checkpoint,
-                               progress=progress, after_epoch=after_epoch)
+                               progress=progress, after_epoch=after_epoch, precision=precision, compile=compile)
         # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
         self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
