@@ -106,12 +106,13 @@ def evaluate(
     else:
         relevance = _Relevance(query_labels, database_labels)
 
-        def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def block(start: int) -> dict[str, np.ndarray]:
             stop = min(start + block_size, len(query))
-            return _evaluate_block(query.rows(start, stop), database, relevance, start, totals.k_max)
+            return totals.block_sums(*_evaluate_block(query.rows(start, stop), database, relevance, start,
+                                                      totals.k_max))
 
-        for parts in _in_order(block, starts, threads):
-            totals.add(*parts)
+        for sums in _in_order(block, starts, threads):
+            totals.add_sums(sums)
     return totals.result(n_queries=len(query), n_database=len(database), strict=strict)
 
 
@@ -207,6 +208,19 @@ class _Totals:
         self.recall = np.zeros(bits + 1)
 
     def add(self, counts: np.ndarray, relevant_counts: np.ndarray, top_relevant: np.ndarray) -> None:
+        self.add_sums(self.block_sums(counts, relevant_counts, top_relevant))
+
+    def add_sums(self, sums: dict[str, np.ndarray]) -> None:
+        """Add one block's ``block_sums`` (blocks added in query order give the same floats every time)."""
+        for name in self.sums:
+            self.sums[name] += sums[name]
+        self.precision += sums["precision"]
+        self.recall += sums["recall"]
+
+    def block_sums(self, counts: np.ndarray, relevant_counts: np.ndarray,
+                   top_relevant: np.ndarray) -> dict[str, np.ndarray]:
+        """One block's sums over its queries of every per-query metric (no state changes: runs on any thread)."""
+        sums = {name: np.zeros(len(self.ks)) for name in self.sums}
         n_relevant = relevant_counts.sum(axis=1)
         padded = np.zeros((len(counts), self.k_max), dtype=bool)  # a database smaller than K ranks fewer
         padded[:, :top_relevant.shape[1]] = top_relevant
@@ -217,15 +231,16 @@ class _Totals:
         ranked, ranked_relevant = counts[:, :needed], relevant_counts[:, :needed]
         for i, k in enumerate(self.ks):
             hits_k = hits[:, k - 1]
-            self.sums["map"][i] += self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
-            self.sums["map_tie_aware"][i] += self._tie_aware_ap(ranked, ranked_relevant, k).sum()
-            self.sums["p"][i] += hits_k.sum() / k
-            self.sums["r"][i] += _ratio(hits_k, n_relevant).sum()
+            sums["map"][i] = self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
+            sums["map_tie_aware"][i] = self._tie_aware_ap(ranked, ranked_relevant, k).sum()
+            sums["p"][i] = hits_k.sum() / k
+            sums["r"][i] = _ratio(hits_k, n_relevant).sum()
         within = slice(0, 2 * self.bits + 1, 2)  # radius r keeps doubled distances <= 2r
         retrieved = np.cumsum(counts, axis=1)[:, within]
         relevant_retrieved = np.cumsum(relevant_counts, axis=1)[:, within]
-        self.precision += _ratio(relevant_retrieved, retrieved).sum(axis=0)
-        self.recall += _ratio(relevant_retrieved, n_relevant[:, None]).sum(axis=0)
+        sums["precision"] = _ratio(relevant_retrieved, retrieved).sum(axis=0)
+        sums["recall"] = _ratio(relevant_retrieved, n_relevant[:, None]).sum(axis=0)
+        return sums
 
     def _normalize(self, precision_sum: np.ndarray, hits: np.ndarray, k: int) -> np.ndarray:
         return precision_sum / k if self.normalizer == "k" else _ratio(precision_sum, hits)
