@@ -52,8 +52,8 @@ from .data import VideoFeatures, require_finite
 from .data.on_device import DeviceFeatures
 from .data.readahead import ReadAhead
 from .devices import torch_device
-from .precision import autocast, autocast_dtype, compiled, grad_scaler
 from .errors import ConfigError, TrainingError
+from .precision import autocast, autocast_dtype, compiled, grad_scaler
 from .run_folder import write_history
 
 log = logging.getLogger(__name__)
