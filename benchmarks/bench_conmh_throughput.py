@@ -26,7 +26,8 @@ import torch
 from ssvh_bench import ArrayFeatures, method_registry
 from ssvh_bench.data.on_device import DeviceFeatures
 from ssvh_bench.devices import torch_device
-from ssvh_bench.train import Batch, autocast_dtype
+from ssvh_bench.precision import autocast_dtype
+from ssvh_bench.train import Batch
 
 N_FRAMES, FEATURE_DIM, BITS, BATCH = 25, 4096, 64, 512
 
@@ -39,7 +40,7 @@ def compute_only(device: torch.device, warmup: int, steps: int, *, batch_size: i
     torch.manual_seed(0)
     model = method.build_model(N_FRAMES, feature_dim, BITS).to(device)
     optimizer = method.build_optimizer(model)
-    precision = autocast_dtype(device, method.amp)
+    precision = autocast_dtype(device, "auto", method.amp)
     batch = Batch(torch.randn(batch_size, N_FRAMES, feature_dim, device=device),
                   torch.arange(batch_size, device=device))
     generator = torch.Generator(device=device).manual_seed(0)

@@ -1,14 +1,18 @@
-"""Full evaluation protocol vs faiss IndexBinaryFlat top-100 search alone, on FCVID-size random codes.
+"""Full evaluation protocol (1 thread, N threads) vs faiss IndexBinaryFlat top-100 search alone (N threads), on
+FCVID-size random codes.
 
-    python benchmarks/bench_protocol.py [--n 45600] [--bits 64] [--block-size N] [--skip-faiss]
+    python benchmarks/bench_protocol.py [--n 45600] [--bits 64] [--threads N] [--block-size N] [--skip-faiss]
 
-Prints both times, their ratio and the peak resident memory (RSS) of each phase. FCVID's protocol shape:
+Prints the three times, the ratios to faiss and the peak resident memory (RSS) of each phase; the metrics of
+1 and N threads must be identical. FCVID's protocol shape:
 the database queries itself; labels are ~239 classes, mostly one label per row.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
 import sys
 import threading
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--classes", type=int, default=239)
     parser.add_argument("--block-size", type=int, default=None, help="queries per block (default: automatic)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads of the second protocol run and of faiss")
     parser.add_argument("--skip-faiss", action="store_true")
     args = parser.parse_args()
 
@@ -67,27 +72,35 @@ def main() -> None:
     packed = pack_codes(codes)
     print(f"{args.n} x {args.n} codes, {args.bits} bits, {args.classes} classes", flush=True)
 
-    with PeakRss() as memory:
-        started = time.perf_counter()
-        metrics = evaluate(packed, packed, labels, labels, query_is_database=True, block_size=args.block_size,
-                           progress=sys.stderr.isatty())
-        protocol_seconds = time.perf_counter() - started
-    print(f"full protocol : {protocol_seconds:8.2f} s   peak RSS {memory.peak / 2**30:.2f} GiB", flush=True)
+    seconds, found = {}, {}
+    for threads in dict.fromkeys((1, args.threads)):
+        with PeakRss() as memory:
+            started = time.perf_counter()
+            found[threads] = evaluate(packed, packed, labels, labels, query_is_database=True,
+                                      block_size=args.block_size, progress=sys.stderr.isatty(), threads=threads)
+            seconds[threads] = time.perf_counter() - started
+        print(f"full protocol, {threads} thread(s): {seconds[threads]:8.2f} s   peak RSS {memory.peak / 2**30:.2f} GiB",
+              flush=True)
+    metrics = found[1]
     print("   " + "  ".join(f"{key}={metrics[key]:.4f}" for key in ("map@5", "map_tie_aware@5", "map@100", "p@100")))
+    if json.dumps(found[args.threads], sort_keys=True) != json.dumps(metrics, sort_keys=True):
+        raise SystemExit(f"metrics of {args.threads} threads differ from 1 thread's")
 
     if args.skip_faiss:
         return
     import faiss
 
+    faiss.omp_set_num_threads(args.threads)
     with PeakRss() as memory:
         started = time.perf_counter()
         index = faiss.IndexBinaryFlat(args.bits)
         index.add(packed.signs)
         index.search(packed.signs, 100)
         faiss_seconds = time.perf_counter() - started
-    print(f"faiss top-100 : {faiss_seconds:8.2f} s   peak RSS {memory.peak / 2**30:.2f} GiB "
-          f"({faiss.omp_get_max_threads()} threads)")
-    print(f"ratio protocol / faiss: {protocol_seconds / faiss_seconds:.2f}")
+    print(f"faiss top-100, {faiss.omp_get_max_threads()} thread(s): {faiss_seconds:8.2f} s   peak RSS "
+          f"{memory.peak / 2**30:.2f} GiB")
+    for threads, value in seconds.items():
+        print(f"ratio protocol ({threads} thread(s)) / faiss ({args.threads}): {value / faiss_seconds:.2f}")
     print(f"process max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 

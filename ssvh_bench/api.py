@@ -3,7 +3,8 @@ and Python call the same functions.
 
 Both take the execution options as keywords named as the fields of ``RunOptions`` (``device``, ``threads``,
 ``eval_every``, ``data_on_device``, ``force``) and ``LaunchOptions`` (``launcher``, ``jobs``, ``slurm``);
-see ``ssvh_bench.options``. Every run is validated (names, parameters, data) before the first one starts.
+see ``ssvh_bench.options``. ``precision`` and ``compile`` (how deep methods' training steps compute,
+``ssvh_bench.precision``) change the codes, so they are part of each run rather than execution options. Every run is validated (names, parameters, data) before the first one starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def run(
     *,
     eval_dataset: str | None = None,
     eval_dataset_params: Mapping[str, Any] | None = None,
+    precision: str = "auto",
+    compile: bool = False,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
     keep_going: bool = True,
@@ -52,7 +55,8 @@ def run(
     choices = {key: list(value) if isinstance(value, (list, tuple)) else [value] for key, value in (params or {}).items()}
     specs = [spec for dataset in _as_list(datasets) for spec in
              make_specs(_as_list(methods), dataset, _as_list(bits), _as_list(seeds), choices, dataset_params,
-                        eval_dataset=eval_dataset, eval_dataset_overrides=eval_dataset_params, data_root=data_root)]
+                        eval_dataset=eval_dataset, eval_dataset_overrides=eval_dataset_params, data_root=data_root,
+                        precision=precision, compile=compile)]
     return launch(specs, run_options, launch_options, results_dir=results_dir, data_root=data_root,
                   keep_going=keep_going, on_event=on_event, progress=progress)
 
@@ -72,6 +76,8 @@ def reproduce(
     seeds: int | Sequence[int] = 0,
     dataset_params: Mapping[str, Any] | None = None,
     *,
+    precision: str = "auto",
+    compile: bool = False,
     results_dir: Path | str | None = None,
     data_root: Path | str | None = None,
     keep_going: bool = True,
@@ -85,7 +91,7 @@ def reproduce(
     run_options, launch_options = split_options(options)
     chosen = get_target(target)
     specs = target_specs(chosen, dataset, [seeds] if isinstance(seeds, int) else list(seeds), dataset_params,
-                         data_root=data_root)
+                         data_root=data_root, precision=precision, compile=compile)
     results_dir = Path(results_dir) if results_dir is not None else default_results_dir()
     outcomes = launch(specs, run_options, launch_options, results_dir=results_dir, data_root=data_root,
                       keep_going=keep_going, on_event=on_event, progress=progress)

@@ -18,6 +18,7 @@ from .devices import choose_threads, resolve_device
 from .errors import ConfigError, DataError
 from .io import canonical_json
 from .options import RunOptions
+from .precision import check_compile_available
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
 
@@ -77,6 +78,8 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
         raise ConfigError(f"checkpoint_minutes must be 0 or more minutes, got {options.checkpoint_minutes}")
     check_choice(options.data_on_device)
     check_writable(results_dir)
+    if any(spec.compile for spec in specs):
+        check_compile_available(resolve_device(options.device))
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()
         if options.force or not RunFolder.of(results_dir, spec).is_finished():

@@ -15,6 +15,7 @@ from typing import Any
 from .codes import check_bits
 from .errors import ConfigError
 from .io import canonical_json
+from .precision import check_precision
 from .registry import Entry, coerce_param, dataset_registry, method_registry
 
 
@@ -23,7 +24,9 @@ class RunSpec:
     """One run: a method with resolved hyper-parameters on a dataset, at one code length and seed.
 
     ``overrides`` keeps what the user changed from the defaults (shown in leaderboards); the run id hashes
-    the fully resolved parameters, so passing a default explicitly yields the same run.
+    the fully resolved parameters, so passing a default explicitly yields the same run. ``precision`` and
+    ``compile`` (deep methods: how training steps compute, ``ssvh_bench.precision``) change the codes; they
+    enter the id only when not at their defaults, so runs made before they existed keep their ids.
     """
 
     method: str
@@ -41,6 +44,8 @@ class RunSpec:
     data_fingerprints: dict[str, str] = field(default_factory=dict)
     # whose per-dataset method defaults were applied (None: ``dataset``'s); not part of the identity
     defaults_from: str | None = None
+    precision: str = "auto"
+    compile: bool = False
 
     @property
     def setting_id(self) -> str:
@@ -66,6 +71,10 @@ class RunSpec:
             identity.update(eval_dataset=self.eval_dataset, eval_dataset_params=self.eval_dataset_params)
         if self.data_fingerprints:
             identity["data_fingerprints"] = self.data_fingerprints
+        if self.precision != "auto":
+            identity["precision"] = self.precision
+        if self.compile:
+            identity["compile"] = True
         return hashlib.sha1(canonical_json(identity).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +91,8 @@ class RunSpec:
             "eval_dataset_params": self.eval_dataset_params,
             "data_fingerprints": self.data_fingerprints,
             "defaults_from": self.defaults_from,
+            "precision": self.precision,
+            "compile": self.compile,
             "setting_id": self.setting_id,
             "run_id": self.run_id,
         }
@@ -249,14 +260,18 @@ def make_specs(
     eval_dataset: str | None = None,
     eval_dataset_overrides: Mapping[str, Any] | None = None,
     data_root: Path | str | None = None,
+    precision: str = "auto",
+    compile: bool = False,
 ) -> list[RunSpec]:
     """Every run of the grid, validated before any work starts (unknown names, bad bits, bad params).
 
     ``method_overrides`` maps parameter names (or ``method.name``) to lists of values; each method sweeps
     the product of the lists that apply to it (see ``overrides_for``). ``eval_dataset``: train on ``dataset``'s
     training split, evaluate on this dataset's database and queries. ``data_root`` is where datasets read from
-    files are (their fingerprint enters the run id).
+    files are (their fingerprint enters the run id). ``precision`` and ``compile`` apply to the deep methods (a
+    shallow method's runs keep the defaults: they would not change its codes).
     """
+    check_precision(precision)
     methods = list(methods)
     dataset_overrides = dict(dataset_overrides or {})
     data_root = None if data_root is None else Path(data_root)
@@ -283,10 +298,19 @@ def make_specs(
         entry = method_registry.get(method)
         for overrides in expand_grid(overrides_for(method, entry.defaults, choices)):
             params = resolve_run_params(entry, overrides, dataset=defaults_from or dataset)
+            deep = entry.family != "shallow"
+            if deep and precision != "auto" and params.get("amp") is False:
+                raise ConfigError(f"{method}: --precision {precision} with amp=False; amp=False already means fp32 "
+                                  f"(--precision fp32), so set one of them")
+            # shown with the overrides, so leaderboards tell these runs from the default ones
+            steps = {"precision": precision} if deep and precision != "auto" else {}
+            steps.update({"compile": True} if deep and compile else {})
             for b, seed in itertools.product(bits, seeds):
-                specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params, {**overrides, **shown},
-                                     entry.version, eval_dataset, eval_params if eval_dataset else {}, fingerprints,
-                                     defaults_from))
+                specs.append(RunSpec(method, dataset, b, int(seed), params, dataset_params,
+                                     {**overrides, **steps, **shown}, entry.version,
+                                     eval_dataset=eval_dataset, eval_dataset_params=eval_params if eval_dataset else {},
+                                     data_fingerprints=fingerprints, defaults_from=defaults_from,
+                                     precision=precision if deep else "auto", compile=compile and deep))
     return specs
 
 

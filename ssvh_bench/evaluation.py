@@ -41,7 +41,7 @@ def encode_split(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:
 def evaluate_codes(splits: DatasetSplits, database_codes: Any, query_codes: Any | None = None, *,
                    device: str = "cpu", **protocol: Any) -> dict[str, Any]:
     """The protocol's metrics of a split pair's codes (``query_codes`` None: the database queries itself);
-    ``protocol`` goes to ``metrics.evaluate`` (ks, normalizer, strict, progress). The search runs on
+    ``protocol`` goes to ``metrics.evaluate`` (ks, normalizer, strict, progress, threads). The search runs on
     ``device`` when it is a GPU."""
     return evaluate(database_codes if query_codes is None else query_codes, database_codes,
                     splits.query_label_matrix, splits.database_labels, query_is_database=splits.query_is_database,

@@ -18,11 +18,16 @@ Semantics, exactly as the published SSVH code evaluates:
 
 Work is blocked over queries: per block, the integer distances to the whole database are counted per
 distance value (all items and relevant items), and only each query's first max(K) items are ranked.
-Memory stays proportional to the block; no N x N matrix is ever built.
+Memory stays proportional to the block; no N x N matrix is ever built. Blocks run on a pool of ``threads``
+(numpy's popcount and sorts release the GIL) and are summed in query order, so the metrics are the same
+with any number of threads.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -54,6 +59,7 @@ def evaluate(
     block_size: int | None = None,
     progress: bool = False,
     device: str | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Every metric of the protocol for one set of codes; see the module docstring for the semantics.
 
@@ -61,7 +67,8 @@ def evaluate(
     are the same either way. ``block_size`` is the number of queries per block (default: about 8M pairs, 32M
     on a GPU). ``device`` ("cuda", "cuda:1", ...) runs the Hamming search there with torch
     (``hamming_device``), with results identical to the default popcount path on the CPU; "cpu" runs that
-    torch path on the CPU (slower than the default; it exists to check the two agree).
+    torch path on the CPU (slower than the default; it exists to check the two agree). ``threads``: CPU
+    threads of the popcount path (blocks of queries at once; the same metrics with any number).
     """
     ks = _check_ks(ks)
     if normalizer not in NORMALIZERS:
@@ -82,6 +89,8 @@ def evaluate(
         block_size = max(1, (BLOCK_PAIRS if device is None or device == "cpu" else DEVICE_BLOCK_PAIRS) // len(database))
     elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
 
     totals = _Totals(ks, query.bits, normalizer)
     starts = range(0, len(query), block_size)
@@ -96,21 +105,46 @@ def evaluate(
             totals.add(*search.block(start, min(start + block_size, len(query)), totals.k_max))
     else:
         relevance = _Relevance(query_labels, database_labels)
-        for start in starts:
+
+        def block(start: int) -> dict[str, np.ndarray]:
             stop = min(start + block_size, len(query))
-            _evaluate_block(query.rows(start, stop), database, relevance, start, totals)
+            return totals.block_sums(*_evaluate_block(query.rows(start, stop), database, relevance, start,
+                                                      totals.k_max))
+
+        for sums in _in_order(block, starts, threads):
+            totals.add_sums(sums)
     return totals.result(n_queries=len(query), n_database=len(database), strict=strict)
 
 
+def _in_order(function: Callable[[int], Any], items: Iterable[int], threads: int) -> Iterator[Any]:
+    """``map(function, items)`` on ``threads`` threads, in the items' order, at most two results per thread
+    waiting (memory stays a few blocks)."""
+    if threads == 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="ssvh-bench-evaluate") as pool:
+        waiting: deque[Future] = deque()
+        try:
+            for item in items:
+                waiting.append(pool.submit(function, item))
+                if len(waiting) >= 2 * threads:
+                    yield waiting.popleft().result()
+            while waiting:
+                yield waiting.popleft().result()
+        finally:
+            for future in waiting:
+                future.cancel()
+
+
 def _evaluate_block(query: CodeWords, database: CodeWords, relevance: _Relevance, start: int,
-                    totals: _Totals) -> None:
+                    k_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counts, relevant counts per distance, relevance of the first ``k_max``) of one block of queries."""
     n_bins = distance_bins(query.bits)
     distances = doubled_distances(query, database)
     counts = distance_histograms(distances, n_bins)
     relevant_counts = relevance.counts_by_distance(start, distances, n_bins)
-    top = first_k(distances, counts, totals.k_max)
-    top_relevant = relevance.of_pairs(start, top)
-    totals.add(counts, relevant_counts, top_relevant)
+    top = first_k(distances, counts, k_max)
+    return counts, relevant_counts, relevance.of_pairs(start, top)
 
 
 class _Relevance:
@@ -174,6 +208,19 @@ class _Totals:
         self.recall = np.zeros(bits + 1)
 
     def add(self, counts: np.ndarray, relevant_counts: np.ndarray, top_relevant: np.ndarray) -> None:
+        self.add_sums(self.block_sums(counts, relevant_counts, top_relevant))
+
+    def add_sums(self, sums: dict[str, np.ndarray]) -> None:
+        """Add one block's ``block_sums`` (blocks added in query order give the same floats every time)."""
+        for name in self.sums:
+            self.sums[name] += sums[name]
+        self.precision += sums["precision"]
+        self.recall += sums["recall"]
+
+    def block_sums(self, counts: np.ndarray, relevant_counts: np.ndarray,
+                   top_relevant: np.ndarray) -> dict[str, np.ndarray]:
+        """One block's sums over its queries of every per-query metric (no state changes: runs on any thread)."""
+        sums = {name: np.zeros(len(self.ks)) for name in self.sums}
         n_relevant = relevant_counts.sum(axis=1)
         padded = np.zeros((len(counts), self.k_max), dtype=bool)  # a database smaller than K ranks fewer
         padded[:, :top_relevant.shape[1]] = top_relevant
@@ -184,15 +231,16 @@ class _Totals:
         ranked, ranked_relevant = counts[:, :needed], relevant_counts[:, :needed]
         for i, k in enumerate(self.ks):
             hits_k = hits[:, k - 1]
-            self.sums["map"][i] += self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
-            self.sums["map_tie_aware"][i] += self._tie_aware_ap(ranked, ranked_relevant, k).sum()
-            self.sums["p"][i] += hits_k.sum() / k
-            self.sums["r"][i] += _ratio(hits_k, n_relevant).sum()
+            sums["map"][i] = self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
+            sums["map_tie_aware"][i] = self._tie_aware_ap(ranked, ranked_relevant, k).sum()
+            sums["p"][i] = hits_k.sum() / k
+            sums["r"][i] = _ratio(hits_k, n_relevant).sum()
         within = slice(0, 2 * self.bits + 1, 2)  # radius r keeps doubled distances <= 2r
         retrieved = np.cumsum(counts, axis=1)[:, within]
         relevant_retrieved = np.cumsum(relevant_counts, axis=1)[:, within]
-        self.precision += _ratio(relevant_retrieved, retrieved).sum(axis=0)
-        self.recall += _ratio(relevant_retrieved, n_relevant[:, None]).sum(axis=0)
+        sums["precision"] = _ratio(relevant_retrieved, retrieved).sum(axis=0)
+        sums["recall"] = _ratio(relevant_retrieved, n_relevant[:, None]).sum(axis=0)
+        return sums
 
     def _normalize(self, precision_sum: np.ndarray, hits: np.ndarray, k: int) -> np.ndarray:
         return precision_sum / k if self.normalizer == "k" else _ratio(precision_sum, hits)

@@ -164,7 +164,8 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
         log.info("%s: %s", spec.method, plan.message)
         if plan.on_device:
             train = DeviceFeatures(train, device, plan.dtype)
-    extra: dict[str, Any] = {} if not deep else {"checkpoint_minutes": options.checkpoint_minutes}
+    extra: dict[str, Any] = {} if not deep else {"checkpoint_minutes": options.checkpoint_minutes,
+                                                 "precision": spec.precision, "compile": spec.compile}
     if deep and options.eval_every is not None:
         extra["after_epoch"] = epoch_evaluator(method, splits, options.eval_every, device)
     method.fit(train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder.path,
@@ -183,7 +184,8 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     encode_ms, timed_videos = encoding_time(method, splits.database, time.perf_counter() - started, n_encoded)
 
     log.info("%s: evaluating", spec.method)
-    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress)
+    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress,
+                             threads=n_threads)
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
                    n_params=method.n_parameters)
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,

@@ -75,14 +75,16 @@ def missing_methods(target: Target) -> list[str]:
 
 def target_specs(target: Target, dataset: str, seeds: list[int],
                  dataset_overrides: Mapping[str, Any] | None = None, *,
-                 data_root: Path | str | None = None) -> list[RunSpec]:
-    """Every run of ``target`` on ``dataset``; an error naming all unregistered methods if any are missing."""
+                 data_root: Path | str | None = None, precision: str = "auto", compile: bool = False) -> list[RunSpec]:
+    """Every run of ``target`` on ``dataset`` (``precision``, ``compile``: as ``make_specs``); an error naming
+    all unregistered methods if any are missing."""
     missing = missing_methods(target)
     if missing:
         raise ConfigError(f"reproduce {target.name} needs method(s) that are not registered: {', '.join(missing)} "
                           f"(registered: {', '.join(method_registry.names()) or 'none'})")
     overrides = {key: list(values) for key, values in target.method_overrides.items()}
-    return make_specs(target.methods, dataset, target.bits, seeds, overrides, dataset_overrides, data_root=data_root)
+    return make_specs(target.methods, dataset, target.bits, seeds, overrides, dataset_overrides, data_root=data_root,
+                      precision=precision, compile=compile)
 
 
 def write_reports(target: Target, results_dir: Path, run_ids: list[str]) -> list[Path]:

@@ -16,13 +16,14 @@ Hooks, in the order the loop calls them:
   pseudo-labels), saved in each checkpoint and restored when a run resumes.
 - ``related_indices(indices, epoch, generator)``: the extra training videos a batch needs (partners,
   positives, ...) as a ``Related`` (or None). The loop reads them with the batch through the same read path
-  (the read-ahead thread on CUDA), so draw only from ``generator``: a CPU generator of its own stream.
+  (the read-ahead thread), so draw only from ``generator``: a CPU generator of its own stream.
 - ``training_losses(model, batch, epoch, generator)``: a dict of scalar tensors holding ``"loss"``
   (minimised) and anything else worth logging. ``batch`` is a ``Batch`` on the device; draw every random
   number from ``generator``.
 
-Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``amp``. How often the state is saved
-is not one of them (it cannot change the codes): ``checkpoint_minutes``, an execution option.
+Hyper-parameters read from the hooks: ``epochs``, ``batch_size``, ``lr``, ``amp`` (what ``--precision auto``
+does on a GPU, see ``ssvh_bench.precision``). How often the state is saved is not one of them (it cannot change
+the codes): ``checkpoint_minutes``, an execution option.
 Epochs count from 0 everywhere (hooks, ``history.csv``, error messages).
 
 Reproducibility: batches come in the split's ``batch_order(shuffle=True, seed=...)``, in-epoch randomness from
@@ -38,7 +39,6 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,13 +55,14 @@ from .data.readahead import ReadAhead
 from .devices import torch_device
 from .errors import ConfigError, TrainingError
 from .options import DEFAULT_CHECKPOINT_MINUTES
+from .precision import autocast, autocast_dtype, compiled, grad_scaler
 from .run_folder import write_history
 
 log = logging.getLogger(__name__)
 AfterEpoch = Callable[[int], Mapping[str, float]]
 
 PROGRESS_REFRESH_S = 0.5
-READ_AHEAD_BATCHES = 2  # batches read ahead on CUDA
+READ_AHEAD_BATCHES = 2  # batches read ahead of the training step
 # random streams of one epoch (see ``epoch_seed``)
 ORDER_STREAM, LOSS_STREAM, GLOBAL_STREAM, RELATED_STREAM = 0, 1, 2, 3
 
@@ -156,13 +157,6 @@ def to_device(features: np.ndarray | torch.Tensor, device: torch.device) -> torc
     return features.to(device, non_blocking=True).float()
 
 
-def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16 (with a GradScaler); full precision on the CPU."""
-    if not amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def train_model(hooks: TrainingHooks, build: Callable[[], nn.Module], train: VideoFeatures, *, seed: int,
                 device: torch.device | str, settings: dict[str, Any], history_path: Path | None = None,
                 checkpoint_path: Path | None = None, progress: bool = False,
@@ -245,8 +239,12 @@ def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
 def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
                  settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
                  progress: bool = False, after_epoch: AfterEpoch | None = None,
-                 checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES) -> list[dict[str, float]]:
+                 checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES, precision: str = "auto",
+                 compile: bool = False) -> list[dict[str, float]]:
     """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
+
+    ``precision`` (auto, fp32, bf16, fp16) and ``compile`` (``torch.compile`` the model's forward for the
+    training steps): see ``ssvh_bench.precision``.
 
     ``history_path``: where ``history.csv`` is rewritten after every epoch. ``checkpoint_path``: where the
     training state is saved (at the first epoch end after ``checkpoint_minutes`` of training since the last
@@ -260,8 +258,9 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     from tqdm.auto import tqdm
 
     optimizer = hooks.build_optimizer(model)
-    precision = autocast_dtype(device, hooks.amp)
-    scaler = torch.amp.GradScaler("cuda") if precision == torch.float16 else None
+    dtype = autocast_dtype(device, precision, hooks.amp)
+    scaler = grad_scaler(device, dtype)
+    step_model = compiled(model) if compile else model
     checkpoint = None if checkpoint_path is None else Path(checkpoint_path)
 
     world, writer = distributed.world_size(), distributed.is_writer()
@@ -299,7 +298,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             # dropout: each rank draws its own masks (rank 0 those of a 1-process run)
             seed_everything(epoch_seed(seed, epoch, GLOBAL_STREAM) + distributed.rank())
             generator = torch.Generator(device=device).manual_seed(epoch_seed(seed, epoch, LOSS_STREAM))
-            # a CPU generator of its own: on CUDA the read-ahead thread draws the related videos ahead of the
+            # a CPU generator of its own: the read-ahead thread draws the related videos ahead of the
             # losses, so sharing the loss generator would make the draws' order depend on thread timing
             related_generator = torch.Generator().manual_seed(epoch_seed(seed, epoch, RELATED_STREAM))
             model.train()
@@ -308,8 +307,8 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             n_videos, n_steps, started, shown = 0, 0, time.perf_counter(), 0.0
             for batch in _epoch_batches(hooks, train, batch_size, epoch, seed, related_generator, last,
                                         device):
-                with nullcontext() if precision is None else torch.autocast(device.type, dtype=precision):
-                    losses = hooks.training_losses(model, batch, epoch, generator)
+                with autocast(device, dtype):
+                    losses = hooks.training_losses(step_model, batch, epoch, generator)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(losses["loss"]).backward()
@@ -386,7 +385,7 @@ def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, 
                    related_generator: torch.Generator, last: int, device: torch.device) -> Iterator[Batch]:
     """One epoch's batches on the device, in the split's seeded ``batch_order`` (``last``: videos kept of the
     last partial batch), this rank's share of each: gathered there when the split is held on the device
-    (``--data-on-device``), else read on the host (ahead of the GPU, pinned, on CUDA) and copied."""
+    (``--data-on-device``), else read on the host by a read-ahead thread (pinned on CUDA) and copied."""
     world, order_seed = distributed.world_size(), epoch_seed(seed, epoch, ORDER_STREAM)
     if world == 1 and not isinstance(train, DeviceFeatures):  # the split's own reader (a file reads ahead)
         items = (_read_batch(hooks, train, indices, epoch, related_generator, features=features)
@@ -397,10 +396,11 @@ def _epoch_batches(hooks: TrainingHooks, train: VideoFeatures, batch_size: int, 
                  for indices in train.batch_order(batch_size, shuffle=True, seed=order_seed))
         order = ((indices, distributed.batch_rows(len(indices) // world)[1]) for indices in order if len(indices))
         items = (_read_batch(hooks, train, indices, epoch, related_generator, rows) for indices, rows in order)
-    if device.type != "cuda" or isinstance(train, DeviceFeatures):  # nothing to read ahead from a held split
+    if isinstance(train, DeviceFeatures):  # nothing to read ahead from a held split
         yield from (_to_batch(item, device) for item in items)
         return
-    reader = ReadAhead(_pinned(items), depth=READ_AHEAD_BATCHES)  # read and pin ahead while the GPU works
+    # read (and on CUDA pin) the next batches while this one trains, on every device
+    reader = ReadAhead(_pinned(items) if device.type == "cuda" else items, depth=READ_AHEAD_BATCHES)
     try:
         yield from (_to_batch(item, device) for item in reader)
     finally:

@@ -23,7 +23,7 @@ from .options import Execution
 
 
 def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: list[str], config: Path | None,
-                       dataset_param: list[str], *, eval_dataset: str | None = None,
+                       dataset_param: list[str], execution: Execution, *, eval_dataset: str | None = None,
                        eval_dataset_param: list[str] = (), data_root: Path | None = None) -> list[RunSpec]:
     """The runs that ``run``-style options ask for (shared by ``run`` and ``sweep``)."""
     method_choices, dataset_overrides = load_config_file(config) if config else ({}, {})
@@ -42,6 +42,8 @@ def specs_from_options(method: str, dataset: str, bits: str, seed: str, set_: li
         eval_dataset=eval_dataset,
         eval_dataset_overrides=eval_overrides,
         data_root=data_root,
+        precision=execution.precision,
+        compile=execution.compile,
     )
 
 

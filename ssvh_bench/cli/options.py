@@ -1,6 +1,8 @@
 """The execution option group, declared once and added to every command that runs experiments (``run``,
 ``sweep``, ``reproduce``): how runs compute (``RunOptions``), where they go (``LaunchOptions``), ``--fail-fast``
-and ``--dry-run``. A command receives them as one ``Execution`` value."""
+``--dry-run``, and how deep methods' training steps compute (``--precision``, ``--compile``: these change the
+codes, so they are fields of each run, see ``ssvh_bench.precision``). A command receives them as one
+``Execution`` value."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ class Execution:
     launch: LaunchOptions = field(default_factory=LaunchOptions)
     fail_fast: bool = False
     dry_run: bool = False
+    precision: str = "auto"
+    compile: bool = False
 
 
 SLURM_KEYS = ("partition", "time", "gpus_per_run", "cpus_per_run", "mem", "array_parallelism")
@@ -34,6 +38,8 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {  # parameter name -> (annotation, typer
     "eval_every": (Optional[int], typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")),
     "data_on_device": (str, typer.Option("auto", "--data-on-device", help="Deep methods: keep the training split in GPU memory for the whole run: auto (when it fits in float32 in half the free memory), yes, no, float16 (half-precision storage).")),
     "checkpoint_minutes": (float, typer.Option(DEFAULT_CHECKPOINT_MINUTES, "--checkpoint-minutes", min=0, help="Deep methods: save the training state at the first epoch end after this many minutes of training (0: every epoch); an interrupted run resumes from it. Not part of the run id: change it when resuming.")),
+    "precision": (str, typer.Option("auto", "--precision", help="Deep methods' training steps: auto (bf16 on GPUs that support it, fp16 with a scaler on older ones, fp32 on the CPU), fp32, bf16, fp16. Changes the codes: part of the run id unless auto.")),
+    "compile": (bool, typer.Option(False, "--compile", help="Deep methods: torch.compile the model for training (codes close to, not equal to, eager; part of the run id).")),
     "force": (bool, typer.Option(False, "--force", help="Redo finished runs.")),
     "fail_fast": (bool, typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")),
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Show what would run (with --launcher slurm: the job array); run nothing.")),
@@ -67,7 +73,8 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 values["slurm_param"], option="--slurm-param").items()}}
         execution = Execution(run=RunOptions(**{name: values[name] for name in _RUN_FIELDS}),
                               launch=LaunchOptions(launcher=values["launcher"], jobs=values["jobs"], slurm=slurm),
-                              fail_fast=values["fail_fast"], dry_run=values["dry_run"])
+                              fail_fast=values["fail_fast"], dry_run=values["dry_run"],
+                              precision=values["precision"], compile=values["compile"])
         return command(*args, execution=execution, **kwargs)
 
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)

@@ -38,7 +38,8 @@ def reproduce(
     """
     chosen = get_target(target)
     dataset_overrides = {k: v[0] for k, v in parse_assignments(dataset_param, option="--dataset-param").items()}
-    specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides, data_root=data_root)
+    specs = target_specs(chosen, dataset, parse_list(seeds, option="--seeds"), dataset_overrides, data_root=data_root,
+                         precision=execution.precision, compile=execution.compile)
     results_dir = Path(results_dir or default_results_dir())
     if execution.dry_run and execution.launch.launcher == "slurm":
         print_dry_run(specs, results_dir, execution)
@@ -51,6 +52,7 @@ def reproduce(
         done = run_target(target, dataset, parse_list(seeds, option="--seeds"), dataset_overrides,
                           results_dir=results_dir, data_root=data_root, keep_going=not execution.fail_fast,
                           on_event=show, progress=show.on_terminal and launch.launcher == "inline",
+                          precision=execution.precision, compile=execution.compile,
                           **asdict(execution.run), **asdict(launch))
     console.print(f"{chosen.name}: wrote " + (", ".join(str(p) for p in done.written) or "no report (no run finished)"),
                   highlight=False, soft_wrap=True)

@@ -34,6 +34,6 @@ def run(
 
     Every combination of methods x bits x seeds x --set values; finished runs are skipped.
     """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, eval_dataset=eval_dataset,
-                               eval_dataset_param=eval_dataset_param, data_root=data_root)
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, execution,
+                               eval_dataset=eval_dataset, eval_dataset_param=eval_dataset_param, data_root=data_root)
     launch_grid(specs, execution, results_dir=results_dir or default_results_dir(), data_root=data_root)

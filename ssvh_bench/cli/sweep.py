@@ -43,8 +43,8 @@ def sweep(
 
     Every value of the swept parameters (finished runs are skipped), then how to plot them.
     """
-    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, eval_dataset=eval_dataset,
-                               eval_dataset_param=eval_dataset_param, data_root=data_root)
+    specs = specs_from_options(method, dataset, bits, seed, set_, config, dataset_param, execution,
+                               eval_dataset=eval_dataset, eval_dataset_param=eval_dataset_param, data_root=data_root)
     swept = swept_parameters(specs)
     if not swept:
         raise ConfigError("sweep needs a parameter with several values, e.g. --set mask_ratio=0.25,0.5,0.75; "

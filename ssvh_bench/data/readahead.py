@@ -65,12 +65,17 @@ class ReadAhead(Iterator[Item]):
 
     def close(self) -> None:
         self._stop.set()
-        while True:  # free queued items now rather than when the iterator is collected
+        self._drain()  # unblocks a producer waiting on the full queue
+        self._thread.join()
+        self._drain()  # what that producer put in before it saw the stop
+
+    def _drain(self) -> None:
+        """Free queued items now rather than when the iterator is collected."""
+        while True:
             try:
                 self.queue.get_nowait()
             except queue.Empty:
                 break
-        self._thread.join()
 
     def __del__(self) -> None:
         if hasattr(self, "_thread") and not self._stop.is_set():  # a failed constructor started no thread
