@@ -20,6 +20,7 @@ from .io import canonical_json
 from .options import RunOptions
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
+from .tracking import check_loggers
 
 log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 100 * 2**20
@@ -59,6 +60,7 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
     if options.eval_every is not None and options.eval_every < 1:
         raise ConfigError(f"eval_every must be a positive number of epochs, got {options.eval_every}")
     check_choice(options.data_on_device)
+    check_loggers(options.logger)
     check_writable(results_dir)
     for spec in specs:
         method_registry.create(spec.method, **spec.method_params).check_params()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError
@@ -21,7 +22,8 @@ class RunOptions:
     ``device``: auto, cpu, cuda, cuda:N; ``threads``: torch's threads (None: ``devices.choose_threads``);
     ``eval_every``: evaluate deep methods' codes every N epochs (``evaluation.epoch_evaluator``), a diagnostic;
     ``data_on_device``: where the training split lives (auto, yes, no, float16; ``ssvh_bench.data.on_device``);
-    ``force``: redo finished runs.
+    ``force``: redo finished runs; ``logger``: experiment trackers, a comma list or a list of tensorboard,
+    mlflow, wandb (``ssvh_bench.tracking``).
     """
 
     device: str = "auto"
@@ -29,6 +31,7 @@ class RunOptions:
     eval_every: int | None = None
     data_on_device: str = "auto"
     force: bool = False
+    logger: str | Sequence[str] = ""
 
 
 @dataclass(frozen=True)

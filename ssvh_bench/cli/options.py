@@ -11,7 +11,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from ..config import parse_assignments
+from ..config import parse_assignments, read_config_file
+from ..errors import ConfigError
 from ..launchers import slurm_settings_from_file
 from ..options import LAUNCHERS, LaunchOptions, RunOptions
 
@@ -34,6 +35,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {  # parameter name -> (annotation, typer
     "eval_every": (Optional[int], typer.Option(None, "--eval-every", min=1, help="Deep methods: evaluate the codes on the database split every N epochs (a diagnostic in history.csv; the final codes stay the last epoch's).")),
     "data_on_device": (str, typer.Option("auto", "--data-on-device", help="Deep methods: keep the training split in GPU memory for the whole run: auto (when it fits in float32 in half the free memory), yes, no, float16 (half-precision storage).")),
     "force": (bool, typer.Option(False, "--force", help="Redo finished runs.")),
+    "logger": (str, typer.Option("", "--logger", metavar="TRACKER[,TRACKER]", help="Experiment trackers that follow each run: tensorboard, mlflow, wandb (each an extra: pip install 'ssvh-bench[tensorboard]').")),
     "fail_fast": (bool, typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")),
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Show what would run (with --launcher slurm: the job array); run nothing.")),
     "launcher": (str, typer.Option("inline", "--launcher", help=f"Where runs execute: {', '.join(LAUNCHERS)}.")),
@@ -51,7 +53,8 @@ _RUN_FIELDS = tuple(f.name for f in fields(RunOptions))
 
 def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the execution options to ``command``, which receives them as ``execution: Execution``. The
-    ``[slurm]`` table of its ``--config`` file (if it has that option) is read here; the command line wins."""
+    ``[options]`` (``RunOptions`` fields, e.g. ``logger``) and ``[slurm]`` tables of its ``--config`` file (if it
+    has that option) are read here; the command line wins."""
     signature = inspect.signature(command)
     own = [p for p in signature.parameters.values() if p.name != "execution"]
 
@@ -59,6 +62,9 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in _OPTIONS}
         config = kwargs.get("config")
+        for name, value in (run_options_from_file(config) if config else {}).items():
+            if values[name] == _OPTIONS[name][1].default:  # not given on the command line
+                values[name] = value
         slurm = slurm_settings_from_file(config) if config else {}
         slurm.update({key: values[f"slurm_{key}"] for key in SLURM_KEYS if values[f"slurm_{key}"] is not None})
         if values["slurm_param"]:
@@ -75,3 +81,15 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__annotations__ = {**{k: v for k, v in command.__annotations__.items() if k != "execution"},
                                **{name: annotation for name, (annotation, _) in _OPTIONS.items()}}
     return wrapper
+
+
+def run_options_from_file(path: Any) -> dict[str, Any]:
+    """The ``[options]`` table of a config file: ``RunOptions`` fields (empty when there is none)."""
+    table = read_config_file(path).get("options", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: 'options' must be a table of run options")
+    unknown = sorted(set(table) - set(_RUN_FIELDS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown option {unknown[0]!r} in [options]; "
+                          f"known: {', '.join(_RUN_FIELDS)}")
+    return table

@@ -25,7 +25,7 @@ from ..data.on_device import DeviceFeatures
 from ..devices import torch_device
 from ..errors import ConfigError, DataError
 from ..run_folder import RunFolder
-from ..train import AfterEpoch, TrainingHooks, run_training, seed_everything, to_device
+from ..train import AfterEpoch, OnRow, TrainingHooks, run_training, seed_everything, to_device
 from .base import HashingMethod
 
 
@@ -53,7 +53,7 @@ class DeepMethod(TrainingHooks, HashingMethod):
 
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
-            after_epoch: AfterEpoch | None = None):
+            after_epoch: AfterEpoch | None = None, on_row: OnRow | None = None):
         self.bits = check_bits(bits)
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed}")
@@ -72,7 +72,7 @@ class DeepMethod(TrainingHooks, HashingMethod):
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if folder is None else folder.history,
                                checkpoint_path=None if folder is None else folder.checkpoint,
-                               progress=progress, after_epoch=after_epoch)
+                               progress=progress, after_epoch=after_epoch, on_row=on_row)
         # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
         self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
