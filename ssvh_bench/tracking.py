@@ -10,8 +10,8 @@ final metrics and code health at the last step. Names: ``train/<loss>``, ``eval/
 A resumed run continues the same tracker run: the run ids are kept in the run folder (``trackers.json``);
 TensorBoard drops the events from the resumed step on (``purge_step``), MLflow and W&B skip the steps their
 stores already hold. Where each tracker writes: TensorBoard in the run folder (``tensorboard/``: point
-``tensorboard --logdir`` at the results folder); MLflow where ``MLFLOW_TRACKING_URI`` says, else the file store
-``<results>/mlruns``, experiment ``MLFLOW_EXPERIMENT_NAME`` or ``ssvh-bench``; W&B in the results folder, project
+``tensorboard --logdir`` at the results folder); MLflow where ``MLFLOW_TRACKING_URI`` says, else the SQLite store
+``<results>/mlflow.db``, experiment ``MLFLOW_EXPERIMENT_NAME`` or ``ssvh-bench``; W&B in the results folder, project
 ``WANDB_PROJECT`` or ``ssvh-bench``, offline unless ``WANDB_MODE`` is set or an API key is configured
 (``WANDB_API_KEY``: then online).
 """
@@ -34,6 +34,7 @@ from .run_folder import RunFolder
 # tracker -> (the module it needs, the extra that installs it)
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow"),
             "wandb": ("wandb", "wandb")}
+MLFLOW_DB = "mlflow.db"  # the default MLflow store, in the results folder
 PROJECT = "ssvh-bench"  # MLflow experiment and W&B project unless their environment variables say otherwise
 _TRAIN_SKIP = {"epoch", "resumed"}
 
@@ -128,7 +129,7 @@ class MlflowTracker:
     def __init__(self, folder: RunFolder, run_id: str | None, results_dir: Path) -> None:
         from mlflow.tracking import MlflowClient
 
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (Path(results_dir).absolute() / "mlruns").as_uri()
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(results_dir).absolute() / MLFLOW_DB}"
         self.client = MlflowClient(tracking_uri=uri)
         self.new = run_id is None
         if run_id is None:
