@@ -1,0 +1,99 @@
+"""Code health: the figures on hand-made codes, the collapse thresholds, the binarisers' gradient windows, and a
+collapsing run's warning, metrics, leaderboard columns and report table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ssvh_bench import leaderboard
+from ssvh_bench.health import code_health, collapse, health_row
+from ssvh_bench.nn import hash_binarize, sign_ste
+from ssvh_bench.nn.binarize import window_share
+from ssvh_bench.report import render_report
+
+from conftest import dataset_options, invoke
+
+
+def test_all_equal_codes_are_one_code_with_every_bit_constant():
+    codes = np.tile(np.array([1, -1, 1, 1, -1, -1, 1, -1], dtype=np.int8), (20, 1))
+    health = code_health(codes)
+    assert health["constant_bits"] == 8 and health["distinct_codes"] == 1 and health["top_code_share"] == 1.0
+    assert health["balance_deviation"] == 1.0 and health["bit_correlation"] == 0.0  # no bit varies
+    assert health["bit_balance"] == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    assert "in_window" not in health
+    assert collapse(health, 8) == "8 of 8 bits constant; one code shared by 100% of videos (1 distinct codes)"
+
+
+def test_perfectly_balanced_independent_bits():
+    # every 3-bit code once, twice: each bit is +1 for half the videos and no bit predicts another
+    codes = np.array([[1 if (row >> bit) & 1 else -1 for bit in range(3)] for row in range(8)] * 2, dtype=np.int8)
+    health = code_health(codes, in_window=0.25)
+    assert health == {"constant_bits": 0, "distinct_codes": 8, "top_code_share": 2 / 16, "balance_deviation": 0.0,
+                      "bit_correlation": 0.0, "bit_balance": [0.5, 0.5, 0.5], "in_window": 0.25}
+    assert collapse(health, 3) == "one code shared by 12% of videos (8 distinct codes)"  # 12.5% > 10%
+
+
+def test_one_constant_bit_and_copied_bits():
+    base = np.array([[1, -1], [-1, 1], [1, 1], [-1, -1]] * 5, dtype=np.int8)  # 20 videos, 4 distinct codes
+    codes = np.column_stack([base, base[:, 0], np.ones(20, dtype=np.int8)])  # bit 2 copies bit 0; bit 3 constant
+    health = code_health(codes)
+    assert health["constant_bits"] == 1 and health["distinct_codes"] == 4 and health["top_code_share"] == 0.25
+    assert health["balance_deviation"] == pytest.approx(0.25)  # (0 + 0 + 0 + 1) / 4
+    # pairs among bits 0, 1, 2: |r| = 0 (0-1), 1 (0-2), 0 (1-2)
+    assert health["bit_correlation"] == pytest.approx(1 / 3)
+    assert collapse(health, 4) == "one code shared by 25% of videos (4 distinct codes)"
+    assert health_row(health) == {k: health[k] for k in ("constant_bits", "distinct_codes", "top_code_share",
+                                                         "balance_deviation", "bit_correlation")}
+
+
+def test_healthy_codes_do_not_collapse():
+    codes = np.where(np.random.default_rng(0).random((1000, 16)) < 0.5, 1, -1).astype(np.int8)
+    health = code_health(codes)
+    assert health["constant_bits"] == 0 and health["distinct_codes"] > 950 and collapse(health, 16) == ""
+    half = codes.copy()
+    half[:, :8] = 1  # exactly half the bits constant: not more than half
+    assert "bits constant" not in collapse(code_health(half), 16)
+    half[:, 8] = 1
+    assert collapse(code_health(half), 16).startswith("9 of 16 bits constant")
+
+
+def test_the_binarisers_count_their_inputs_inside_their_gradient_windows():
+    x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 1.0, 1.5])
+    with window_share() as hashed:
+        hash_binarize(x)  # window -1 < x <= 1: -0.5, 0, 1
+    with window_share() as signed:
+        sign_ste(x)  # window |x| <= 1: -1, -0.5, 0, 1
+    assert hashed.share == pytest.approx(3 / 6) and signed.share == pytest.approx(4 / 6)
+    # the window is where the gradient passes
+    for binarise in (hash_binarize, sign_ste):
+        leaf = x.clone().requires_grad_()
+        binarise(leaf).sum().backward()
+        assert leaf.grad.tolist() == [0.0, 0.0 if binarise is hash_binarize else 1.0, 1.0, 1.0, 1.0, 0.0]
+    with window_share() as nothing:
+        pass
+    assert nothing.share is None
+    hash_binarize(x)  # outside a recording nothing is counted (and nothing fails)
+
+
+@pytest.mark.slow
+def test_a_collapsing_run_warns_and_the_report_flags_it(tmp_path):
+    """BTH at 16 bits on the tiny synthetic data: its codes collapse (as the authors' do at 16 bits)."""
+    tiny = {"n_train": 64, "n_database": 64, "n_frames": 4, "feature_dim": 16, "n_classes": 4}
+    result = invoke("run", "-m", "bth,lsh", "-b", "16", "--set", "bth.epochs=1", "--set", "stage1_epochs=1",
+                    "--set", "hidden_dim=16", "--set", "ffn_dim=32", "--set", "n_anchors=8", "--set", "batch_size=16",
+                    "--results-dir", tmp_path, *dataset_options(tiny))
+    assert result.exit_code == 0, result.output
+    frame = leaderboard.load_runs(tmp_path)
+    bth = frame[frame["method"] == "bth"].iloc[0]
+    lsh = frame[frame["method"] == "lsh"].iloc[0]
+    assert bth["collapse"] and not lsh["collapse"]
+    assert f"bth: codes collapsed: {bth['collapse']}" in result.output and "lsh: codes collapsed" not in result.output
+    assert 0 <= bth["in_window"] <= 1 and np.isnan(lsh["in_window"])  # shallow methods have no binariser window
+    run_log = (bth["folder"] / "run.log").read_text()
+    assert f"WARNING bth: codes collapsed: {bth['collapse']}" in run_log
+    page = render_report(frame, tmp_path)
+    table = page[page.index("<table class='sortable health'"):]
+    table = table[: table.index("</table>")]
+    assert table.count("<tr class='collapsed'>") == 1 and bth["collapse"] in table
