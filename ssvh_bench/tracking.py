@@ -175,7 +175,7 @@ class WandbTracker:
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", PROJECT), dir=str(results_dir), id=run_id,
                               resume="allow", mode=mode, name=f"{folder.path.parent.name}/{folder.path.name}",
-                              reinit="create_new")
+                              reinit="create_new", settings=wandb.Settings(quiet=True, console="off"))
         self.run_id = self.run.id
         self.new = run_id is None
 
