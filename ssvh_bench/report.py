@@ -186,8 +186,9 @@ def health_tables(frame: pd.DataFrame) -> list[str]:
             cells = [f"<td>{html.escape(method_label(method, overrides))}</td>", _td(str(len(seeds)), len(seeds))]
             for column in columns:
                 value = float(means[column])
-                text = "–" if math.isnan(value) else (f"{value:.1f}" if column in ("constant_bits", "distinct_codes")
-                                                      else _number(value))
+                counted = column in ("constant_bits", "distinct_codes")  # counts: whole unless averaged over seeds
+                text = ("–" if math.isnan(value) else f"{value:.0f}" if counted and value.is_integer()
+                        else f"{value:.1f}" if counted else _number(value))
                 cells.append(_td(text, value))
             flag = "; ".join(collapsed) + (f" ({sum(seeds['collapse'] != '')} of {len(seeds)} seeds)"
                                            if collapsed and len(seeds) > 1 else "")
