@@ -14,6 +14,7 @@ from ssvh_bench.nn.binarize import window_share
 from ssvh_bench.report import render_report
 
 from conftest import dataset_options, invoke
+from runs_on_disk import finish_run
 
 
 def test_all_equal_codes_are_one_code_with_every_bit_constant():
@@ -75,6 +76,35 @@ def test_the_binarisers_count_their_inputs_inside_their_gradient_windows():
         pass
     assert nothing.share is None
     hash_binarize(x)  # outside a recording nothing is counted (and nothing fails)
+
+
+def test_leaderboard_columns_and_report_table_from_hand_made_runs(tmp_path):
+    from ssvh_bench import RunFolder
+    from ssvh_bench.config import RunSpec
+
+    collapsed = code_health(np.ones((10, 16), dtype=np.int8), in_window=0.2)
+    healthy = {**collapsed, "constant_bits": 0, "distinct_codes": 10, "top_code_share": 0.1}
+    for seed, health in ((0, collapsed), (1, healthy)):
+        spec = RunSpec("conmh", "synthetic", 16, seed)
+        finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.5, "train_seconds": 1.0, "health": health,
+                                                             **({"collapse": collapse(health, 16)} if seed == 0 else {})})
+    spec = RunSpec("itq", "synthetic", 16, 0)
+    finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.4, "train_seconds": 1.0})  # made before health
+    frame = leaderboard.leaderboard_frame(tmp_path)
+    columns = list(frame.columns)
+    assert columns[columns.index("n_params") + 1:columns.index("device")] == [
+        "constant_bits", "distinct_codes", "top_code_share", "balance_deviation", "bit_correlation", "in_window",
+        "collapse"]
+    conmh = frame[frame["method"] == "conmh"].set_index("seed")
+    assert conmh.loc[0, "collapse"].startswith("16 of 16 bits constant") and conmh.loc[1, "collapse"] == ""
+    assert frame[frame["method"] == "itq"]["constant_bits"].isna().all()
+    page = render_report(leaderboard.load_runs(tmp_path), tmp_path)
+    table = page[page.index("<table class='sortable health'"):]
+    table = table[: table.index("</table>")]
+    assert "ITQ" not in table  # no health recorded: no row
+    assert table.count("<tr class='collapsed'>") == 1
+    # mean over the two seeds; the flag says how many seeds collapsed
+    assert "<td data-v='8'>8</td><td data-v='5.5'>5.5</td>" in table and "(1 of 2 seeds)" in table
 
 
 @pytest.mark.slow
