@@ -107,6 +107,32 @@ def test_leaderboard_columns_and_report_table_from_hand_made_runs(tmp_path):
     assert "<td data-v='8'>8</td><td data-v='5.5'>5.5</td>" in table and "(1 of 2 seeds)" in table
 
 
+def test_plot_health_draws_each_figure_as_a_share_against_epochs_trained(tmp_path):
+    from ssvh_bench import RunFolder
+    from ssvh_bench.config import RunSpec
+    from ssvh_bench.errors import ConfigError
+    from ssvh_bench.plots import make_figure
+    from ssvh_bench.run_folder import write_history
+
+    spec = RunSpec("conmh", "synthetic", 16, 0)
+    folder = finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.5, "train_seconds": 1.0})
+    evaluated = [{"constant_bits": c, "distinct_codes": 9, "top_code_share": t, "balance_deviation": 0.5,
+                  "bit_correlation": 0.1, "in_window": w} for c, t, w in ((0, 0.1, 0.9), (4, 0.2, 0.6), (12, 0.5, 0.3))]
+    write_history(RunFolder(folder).history, [{"epoch": -1, **evaluated[0]}, {"epoch": 0, "loss": 1.0, **evaluated[1]},
+                                              {"epoch": 1, "loss": 0.5, **evaluated[2]}])
+    figure = make_figure("health", leaderboard.load_runs(tmp_path), ks=[20])
+    panels = [ax for ax in figure.axes if ax.get_lines()]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == [
+        "constant bits (share of bits)", "top code share", "balance deviation", "mean |bit correlation|",
+        "in gradient window"]
+    (constant,) = panels[0].get_lines()
+    assert list(constant.get_xdata()) == [0, 1, 2] and list(constant.get_ydata()) == [0, 0.25, 0.75]
+    assert list(panels[4].get_lines()[0].get_ydata()) == [0.9, 0.6, 0.3]
+    (RunFolder(folder).history).unlink()
+    with pytest.raises(ConfigError, match="--eval-every"):
+        make_figure("health", leaderboard.load_runs(tmp_path), ks=[20])
+
+
 @pytest.mark.slow
 def test_a_collapsing_run_warns_and_the_report_flags_it(tmp_path):
     """BTH at 16 bits on the tiny synthetic data: its codes collapse (as the authors' do at 16 bits)."""
