@@ -2,7 +2,7 @@
 and Python call the same functions.
 
 Both take the execution options as keywords named as the fields of ``RunOptions`` (``device``, ``threads``,
-``eval_every``, ``data_on_device``, ``force``) and ``LaunchOptions`` (``launcher``, ``jobs``, ``slurm``);
+``eval_every``, ``data_on_device``, ``force``, ``logger``) and ``LaunchOptions`` (``launcher``, ``jobs``, ``slurm``);
 see ``ssvh_bench.options``. Every run is validated (names, parameters, data) before the first one starts.
 """
 

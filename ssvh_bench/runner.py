@@ -134,7 +134,7 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     plan = plan_data_on_device(options.data_on_device, splits.train.shape, device) if deep else None
     if not write:  # a rank other than 0 under torchrun: it trains and encodes with rank 0, which alone writes
         return _train(spec, folder, options, method, splits, device, n_threads, plan, deep=deep,
-                      results_dir=results_dir, progress=progress, trackers=None)
+                      results_dir=results_dir, progress=progress, write=False, trackers=None)
     if options.force:
         folder.clear()
     folder.clear_failure()
@@ -158,7 +158,7 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
             trackers.log_params(config)
         try:
             result = _train(spec, folder, options, method, splits, device, n_threads, plan, deep=deep,
-                            results_dir=results_dir, progress=progress, trackers=trackers)
+                            results_dir=results_dir, progress=progress, write=True, trackers=trackers)
         except BaseException:
             if trackers is not None:
                 trackers.finish(failed=True)
@@ -177,11 +177,12 @@ def _first_step(folder: RunFolder) -> int:
 
     return epochs_in(folder.checkpoint) + 1
 
+
 def _train(spec: RunSpec, folder: RunFolder, options: RunOptions, method: Any, splits: Any, device: str,
-           n_threads: int, plan: Any, *, deep: bool, results_dir: Path, progress: bool,
+           n_threads: int, plan: Any, *, deep: bool, results_dir: Path, progress: bool, write: bool,
            trackers: Trackers | None) -> RunResult:
-    """Train, encode, evaluate and (``trackers`` given or not: on the writing process) write one run."""
-    write = distributed.is_writer()
+    """Train, encode and (``write``: the process that writes the folder) evaluate and write one run, reporting to
+    ``trackers``."""
     train = splits.train
     if deep:
         import torch
@@ -209,7 +210,7 @@ def _train(spec: RunSpec, folder: RunFolder, options: RunOptions, method: Any, s
     database_codes, health = encode_database(method, splits.database, spec.bits, deep=deep)
     query_codes = None if splits.query is None else encode_split(method, splits.query, spec.bits, "query")
     n_encoded = len(splits.database) + (0 if splits.query is None else len(splits.query))
-    if not write:
+    if not write:  # a rank other than 0 under torchrun: rank 0 alone measures and writes
         return RunResult(spec, folder.path, "finished")
     encode_ms, timed_videos = encoding_time(method, splits.database, time.perf_counter() - started, n_encoded)
 
