@@ -37,7 +37,8 @@ white-space:nowrap}th.pub{white-space:normal;max-width:6em;font-weight:600;color
 th:first-child,td:first-child,td.text,th.text{text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
-td.best{font-weight:700}tr.collapsed td{background:#fde8e8}td.flag{color:#b00;font-weight:600}td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
+td.best{font-weight:700}tr.collapsed td{background:#fde8e8}td.flag{color:#b00;font-weight:600}
+td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.note{color:#555;font-size:.9em}pre{background:#f6f6f6;padding:.6em;overflow:auto;
 text-align:left;font-size:12px;margin:.3em 0}details summary{cursor:pointer;color:#0645ad}

@@ -4,8 +4,9 @@ Layout: ``<results>/runs/<dataset>/<bits>/<method>/<run-id>/`` holding ``config.
 starts), ``history.csv`` and ``checkpoints/last.pt`` (deep methods, while training), ``codes.npz`` and finally
 ``metrics.json``; ``error.json`` and ``error.log`` after a failure, ``run.lock`` while a process works on it,
 ``submission.json`` when it was handed to Slurm, ``run.log`` (every progress line, ``ssvh_bench.run_log``) and,
-with ``--logger``, ``trackers.json`` (the trackers' run ids) and ``tensorboard/``. A run is finished exactly when ``metrics.json`` and
-``config.json`` parse and ``codes.npz`` matches the checksum that ``metrics.json`` records. Every file is
+with ``--logger``, ``trackers.json`` (the trackers' run ids) and ``tensorboard/``. A run is finished exactly
+when ``metrics.json`` and ``config.json`` parse and ``codes.npz`` matches the checksum that ``metrics.json``
+records. Every file is
 written to a temporary name and renamed, so a crash never leaves a file half-written or a run that looks
 finished. Reading a damaged file is a ``DataError`` whose one line names the file and what is wrong with it.
 """

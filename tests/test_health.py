@@ -86,8 +86,9 @@ def test_leaderboard_columns_and_report_table_from_hand_made_runs(tmp_path):
     healthy = {**collapsed, "constant_bits": 0, "distinct_codes": 10, "top_code_share": 0.1}
     for seed, health in ((0, collapsed), (1, healthy)):
         spec = RunSpec("conmh", "synthetic", 16, seed)
-        finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.5, "train_seconds": 1.0, "health": health,
-                                                             **({"collapse": collapse(health, 16)} if seed == 0 else {})})
+        flag = {"collapse": collapse(health, 16)} if seed == 0 else {}
+        metrics = {"map@5": 0.5, "train_seconds": 1.0, "health": health, **flag}
+        finish_run(spec, RunFolder.of(tmp_path, spec).path, metrics)
     spec = RunSpec("itq", "synthetic", 16, 0)
     finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.4, "train_seconds": 1.0})  # made before health
     frame = leaderboard.leaderboard_frame(tmp_path)

@@ -118,7 +118,8 @@ def test_run_log_gets_every_progress_line_under_quiet_and_config_file_options_ap
 
 def test_an_unknown_or_missing_tracker_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
     result = invoke("run", "-m", "lsh", "--logger", "tensorbord", "--results-dir", tmp_path, *dataset_options(TINY))
-    assert result.exit_code == 2 and "unknown logger 'tensorbord'; choose from tensorboard, mlflow, wandb" in result.output
+    assert result.exit_code == 2
+    assert "unknown logger 'tensorbord'; choose from tensorboard, mlflow, wandb" in result.output
     monkeypatch.setitem(tracking.TRACKERS, "mlflow", ("no_such_module_here", "mlflow"))
     result = invoke("run", "-m", "lsh", "--logger", "tensorboard,mlflow", "--results-dir", tmp_path,
                     *dataset_options(TINY))
