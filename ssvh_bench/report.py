@@ -160,7 +160,8 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
 HEALTH_NOTE = ("How much of the code space each setting's database codes use (mean over seeds): bits constant over "
                "the database, distinct codes, the largest share of videos sharing one code, balance deviation "
                "(0: every bit splits the videos in half; 1: every bit constant), mean |correlation| between bits, "
-               "and for deep methods the share of binariser inputs inside its gradient window. Red: collapsed "
+               "and for deep methods the share of binariser inputs inside its gradient window (not for runs made "
+               "before it was measured: their figures come from their saved codes). Red: collapsed "
                "codes (more than half the bits constant, or one code shared by more than 10% of videos).")
 HEALTH_HEADERS = {"constant_bits": "Constant bits", "distinct_codes": "Distinct codes",
                   "top_code_share": "Top code share", "balance_deviation": "Balance deviation",
@@ -172,10 +173,8 @@ def health_tables(frame: pd.DataFrame) -> list[str]:
     rows of collapsed settings flagged with what collapsed."""
     from .health import HEALTH_COLUMNS
 
-    columns = [c for c in HEALTH_COLUMNS if c in frame]
-    if not columns:
-        return ["<p class='note'>No run records its code health yet (runs made before it was measured).</p>"]
-    runs = frame[frame["constant_bits"].notna()].assign(_rank=frame["method"].map(method_rank))
+    columns = [c for c in HEALTH_COLUMNS if c in frame]  # in_window only where a deep method measured it
+    runs = frame.assign(_rank=frame["method"].map(method_rank))
     header = "<th>Method</th><th>Seeds</th>" + "".join(f"<th>{HEALTH_HEADERS[c]}</th>" for c in columns) + \
         "<th class='text'>Collapse</th>"
     parts = []

@@ -90,7 +90,7 @@ def test_leaderboard_columns_and_report_table_from_hand_made_runs(tmp_path):
         metrics = {"map@5": 0.5, "train_seconds": 1.0, "health": health, **flag}
         finish_run(spec, RunFolder.of(tmp_path, spec).path, metrics)
     spec = RunSpec("itq", "synthetic", 16, 0)
-    finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.4, "train_seconds": 1.0})  # made before health
+    itq = finish_run(spec, RunFolder.of(tmp_path, spec).path, {"map@5": 0.4, "train_seconds": 1.0})  # before health
     frame = leaderboard.leaderboard_frame(tmp_path)
     columns = list(frame.columns)
     assert columns[columns.index("n_params") + 1:columns.index("device")] == [
@@ -98,12 +98,15 @@ def test_leaderboard_columns_and_report_table_from_hand_made_runs(tmp_path):
         "collapse"]
     conmh = frame[frame["method"] == "conmh"].set_index("seed")
     assert conmh.loc[0, "collapse"].startswith("16 of 16 bits constant") and conmh.loc[1, "collapse"] == ""
-    assert frame[frame["method"] == "itq"]["constant_bits"].isna().all()
+    # a run made before code health was measured: computed from its saved codes, without in_window
+    itq_row = frame[frame["method"] == "itq"].iloc[0]
+    expected = code_health(RunFolder(itq).load_codes()["database"].unpack())
+    assert itq_row["distinct_codes"] == expected["distinct_codes"] == 2 and np.isnan(itq_row["in_window"])
+    assert itq_row["collapse"] == collapse(expected, 16)
     page = render_report(leaderboard.load_runs(tmp_path), tmp_path)
     table = page[page.index("<table class='sortable health'"):]
     table = table[: table.index("</table>")]
-    assert "ITQ" not in table  # no health recorded: no row
-    assert table.count("<tr class='collapsed'>") == 1
+    assert table.count("<tr class='collapsed'>") == 2  # ITQ's two hand-made videos share nothing but 2 codes
     # mean over the two seeds; the flag says how many seeds collapsed
     assert "<td data-v='8'>8</td><td data-v='5.5'>5.5</td>" in table and "(1 of 2 seeds)" in table
 
