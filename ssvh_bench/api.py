@@ -2,9 +2,10 @@
 and Python call the same functions.
 
 Both take the execution options as keywords named as the fields of ``RunOptions`` (``device``, ``threads``,
-``eval_every``, ``data_on_device``, ``force``) and ``LaunchOptions`` (``launcher``, ``jobs``, ``slurm``);
-see ``ssvh_bench.options``. ``precision`` and ``compile`` (how deep methods' training steps compute,
-``ssvh_bench.precision``) change the codes, so they are part of each run rather than execution options. Every run is validated (names, parameters, data) before the first one starts.
+``eval_every``, ``data_on_device``, ``checkpoint_minutes``, ``force``, ``logger``) and ``LaunchOptions``
+(``launcher``, ``jobs``, ``slurm``); see ``ssvh_bench.options``. ``precision`` and ``compile`` (how deep methods'
+training steps compute, ``ssvh_bench.precision``) change the codes, so they are part of each run rather than
+execution options. Every run is validated (names, parameters, data) before the first one starts.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from .options import RunOptions
 from .precision import check_compile_available
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
+from .tracking import check_loggers
 
 log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 100 * 2**20
@@ -77,6 +78,7 @@ def check_specs(specs: Sequence[RunSpec], options: RunOptions, *, results_dir: P
     if not options.checkpoint_minutes >= 0:  # NaN too
         raise ConfigError(f"checkpoint_minutes must be 0 or more minutes, got {options.checkpoint_minutes}")
     check_choice(options.data_on_device)
+    check_loggers(options.logger)
     check_writable(results_dir)
     if any(spec.compile for spec in specs):
         check_compile_available(resolve_device(options.device))

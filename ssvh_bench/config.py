@@ -202,12 +202,14 @@ def load_config_file(path: Path) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     """Read method and dataset parameters from a TOML or JSON file.
 
     Top-level keys are method parameters (a list value sweeps, like ``--set key=v1,v2``); a table named after
-    a method scopes its keys to that method; the table ``dataset`` holds dataset parameters (and ``slurm`` the
-Slurm launcher's settings, read by ``launchers.slurm_settings_from_file``). Returns
+    a method scopes its keys to that method; the table ``dataset`` holds dataset parameters (``slurm`` the
+    Slurm launcher's settings, read by ``launchers.slurm_settings_from_file``, and ``options`` execution options
+    such as ``logger``, read by ``cli.options.run_options_from_file``). Returns
     ``(method choices, dataset parameters)`` in the form ``make_specs`` takes.
     """
     content = read_config_file(path)
     content.pop("slurm", None)  # the Slurm launcher's settings (``launchers.slurm_settings_from_file``)
+    content.pop("options", None)  # execution options (``cli.options.run_options_from_file``)
     dataset = content.pop("dataset", {})
     if not isinstance(dataset, dict):
         raise ConfigError(f"config file {path}: 'dataset' must be a table of dataset parameters")

@@ -1,6 +1,6 @@
-"""Codes and metrics of trained methods: a split's codes checked against the contract, the final evaluation of
-a run, the per-epoch diagnostic of ``--eval-every`` and its "oracle" reading, encoding time, and the metrics
-of a checkpoint (``evaluate_checkpoint``)."""
+"""Codes and metrics of trained methods: a split's codes checked against the contract (with their code health),
+the final evaluation of a run, the per-epoch diagnostic of ``--eval-every`` and its "oracle" reading, encoding
+time, and the metrics of a checkpoint (``evaluate_checkpoint``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .checks import DatasetCache
 from .data import DatasetSplits
 from .devices import resolve_device, search_device
 from .errors import ConfigError, DataError
+from .health import code_health, health_row
 from .metrics import DEFAULT_KS, evaluate
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
@@ -38,6 +39,19 @@ def encode_split(method: Any, videos: Any, bits: int, split: str) -> np.ndarray:
     return codes
 
 
+def encode_database(method: Any, database: Any, bits: int, *, deep: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """The database codes (``encode_split``) and their code health (``ssvh_bench.health``); for a deep method
+    whose binariser declares a gradient window, with the share of its inputs inside it."""
+    if not deep:
+        codes = encode_split(method, database, bits, "database")
+        return codes, code_health(codes)
+    from .nn.binarize import window_share
+
+    with window_share() as window:
+        codes = encode_split(method, database, bits, "database")
+    return codes, code_health(codes, window.share)
+
+
 def evaluate_codes(splits: DatasetSplits, database_codes: Any, query_codes: Any | None = None, *,
                    device: str = "cpu", **protocol: Any) -> dict[str, Any]:
     """The protocol's metrics of a split pair's codes (``query_codes`` None: the database queries itself);
@@ -51,16 +65,17 @@ def evaluate_codes(splits: DatasetSplits, database_codes: Any, query_codes: Any 
 def epoch_evaluator(method: Any, splits: DatasetSplits, every: int,
                     device: str = "cpu") -> Callable[[int], dict[str, float]]:
     """``after_epoch`` for ``DeepMethod.fit``: mAP@5/20/100 of the current codes on the database split (and
-    queries) after every ``every``-th epoch, the last one and before training (epoch -1); a diagnostic of
-    how training goes, never used to choose the final codes."""
+    queries) and their code health after every ``every``-th epoch, the last one and before training (epoch
+    -1); a diagnostic of how training goes (and when codes begin to collapse), never used to choose the final
+    codes."""
 
     def after_epoch(epoch: int) -> dict[str, float]:
         if epoch >= 0 and (epoch + 1) % every and epoch + 1 != method.epochs:
             return {}
-        database = method.encode(splits.database)
+        database, health = encode_database(method, splits.database, method.bits, deep=True)
         query = None if splits.query is None else method.encode(splits.query)
         found = evaluate_codes(splits, database, query, device=device, ks=CURVE_KS)
-        return {f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}
+        return {**{f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}, **health_row(health)}
 
     return after_epoch
 

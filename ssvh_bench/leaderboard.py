@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .config import dataset_label, resolve_run_params
 from .display import method_label
 from .errors import SsvhBenchError
+from .health import HEALTH_COLUMNS, code_health, collapse, health_row
 from .io import canonical_json
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
@@ -53,6 +54,8 @@ def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFra
         row.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and "@" in k})
         row.update({k: metrics[k] for k in ("oracle_epoch",) if k in metrics})
         row.update({k: metrics.get(k) for k in ("train_seconds", "encode_ms_per_video", "n_params")})
+        health, collapsed = _health(folder, metrics, config["bits"])
+        row.update({**health_row(health), "collapse": collapsed})
         row.update({"device": config.get("device"), "setting_id": config.get("setting_id", config["run_id"]),
                     "run_id": config["run_id"]})
         if details:
@@ -65,9 +68,20 @@ def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFra
     metric_columns = sorted((c for c in frame.columns if "@" in c), key=_metric_order)
     leading = ["dataset", "method", "bits", "seed", "overrides"]
     trailing = ["oracle_epoch"] if "oracle_epoch" in frame else []
-    trailing += ["train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
+    trailing += ["train_seconds", "encode_ms_per_video", "n_params"]
+    trailing += [c for c in (*HEALTH_COLUMNS, "collapse") if c in frame]  # in_window: deep methods only
+    trailing += ["device", "setting_id", "run_id"]
     trailing += ["method_params", "pr_curve", "folder", "label"] if details else []
     return frame[leading + metric_columns + trailing].sort_values(["dataset", "bits", "method", "overrides", "seed"])
+
+
+def _health(folder: Path, metrics: dict[str, Any], bits: int) -> tuple[dict[str, Any], str]:
+    """A run's code health and what collapsed; for a run made before code health was measured, computed from
+    its saved codes (without ``in_window``, which needs the model)."""
+    if "health" in metrics:
+        return metrics["health"], metrics.get("collapse", "")
+    health = code_health(RunFolder(folder).load_codes()["database"].unpack())
+    return health, collapse(health, bits)
 
 
 def load_runs(results_dir: Path) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError
@@ -24,7 +25,8 @@ class RunOptions:
     ``data_on_device``: where the training split lives (auto, yes, no, float16; ``ssvh_bench.data.on_device``);
     ``checkpoint_minutes``: deep methods save their training state at the first epoch end after this much
     training since the last save (0: every epoch), so an interrupted run loses at most that much;
-    ``force``: redo finished runs.
+    ``force``: redo finished runs; ``logger``: experiment trackers, a comma list or a list of tensorboard,
+    mlflow, wandb (``ssvh_bench.tracking``).
     """
 
     device: str = "auto"
@@ -33,6 +35,7 @@ class RunOptions:
     data_on_device: str = "auto"
     checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES
     force: bool = False
+    logger: str | Sequence[str] = ""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve")
+PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve", "health")
 FIGURES_FOLDER = "figures"
 RC_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
             "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5,
@@ -138,6 +138,8 @@ def make_figure(kind: str, frame: pd.DataFrame, *, ks: Sequence[int], param: str
             return plot_ablation(frame, param or "", ks, by)
         if kind == "curve":
             return plot_curve(frame, ks[0])
+        if kind == "health":
+            return plot_health(frame)
         return plot_efficiency(frame, ks[0], x)
 
 
@@ -408,6 +410,63 @@ def plot_curve(frame: pd.DataFrame, k: int = 20) -> Figure:
         ax.set_title(f"{dataset}, {bits} bits")
     _label_axes(axes, "epochs trained", f"mAP@{k} (database split)")
     return _finish(figure, axes, label_order(frame))
+
+
+# the code-health figures over training, each a share in [0, 1] (see ssvh_bench.health)
+HEALTH_PANELS = (("constant_bits", "constant bits (share of bits)"), ("top_code_share", "top code share"),
+                 ("balance_deviation", "balance deviation"), ("bit_correlation", "mean |bit correlation|"),
+                 ("in_window", "in gradient window"))
+
+
+def health_curve(folder: Path, bits: int) -> pd.DataFrame | None:
+    """(epochs trained, code-health figures as shares) of a run evaluated with ``--eval-every``, else None."""
+    import pandas as pd
+
+    history = RunFolder(folder).history
+    if not history.is_file():
+        return None
+    rows = pd.read_csv(history)
+    if "constant_bits" not in rows:
+        return None
+    rows = rows.dropna(subset=["constant_bits"])
+    curve = pd.DataFrame({"epochs": rows["epoch"] + 1, "constant_bits": rows["constant_bits"] / bits})
+    for name, _ in HEALTH_PANELS[1:]:
+        curve[name] = rows[name] if name in rows else np.nan
+    return curve
+
+
+def plot_health(frame: pd.DataFrame) -> Figure:
+    """Code health against epochs trained (0 = untrained codes), from runs trained with ``--eval-every``: a row
+    of panels per (dataset, bits), one panel per figure (``HEALTH_PANELS``), one line per method (mean over
+    seeds). A collapse shows as constant bits or the top code share rising."""
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    curves = {run_id: health_curve(folder, bits)
+              for run_id, folder, bits in zip(frame["run_id"], frame["folder"], frame["bits"])}
+    frame = frame[frame["run_id"].map(lambda run_id: curves[run_id] is not None)]
+    _require(frame, "code health over training (run deep methods with --eval-every to record it per epoch)")
+    keys = _panel_keys(frame, ["dataset", "bits"])
+    shown = [(name, title) for name, title in HEALTH_PANELS
+             if any(curves[r][name].notna().any() for r in frame["run_id"])]
+    figure = Figure(figsize=(PANEL_SIZE[0] * len(shown), PANEL_SIZE[1] * len(keys)), layout="constrained")
+    grid = figure.subplots(len(keys), len(shown), squeeze=False, sharey=True)
+    styles, order = setting_styles(frame), label_order(frame)
+    for row, key in zip(grid, keys):
+        panel = _rows(frame, ["dataset", "bits"], key)
+        groups = dict(tuple(panel.groupby("label")))
+        for ax, (name, title) in zip(row, shown):
+            for label in (label for label in order if label in groups):
+                joined = pd.concat([curves[r] for r in groups[label]["run_id"]]).groupby("epochs")[name]
+                mean = joined.mean()
+                _series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
+                        styles[label])
+            ax.set_title(f"{title}\n{key[0]}, {key[1]} bits")
+            ax.set_ylim(-0.03, 1.03)
+        row[0].set_ylabel("share")
+    for ax in grid[-1]:
+        ax.set_xlabel("epochs trained")
+    return _finish(figure, grid.ravel().tolist(), order)
 
 
 def plot_efficiency(frame: pd.DataFrame, k: int = 20, x: str = "train") -> Figure:

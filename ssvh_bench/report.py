@@ -37,7 +37,8 @@ white-space:nowrap}th.pub{white-space:normal;max-width:6em;font-weight:600;color
 th:first-child,td:first-child,td.text,th.text{text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
-td.best{font-weight:700}td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
+td.best{font-weight:700}tr.collapsed td{background:#fde8e8}td.flag{color:#b00;font-weight:600}
+td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.note{color:#555;font-size:.9em}pre{background:#f6f6f6;padding:.6em;overflow:auto;
 text-align:left;font-size:12px;margin:.3em 0}details summary{cursor:pointer;color:#0645ad}
@@ -93,6 +94,9 @@ def render_report(frame: pd.DataFrame, results_dir: Path) -> str:
         "Published numbers (grey) stand beside the run with default parameters; Δ = ours − published. "
         "Click a header to sort.</p>",
         *leaderboard_tables(frame, ks, load_published()),
+        "<h2 id='health'>Code health</h2>",
+        f"<p class='note'>{HEALTH_NOTE}</p>",
+        *health_tables(frame),
         "<h2 id='figures'>Figures</h2>",
         *figure_sections(frame),
         "<h2 id='runs'>Runs</h2>",
@@ -104,7 +108,7 @@ def render_report(frame: pd.DataFrame, results_dir: Path) -> str:
             f"<title>ssvh-bench report</title><style>{STYLE}</style></head><body>\n"
             f"<h1>ssvh-bench report</h1><p class='note'>{len(frame)} finished run(s) under "
             f"{html.escape(str(results_dir))}. <a href='#leaderboard'>Leaderboard</a> · "
-            "<a href='#figures'>Figures</a> · <a href='#runs'>Runs</a></p>\n"
+            "<a href='#health'>Code health</a> · <a href='#figures'>Figures</a> · <a href='#runs'>Runs</a></p>\n"
             + "\n".join(sections) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")
 
 
@@ -153,6 +157,50 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
     return parts
 
 
+HEALTH_NOTE = ("How much of the code space each setting's database codes use (mean over seeds): bits constant over "
+               "the database, distinct codes, the largest share of videos sharing one code, balance deviation "
+               "(0: every bit splits the videos in half; 1: every bit constant), mean |correlation| between bits, "
+               "and for deep methods the share of binariser inputs inside its gradient window (not for runs made "
+               "before it was measured: their figures come from their saved codes). Red: collapsed "
+               "codes (more than half the bits constant, or one code shared by more than 10% of videos).")
+HEALTH_HEADERS = {"constant_bits": "Constant bits", "distinct_codes": "Distinct codes",
+                  "top_code_share": "Top code share", "balance_deviation": "Balance deviation",
+                  "bit_correlation": "Bit correlation", "in_window": "In gradient window"}
+
+
+def health_tables(frame: pd.DataFrame) -> list[str]:
+    """One sortable table per (dataset, bits): a row per setting with its code health (mean over seeds), the
+    rows of collapsed settings flagged with what collapsed."""
+    from .health import HEALTH_COLUMNS
+
+    columns = [c for c in HEALTH_COLUMNS if c in frame]  # in_window only where a deep method measured it
+    runs = frame.assign(_rank=frame["method"].map(method_rank))
+    header = "<th>Method</th><th>Seeds</th>" + "".join(f"<th>{HEALTH_HEADERS[c]}</th>" for c in columns) + \
+        "<th class='text'>Collapse</th>"
+    parts = []
+    for (dataset, bits), block in runs.groupby(["dataset", "bits"], sort=True):
+        rows = []
+        for (_, overrides, method), seeds in block.groupby(["_rank", "overrides", "method"], sort=True):
+            means = seeds[columns].mean()
+            collapsed = sorted({c for c in seeds["collapse"] if c})
+            cells = [f"<td>{html.escape(method_label(method, overrides))}</td>", _td(str(len(seeds)), len(seeds))]
+            for column in columns:
+                value = float(means[column])
+                counted = column in ("constant_bits", "distinct_codes")  # counts: whole unless averaged over seeds
+                text = ("–" if math.isnan(value) else f"{value:.0f}" if counted and value.is_integer()
+                        else f"{value:.1f}" if counted else _number(value))
+                cells.append(_td(text, value))
+            flag = "; ".join(collapsed) + (f" ({sum(seeds['collapse'] != '')} of {len(seeds)} seeds)"
+                                           if collapsed and len(seeds) > 1 else "")
+            cells.append(_td(html.escape(flag), css="text flag" if flag else "text"))
+            rows.append(("<tr class='collapsed'>" if collapsed else "<tr>") + "".join(cells) + "</tr>")
+        parts.append(f"<h3>{html.escape(str(dataset))}, {int(bits)} bits</h3>\n"
+                     f"<table class='sortable health' data-dataset='{html.escape(str(dataset))}' "
+                     f"data-bits='{int(bits)}'><thead><tr>{header}</tr></thead><tbody>\n"
+                     + "\n".join(rows) + "\n</tbody></table>")
+    return parts
+
+
 def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
     """(title, caption, figure) of every figure kind these runs allow; figure None with the reason as caption
     where a kind cannot be drawn (e.g. a single code length for map-bits).
@@ -160,7 +208,7 @@ def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
     Each parameter that runs vary (a sweep) gets an ablation figure; the runs that set it are left out of the
     other figures, which would otherwise carry a line per swept value.
     """
-    from .plots import PLOT_KINDS, ablation_runs, default_ks, make_figure, training_curve
+    from .plots import PLOT_KINDS, ablation_runs, default_ks, health_curve, make_figure, training_curve
 
     changed = sorted({item.split("=", 1)[0] for overrides in frame["overrides"] for item in overrides.split(";")
                       if item and not item.startswith("dataset.")})
@@ -168,8 +216,9 @@ def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
     sets_swept = frame["overrides"].map(lambda o: any(item.split("=", 1)[0] in swept for item in o.split(";")))
     # training curves only exist for runs made with --eval-every: a diagnostic, shown when there is one
     curves = any(training_curve(folder, 20) is not None for folder in frame["folder"])
+    health = any(health_curve(folder, bits) is not None for folder, bits in zip(frame["folder"], frame["bits"]))
     requests = [(kind, frame[~sets_swept], {}) for kind in PLOT_KINDS
-                if kind != "ablation" and (kind != "curve" or curves)]
+                if kind != "ablation" and (kind != "curve" or curves) and (kind != "health" or health)]
     requests += [("ablation", frame, {"param": param}) for param in swept]
     figures = []
     for kind, runs, options in requests:
@@ -191,6 +240,8 @@ FIGURE_CAPTIONS = {
     "ablation": "mAP@K against the swept parameter, from the runs that vary it",
     "efficiency": "training time against mAP@20",
     "curve": "mAP@20 on the database split against epochs trained (runs with --eval-every; a diagnostic)",
+    "health": "code health of the database codes against epochs trained (runs with --eval-every): a collapse "
+              "shows as constant bits or the top code share rising",
 }
 
 

@@ -3,8 +3,10 @@
 Layout: ``<results>/runs/<dataset>/<bits>/<method>/<run-id>/`` holding ``config.json`` (written when the run
 starts), ``history.csv`` and ``checkpoints/last.pt`` (deep methods, while training), ``codes.npz`` and finally
 ``metrics.json``; ``error.json`` and ``error.log`` after a failure, ``run.lock`` while a process works on it,
-``submission.json`` when it was handed to Slurm. A run is finished exactly when ``metrics.json`` and
-``config.json`` parse and ``codes.npz`` matches the checksum that ``metrics.json`` records. Every file is
+``submission.json`` when it was handed to Slurm, ``run.log`` (every progress line, ``ssvh_bench.run_log``) and,
+with ``--logger``, ``trackers.json`` (the trackers' run ids) and ``tensorboard/``. A run is finished exactly
+when ``metrics.json`` and ``config.json`` parse and ``codes.npz`` matches the checksum that ``metrics.json``
+records. Every file is
 written to a temporary name and renamed, so a crash never leaves a file half-written or a run that looks
 finished. Reading a damaged file is a ``DataError`` whose one line names the file and what is wrong with it.
 """
@@ -27,11 +29,13 @@ import numpy as np
 from .codes import PackedCodes
 from .config import RunSpec
 from .errors import DataError, one_line
+from .health import HEALTH_COLUMNS
 from .io import read_json, write_bytes, write_json, write_text
 
 CONFIG_FILE, METRICS_FILE, CODES_FILE, HISTORY_FILE = "config.json", "metrics.json", "codes.npz", "history.csv"
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
 LOCK_FILE, SUBMISSION_FILE = "run.lock", "submission.json"
+RUN_LOG, TRACKERS_FILE, TENSORBOARD_DIR = "run.log", "trackers.json", "tensorboard"
 CHECKPOINT_DIR, CHECKPOINT_FILE = "checkpoints", "last.pt"
 RUNS_DIR = "runs"
 
@@ -65,6 +69,9 @@ class RunFolder:
     error_log = property(lambda self: self.path / ERROR_LOG)
     lock = property(lambda self: self.path / LOCK_FILE)
     submission = property(lambda self: self.path / SUBMISSION_FILE)
+    run_log = property(lambda self: self.path / RUN_LOG)
+    trackers = property(lambda self: self.path / TRACKERS_FILE)  # the experiment trackers' run ids
+    tensorboard = property(lambda self: self.path / TENSORBOARD_DIR)
 
     # ---- reading ---------------------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
@@ -78,6 +85,9 @@ class RunFolder:
 
     def read_submission(self) -> dict[str, Any] | None:
         return read_record(self.submission)
+
+    def read_trackers(self) -> dict[str, Any] | None:
+        return read_record(self.trackers)
 
     def finished(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(config, metrics) of a finished run; None for a run that is unfinished or damaged (``damage`` says
@@ -230,9 +240,11 @@ def load_codes(path: Path) -> dict[str, Any]:
 
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
     """history.csv: epoch, every logged loss (``loss`` first), lr, seconds, videos_per_s, and the evaluation
-    columns ``map@K`` where ``--eval-every`` evaluated (row -1: the untrained model)."""
+    columns ``map@K`` and the code-health figures (``ssvh_bench.health``) where ``--eval-every`` evaluated (row -1:
+    the untrained model)."""
     keys = [key for key in dict.fromkeys(key for row in history for key in row) if key != "resumed"]
-    columns = sorted(keys, key=lambda key: key.startswith("map@"))  # evaluation columns (--eval-every) last
+    # evaluation columns (--eval-every: map@K, then code health) last
+    columns = sorted(keys, key=lambda key: (key.startswith("map@") or key in HEALTH_COLUMNS) + (key in HEALTH_COLUMNS))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

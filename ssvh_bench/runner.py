@@ -22,13 +22,16 @@ from .config import RunSpec
 from .data.on_device import DeviceFeatures, plan_data_on_device
 from .devices import choose_threads, resolve_device
 from .errors import DataError
-from .evaluation import encode_split, encoding_time, epoch_evaluator, evaluate_codes, oracle_metrics
+from .evaluation import encode_database, encode_split, encoding_time, epoch_evaluator, evaluate_codes, oracle_metrics
+from .health import collapse, health_line, health_row
 from .io import write_json
 from .options import RunOptions
 from .provenance import now, run_config
 from .registry import method_registry
 from .run_folder import RunFolder, default_results_dir, file_sha256, save_codes
+from .run_log import run_log
 from .slurm_jobs import current_job_id
+from .tracking import Trackers, parse_loggers
 
 log = logging.getLogger(__name__)
 # "running": another live process holds the run's lock; "submitted": handed to a batch system (Slurm)
@@ -129,31 +132,66 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     deep = method_registry.get(spec.method).family != "shallow"
     device = resolve_device(options.device) if deep else "cpu"  # a shallow run never records a device it did not use
     n_threads = choose_threads(options.threads)
-    train = splits.train
-    plan = plan_data_on_device(options.data_on_device, train.shape, device) if deep else None
-    if write:
-        if options.force:
-            folder.clear()
-        folder.clear_failure()
-        config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
-        if current_job_id() is not None:  # the Slurm job that trains it (``status`` names it)
-            config["slurm_job_id"] = current_job_id()
-        if deep:
-            config["data_on_device"] = plan.dtype or "no"  # float32 / float16 storage on the device, or no
+    plan = plan_data_on_device(options.data_on_device, splits.train.shape, device) if deep else None
+    if not write:  # a rank other than 0 under torchrun: it trains and encodes with rank 0, which alone writes
+        return _train(spec, folder, options, method, splits, device, n_threads, plan, deep=deep,
+                      results_dir=results_dir, progress=progress, write=False, trackers=None)
+    if options.force:
+        folder.clear()
+    folder.clear_failure()
+    config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
+    if current_job_id() is not None:  # the Slurm job that trains it (``status`` names it)
+        config["slurm_job_id"] = current_job_id()
+    if deep:
+        config["data_on_device"] = plan.dtype or "no"  # float32 / float16 storage on the device, or no
+    try:
+        earlier = folder.read_config()
+    except DataError:  # a damaged config.json is rewritten below
+        earlier = None
+    if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it came back
+        config["started_at"] = earlier.get("started_at", config["started_at"])
+        for key in ("resumed_at", "started_over_at"):
+            if earlier.get(key):
+                config[key] = earlier[key]
+        # from its checkpoint, or from scratch when it has none (a shallow run, or killed before the first)
+        came_back = "resumed_at" if folder.checkpoint.is_file() else "started_over_at"
+        config[came_back] = [*config.get(came_back, []), now()]
+    write_json(folder.config, config)
+    distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
+    with run_log(folder):
+        trackers = None
+        names = parse_loggers(options.logger)
+        if names:
+            trackers = Trackers(names, folder, results_dir=results_dir, first_step=_first_step(folder))
+            trackers.log_params(config)
         try:
-            earlier = folder.read_config()
-        except DataError:  # a damaged config.json is rewritten below
-            earlier = None
-        if earlier is not None:  # an interrupted run goes on: keep when it first started, add when it came back
-            config["started_at"] = earlier.get("started_at", config["started_at"])
-            for key in ("resumed_at", "started_over_at"):
-                if earlier.get(key):
-                    config[key] = earlier[key]
-            # from its checkpoint, or from scratch when it has none (a shallow run, or killed before the first)
-            came_back = "resumed_at" if folder.checkpoint.is_file() else "started_over_at"
-            config[came_back] = [*config.get(came_back, []), now()]
-        write_json(folder.config, config)
-        distributed.broadcast("go")  # after the clean-up: the other ranks may now read a checkpoint to resume
+            result = _train(spec, folder, options, method, splits, device, n_threads, plan, deep=deep,
+                            results_dir=results_dir, progress=progress, write=True, trackers=trackers)
+        except BaseException:
+            if trackers is not None:
+                trackers.finish(failed=True)
+            raise
+        if trackers is not None:
+            trackers.finish()
+        return result
+
+
+def _first_step(folder: RunFolder) -> int:
+    """The first tracker step this process logs: 0 (the untrained model) for a new run, else the step of the
+    first epoch its checkpoint has not done."""
+    if not folder.checkpoint.is_file():
+        return 0
+    from .checkpoints import epochs_in
+
+    return epochs_in(folder.checkpoint) + 1
+
+
+def _train(spec: RunSpec, folder: RunFolder, options: RunOptions, method: Any, splits: Any, device: str,
+           n_threads: int, plan: Any, *, deep: bool, results_dir: Path, progress: bool, write: bool,
+           trackers: Trackers | None) -> RunResult:
+    """Train, encode and (``write``: the process that writes the folder) evaluate and write one run, reporting to
+    ``trackers``."""
+    train = splits.train
     if deep:
         import torch
 
@@ -168,6 +206,8 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
                                                  "precision": spec.precision, "compile": spec.compile}
     if deep and options.eval_every is not None:
         extra["after_epoch"] = epoch_evaluator(method, splits, options.eval_every, device)
+    if deep and trackers is not None:
+        extra["on_row"] = trackers.log_row
     method.fit(train, bits=spec.bits, seed=spec.seed, device=device, progress=progress, workdir=folder.path,
                cache_dir=Path(results_dir) / "cache", **extra)
     train_seconds = time.perf_counter() - started + getattr(method, "resumed_seconds", 0.0)
@@ -176,7 +216,7 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
              "" if splits.query is None else f" and {len(splits.query)} query")
 
     started = time.perf_counter()
-    database_codes = encode_split(method, splits.database, spec.bits, "database")
+    database_codes, health = encode_database(method, splits.database, spec.bits, deep=deep)
     query_codes = None if splits.query is None else encode_split(method, splits.query, spec.bits, "query")
     n_encoded = len(splits.database) + (0 if splits.query is None else len(splits.query))
     if not write:  # a rank other than 0 under torchrun: rank 0 alone measures and writes
@@ -187,11 +227,19 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress,
                              threads=n_threads)
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
-                   n_params=method.n_parameters)
+                   n_params=method.n_parameters, health=health)
+    collapsed = collapse(health, spec.bits)
+    if collapsed:
+        metrics["collapse"] = collapsed
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
     if "after_epoch" in extra:
         metrics.update(oracle_metrics(folder))
     write_json(folder.metrics, metrics)
+    if trackers is not None:
+        trackers.log_final(getattr(method, "epochs", 0) if deep else 0, metrics, health_row(health))
+    log.info("%s: code health: %s", spec.method, health_line(health))
+    if collapsed:
+        log.warning("%s: codes collapsed: %s (%s)", spec.method, collapsed, folder.path)
     return RunResult(spec, folder.path, "finished", metrics)

@@ -60,6 +60,7 @@ from .run_folder import write_history
 
 log = logging.getLogger(__name__)
 AfterEpoch = Callable[[int], Mapping[str, float]]
+OnRow = Callable[[dict[str, float]], None]
 
 PROGRESS_REFRESH_S = 0.5
 READ_AHEAD_BATCHES = 2  # batches read ahead of the training step
@@ -239,8 +240,8 @@ def _pinned(items: Iterator[tuple]) -> Iterator[tuple]:
 def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *, seed: int, device: torch.device,
                  settings: dict[str, Any], history_path: Path | None = None, checkpoint_path: Path | None = None,
                  progress: bool = False, after_epoch: AfterEpoch | None = None,
-                 checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES, precision: str = "auto",
-                 compile: bool = False) -> list[dict[str, float]]:
+                 on_row: OnRow | None = None, checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
+                 precision: str = "auto", compile: bool = False) -> list[dict[str, float]]:
     """Train ``model`` (already on ``device``) for ``hooks.epochs`` epochs; returns the history.
 
     ``precision`` (auto, fp32, bf16, fp16) and ``compile`` (``torch.compile`` the model's forward for the
@@ -254,6 +255,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
     ``after_epoch(epoch)`` (a diagnostic, e.g. ``--eval-every``) is called with -1 before the first epoch and
     after each epoch, with the model in eval mode; what it returns joins that epoch's history row (row -1:
     the untrained model). It must not draw random numbers: training is the same with or without it.
+    ``on_row(row)`` receives each new history row as it is added (rank 0 only; e.g. experiment trackers).
     """
     from tqdm.auto import tqdm
 
@@ -277,8 +279,10 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
         start = state["epochs_done"]
         history = [{**row, "resumed": 1} for row in state["history"]]
 
+    report = on_row if on_row is not None and writer else (lambda row: None)
     if after_epoch is not None and start == 0:
         history.append({"epoch": -1, **_diagnose(after_epoch, model, -1)})
+        report(history[-1])
     batch_size = min(hooks.batch_size, len(train))
     if batch_size % world:
         raise ConfigError(f"batch_size {batch_size} must be a multiple of the {world} processes")
@@ -343,6 +347,7 @@ def run_training(hooks: TrainingHooks, model: nn.Module, train: VideoFeatures, *
             if after_epoch is not None:
                 row.update(_diagnose(after_epoch, model, epoch))
             history.append(row)
+            report(row)
             trained_seconds += seconds
             if writer:
                 log.info(epoch_line(row, hooks.epochs, trained_seconds, (hooks.epochs - epoch - 1) * trained_seconds

@@ -110,7 +110,7 @@ def test_a_sortable_leaderboard_per_code_length_with_published_beside(page):
 def test_every_figure_is_embedded_as_png(page):
     _, _, parsed = page
     kinds = [c.split(":")[0] for c in parsed.figcaptions]
-    assert kinds == [k for k in PLOT_KINDS if k not in ("ablation", "curve")] + ["ablation over mask_ratio"]
+    assert kinds == [k for k in PLOT_KINDS if k not in ("ablation", "curve", "health")] + ["ablation over mask_ratio"]
     assert len(parsed.images) == len(kinds)  # every kind could be drawn from these runs
     for image in parsed.images:
         assert image["src"].startswith("data:image/png;base64,")

@@ -58,8 +58,11 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
     unfinished = RunFolder.of(tmp_path, RunSpec("sh", "synthetic", 16, 0)).path
     write_json(unfinished / run_folder.CONFIG_FILE, {})
     frame = leaderboard.leaderboard_frame(tmp_path)
+    # code health: computed from the saved codes for runs that did not record it (no in_window: that needs the model)
     assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
-                                   "train_seconds", "encode_ms_per_video", "n_params", "device", "setting_id", "run_id"]
+                                   "train_seconds", "encode_ms_per_video", "n_params", "constant_bits",
+                                   "distinct_codes", "top_code_share", "balance_deviation", "bit_correlation",
+                                   "collapse", "device", "setting_id", "run_id"]
     assert sorted(frame["method"]) == ["itq", "itq", "lsh"]
     table = leaderboard.aggregate(frame, ["map@5"]).set_index("method")
     assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)

@@ -158,7 +158,10 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
     assert curved.metrics["codes_sha256"] == plain.metrics["codes_sha256"]  # a diagnostic only
     lines = (curved.folder / "history.csv").read_text().splitlines()
     header = lines[0].split(",")
-    assert header[:2] == ["epoch", "loss"] and header[-3:] == ["map@5", "map@20", "map@100"]
+    # the evaluation columns last: the curve, then its code health (ssvh_bench.health)
+    assert header[:2] == ["epoch", "loss"] and header[-9:] == ["map@5", "map@20", "map@100", "constant_bits",
+                                                                "distinct_codes", "top_code_share", "balance_deviation",
+                                                                "bit_correlation", "in_window"]
     rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
     assert [row["epoch"] for row in rows] == ["-1", "0", "1"] and rows[0]["loss"] == ""
     last = float(rows[-1]["map@5"])

@@ -52,6 +52,7 @@ def configure_logging(level: int) -> None:
         logger.removeHandler(handler)
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    handler.setLevel(level)  # its own level: a run's run.log lowers the logger's while the run lasts
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False

@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from ..config import parse_assignments
+from ..config import parse_assignments, read_config_file
+from ..errors import ConfigError
 from ..launchers import slurm_settings_from_file
 from ..options import DEFAULT_CHECKPOINT_MINUTES, LAUNCHERS, LaunchOptions, RunOptions
 
@@ -41,6 +42,7 @@ _OPTIONS: dict[str, tuple[Any, Any]] = {  # parameter name -> (annotation, typer
     "precision": (str, typer.Option("auto", "--precision", help="Deep methods' training steps: auto (bf16 on GPUs that support it, fp16 with a scaler on older ones, fp32 on the CPU), fp32, bf16, fp16. Changes the codes: part of the run id unless auto.")),
     "compile": (bool, typer.Option(False, "--compile", help="Deep methods: torch.compile the model for training (codes close to, not equal to, eager; part of the run id).")),
     "force": (bool, typer.Option(False, "--force", help="Redo finished runs.")),
+    "logger": (str, typer.Option("", "--logger", metavar="TRACKER[,TRACKER]", help="Experiment trackers that follow each run: tensorboard, mlflow, wandb (each an extra: pip install 'ssvh-bench[tensorboard]').")),
     "fail_fast": (bool, typer.Option(False, "--fail-fast", help="Stop at the first failed run (default: record it and go on).")),
     "dry_run": (bool, typer.Option(False, "--dry-run", help="Show what would run (with --launcher slurm: the job array); run nothing.")),
     "launcher": (str, typer.Option("inline", "--launcher", help=f"Where runs execute: {', '.join(LAUNCHERS)}.")),
@@ -58,7 +60,8 @@ _RUN_FIELDS = tuple(f.name for f in fields(RunOptions))
 
 def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the execution options to ``command``, which receives them as ``execution: Execution``. The
-    ``[slurm]`` table of its ``--config`` file (if it has that option) is read here; the command line wins."""
+    ``[options]`` (``RunOptions`` fields, e.g. ``logger``) and ``[slurm]`` tables of its ``--config`` file (if it
+    has that option) are read here; the command line wins."""
     signature = inspect.signature(command)
     own = [p for p in signature.parameters.values() if p.name != "execution"]
 
@@ -66,6 +69,9 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         values = {name: kwargs.pop(name) for name in _OPTIONS}
         config = kwargs.get("config")
+        for name, value in (run_options_from_file(config) if config else {}).items():
+            if values[name] == _OPTIONS[name][1].default:  # not given on the command line
+                values[name] = value
         slurm = slurm_settings_from_file(config) if config else {}
         slurm.update({key: values[f"slurm_{key}"] for key in SLURM_KEYS if values[f"slurm_{key}"] is not None})
         if values["slurm_param"]:
@@ -83,3 +89,15 @@ def execution_options(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper.__annotations__ = {**{k: v for k, v in command.__annotations__.items() if k != "execution"},
                                **{name: annotation for name, (annotation, _) in _OPTIONS.items()}}
     return wrapper
+
+
+def run_options_from_file(path: Any) -> dict[str, Any]:
+    """The ``[options]`` table of a config file: ``RunOptions`` fields (empty when there is none)."""
+    table = read_config_file(path).get("options", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: 'options' must be a table of run options")
+    unknown = sorted(set(table) - set(_RUN_FIELDS))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown option {unknown[0]!r} in [options]; "
+                          f"known: {', '.join(_RUN_FIELDS)}")
+    return table

@@ -26,7 +26,7 @@ from ..devices import torch_device
 from ..errors import ConfigError, DataError
 from ..run_folder import RunFolder
 from ..options import DEFAULT_CHECKPOINT_MINUTES
-from ..train import AfterEpoch, TrainingHooks, run_training, seed_everything, to_device
+from ..train import AfterEpoch, OnRow, TrainingHooks, run_training, seed_everything, to_device
 from .base import HashingMethod
 
 
@@ -55,11 +55,11 @@ class DeepMethod(TrainingHooks, HashingMethod):
 
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
-            after_epoch: AfterEpoch | None = None, checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
-            precision: str = "auto", compile: bool = False):
+            after_epoch: AfterEpoch | None = None, on_row: OnRow | None = None,
+            checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES, precision: str = "auto", compile: bool = False):
         """Train on ``train``. ``checkpoint_minutes``: training between checkpoints in ``workdir`` (stage 1's
         too; 0: every epoch); ``precision`` and ``compile``: how the loop computes its steps
-        (``ssvh_bench.precision``)."""
+        (``ssvh_bench.precision``); ``after_epoch`` and ``on_row``: see ``ssvh_bench.train.run_training``."""
         self.bits = check_bits(bits)
         self.checkpoint_minutes = checkpoint_minutes
         if seed < 0:
@@ -79,8 +79,8 @@ class DeepMethod(TrainingHooks, HashingMethod):
         history = run_training(self, self.model, train, seed=seed, device=self.device, settings=settings,
                                history_path=None if folder is None else folder.history,
                                checkpoint_path=None if folder is None else folder.checkpoint,
-                               progress=progress, after_epoch=after_epoch, checkpoint_minutes=checkpoint_minutes,
-                               precision=precision, compile=compile)
+                               progress=progress, after_epoch=after_epoch, on_row=on_row,
+                               checkpoint_minutes=checkpoint_minutes, precision=precision, compile=compile)
         # epochs restored from a checkpoint were trained by an earlier process: the run's training time counts them
         self.resumed_seconds = sum(row.get("seconds", 0.0) for row in history if row.get("resumed"))
         return self
