@@ -18,6 +18,8 @@ _LAZY = {
     "boolean_csr_arrays": "neighbours",
     "boolean_csr_from_arrays": "neighbours",
     "build_anchor_neighbourhood": "neighbours",
+    "compare": "api",
+    "Comparison": "comparison",
     "ConfigError": "errors",
     "DataError": "errors",
     "Dataset": "data",

@@ -54,6 +54,7 @@ def evaluate(
     block_size: int | None = None,
     progress: bool = False,
     device: str | None = None,
+    per_query: bool = False,
 ) -> dict[str, Any]:
     """Every metric of the protocol for one set of codes; see the module docstring for the semantics.
 
@@ -61,7 +62,8 @@ def evaluate(
     are the same either way. ``block_size`` is the number of queries per block (default: about 8M pairs, 32M
     on a GPU). ``device`` ("cuda", "cuda:1", ...) runs the Hamming search there with torch
     (``hamming_device``), with results identical to the default popcount path on the CPU; "cpu" runs that
-    torch path on the CPU (slower than the default; it exists to check the two agree).
+    torch path on the CPU (slower than the default; it exists to check the two agree). ``per_query`` adds
+    ``"per_query"``: each query's AP@K (float64 [queries]) per ``map@K`` key, whose means are the ``map@K``.
     """
     ks = _check_ks(ks)
     if normalizer not in NORMALIZERS:
@@ -83,7 +85,7 @@ def evaluate(
     elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
 
-    totals = _Totals(ks, query.bits, normalizer)
+    totals = _Totals(ks, query.bits, normalizer, per_query)
     starts = range(0, len(query), block_size)
     if progress:
         from tqdm.auto import tqdm
@@ -165,8 +167,9 @@ class _Relevance:
 class _Totals:
     """Sums over queries of every per-query metric, filled block by block."""
 
-    def __init__(self, ks: tuple[int, ...], bits: int, normalizer: str) -> None:
+    def __init__(self, ks: tuple[int, ...], bits: int, normalizer: str, per_query: bool = False) -> None:
         self.ks, self.bits, self.normalizer = ks, bits, normalizer
+        self.per_query: list[list[np.ndarray]] | None = [[] for _ in ks] if per_query else None
         self.k_max = max(ks)
         self.harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, self.k_max + 1))])
         self.sums = {name: np.zeros(len(ks)) for name in ("map", "map_tie_aware", "p", "r")}
@@ -184,7 +187,10 @@ class _Totals:
         ranked, ranked_relevant = counts[:, :needed], relevant_counts[:, :needed]
         for i, k in enumerate(self.ks):
             hits_k = hits[:, k - 1]
-            self.sums["map"][i] += self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
+            ap = self._normalize(precision_sums[:, k - 1], hits_k, k)
+            self.sums["map"][i] += ap.sum()
+            if self.per_query is not None:
+                self.per_query[i].append(ap)
             self.sums["map_tie_aware"][i] += self._tie_aware_ap(ranked, ranked_relevant, k).sum()
             self.sums["p"][i] += hits_k.sum() / k
             self.sums["r"][i] += _ratio(hits_k, n_relevant).sum()
@@ -247,6 +253,8 @@ class _Totals:
         }
         out.update(n_queries=n_queries, n_database=n_database, bits=self.bits, normalizer=self.normalizer,
                    strict=strict)
+        if self.per_query is not None:
+            out["per_query"] = {f"map@{k}": np.concatenate(parts) for k, parts in zip(self.ks, self.per_query)}
         return out
 
 

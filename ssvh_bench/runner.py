@@ -25,6 +25,7 @@ from .errors import DataError
 from .evaluation import encode_split, encoding_time, epoch_evaluator, evaluate_codes, oracle_metrics
 from .io import write_json
 from .options import RunOptions
+from .per_query import per_query_arrays, queries_fingerprint
 from .provenance import now, run_config
 from .registry import method_registry
 from .run_folder import RunFolder, default_results_dir, file_sha256, save_codes
@@ -174,12 +175,15 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     encode_ms, timed_videos = encoding_time(method, splits.database, time.perf_counter() - started, n_encoded)
 
     log.info("%s: evaluating", spec.method)
-    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress)
+    metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress, per_query=True)
+    per_query = metrics.pop("per_query")
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
                    n_params=method.n_parameters)
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
+    queries = queries_fingerprint(None if query_codes is None else splits.query_labels, splits.database_labels)
+    folder.save_per_query(per_query_arrays(per_query, metrics["codes_sha256"], queries))
     if extra:
         metrics.update(oracle_metrics(folder))
     write_json(folder.metrics, metrics)
