@@ -13,6 +13,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .display import method_label, method_rank
 from .errors import ConfigError, DataError
 from .per_query import PerQuery, load_per_query
 from .run_folder import RunFolder
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_TARGET = 0.01  # the difference "seeds needed" is reported for
 
@@ -51,6 +55,10 @@ class Contender:
     def matrix(self, k: int, seeds: list[int] | None = None) -> np.ndarray:
         """AP@k as [seeds, queries], rows in ``seeds`` order (default: all of this setting's seeds)."""
         return np.stack([self.runs[seed].ap(k) for seed in (seeds or self.seeds)])
+
+    def oracle_matrix(self, k: int, seeds: list[int] | None = None) -> np.ndarray:
+        """The same for the oracle epoch's AP@k (``map@K_oracle``)."""
+        return np.stack([self.runs[seed].ap(k, oracle=True) for seed in (seeds or self.seeds)])
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,17 @@ def load_contenders(results_dir: Path | str, dataset: str, bits: int, methods: l
                           f"{Path(results_dir) / 'runs'}; run it first")
     check_same_queries(contenders)
     return contenders
+
+
+def contenders_from_frame(frame: pd.DataFrame) -> list[Contender]:
+    """The settings of a leaderboard frame (one dataset and code length), with their runs' per-query AP."""
+    from .leaderboard import per_query_of
+
+    found: dict[str, Contender] = {}
+    for row in frame.itertuples(index=False):
+        contender = found.setdefault(row.setting_id, Contender(row.method, row.overrides, row.setting_id))
+        contender.runs.setdefault(int(row.seed), per_query_of(row.folder))
+    return list(found.values())
 
 
 def check_same_queries(contenders: list[Contender]) -> None:
@@ -171,20 +190,25 @@ def compare(results_dir: Path | str, dataset: str, bits: int, *, methods: list[s
     return compare_contenders(contenders, k, dataset=dataset, bits=bits, target=target)
 
 
-def not_distinguishable(contenders: list[Contender], k: int) -> tuple[str, set[str]]:
-    """The setting with the best mean mAP@k and the settings whose difference from it is not resolved
-    (matched seeds and queries, Holm over the comparisons with the best)."""
-    means = {c.label: float(c.matrix(k).mean()) for c in contenders}
-    best = max(contenders, key=lambda c: means[c.label])
+def not_distinguishable(contenders: list[Contender], k: int, metric: str = "map") -> tuple[str, set[str]]:
+    """The setting id with the best mean mAP@k and the setting ids whose difference from it is not resolved
+    (matched seeds and queries, Holm over the comparisons with the best; settings that share no seed or query
+    set with the best cannot be told apart from it). ``metric="map_oracle"`` uses the oracle's AP."""
+    def matrix(c: Contender, seeds: list[int] | None = None) -> np.ndarray:
+        return c.matrix(k, seeds) if metric == "map" else c.oracle_matrix(k, seeds)
+
+    means = {c.setting_id: float(matrix(c).mean()) for c in contenders}
+    best = max(contenders, key=lambda c: means[c.setting_id])
     others = [c for c in contenders if c is not best]
     if not others:
         return best.label, set()
     p_values = []
     for other in others:
         seeds = sorted(set(best.seeds) & set(other.seeds))
-        p_values.append(stats.difference(best.matrix(k, seeds), other.matrix(k, seeds)).p_value if seeds else 1.0)
+        comparable = seeds and other.queries == best.queries
+        p_values.append(stats.difference(matrix(best, seeds), matrix(other, seeds)).p_value if comparable else 1.0)
     adjusted = stats.holm(p_values)
-    return best.label, {o.label for o, p in zip(others, adjusted) if p >= stats.ALPHA}
+    return best.setting_id, {o.setting_id for o, p in zip(others, adjusted) if p >= stats.ALPHA}
 
 
 def verdict_lines(comparison: Comparison) -> list[str]:

@@ -29,11 +29,12 @@ class PerQuery:
     values: dict[str, np.ndarray]
     queries: str
 
-    def ap(self, k: int) -> np.ndarray:
-        key = f"map@{k}"
+    def ap(self, k: int, *, oracle: bool = False) -> np.ndarray:
+        """AP@k per query (``oracle``: of the epoch chosen on test data, ``map@K_oracle``)."""
+        key = f"map@{k}" + ("_oracle" if oracle else "")
         if key not in self.values:
-            available = ", ".join(sorted(self.values, key=lambda name: int(name.partition("@")[2])))
-            raise DataError(f"no per-query AP@{k} for this run (it was evaluated at {available})")
+            available = ", ".join(sorted(self.values))
+            raise DataError(f"no per-query {key} for this run (it has {available or 'none'})")
         return self.values[key]
 
 

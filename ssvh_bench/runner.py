@@ -182,9 +182,10 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
-    queries = queries_fingerprint(None if query_codes is None else splits.query_labels, splits.database_labels)
-    folder.save_per_query(per_query_arrays(per_query, metrics["codes_sha256"], queries))
     if extra:
         metrics.update(oracle_metrics(folder))
+        per_query.update(extra["after_epoch"].oracle_per_query(metrics["oracle_epoch"]))
+    queries = queries_fingerprint(None if query_codes is None else splits.query_labels, splits.database_labels)
+    folder.save_per_query(per_query_arrays(per_query, metrics["codes_sha256"], queries))
     write_json(folder.metrics, metrics)
     return RunResult(spec, folder.path, "finished", metrics)
