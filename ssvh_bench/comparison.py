@@ -107,15 +107,19 @@ def load_contenders(results_dir: Path | str, dataset: str, bits: int, methods: l
         setting = config.get("setting_id", config["run_id"])
         contender = found.setdefault(setting, Contender(config["method"], setting_label(config), setting))
         contender.runs.setdefault(int(config["seed"]), load_per_query(RunFolder(path), metrics))
-    contenders = sorted(found.values(), key=lambda c: (method_rank(c.method), c.overrides))
-    shared = set.intersection(*(set(filter(None, c.overrides.split(";"))) for c in contenders)) if contenders else set()
-    for contender in contenders:
-        contender.shared = ";".join(sorted(shared))
+    contenders = share_overrides(sorted(found.values(), key=lambda c: (method_rank(c.method), c.overrides)))
     missing = [m for m in (methods or []) if m not in {c.method for c in contenders}]
     if missing:
         raise ConfigError(f"no finished run of {', '.join(missing)} on {dataset} at {bits} bits under "
                           f"{Path(results_dir) / 'runs'}; run it first")
-    check_same_queries(contenders)
+    return contenders
+
+
+def share_overrides(contenders: list[Contender]) -> list[Contender]:
+    """Record in each contender the overrides all of them have (said once, left out of the labels)."""
+    shared = set.intersection(*(set(filter(None, c.overrides.split(";"))) for c in contenders)) if contenders else set()
+    for contender in contenders:
+        contender.shared = ";".join(sorted(shared))
     return contenders
 
 
@@ -127,7 +131,7 @@ def contenders_from_frame(frame: pd.DataFrame) -> list[Contender]:
     for row in frame.itertuples(index=False):
         contender = found.setdefault(row.setting_id, Contender(row.method, row.overrides, row.setting_id))
         contender.runs.setdefault(int(row.seed), per_query_of(row.folder))
-    return list(found.values())
+    return share_overrides(sorted(found.values(), key=lambda c: (method_rank(c.method), c.overrides)))
 
 
 def check_same_queries(contenders: list[Contender]) -> None:
@@ -153,6 +157,7 @@ def compare_contenders(contenders: list[Contender], k: int, *, dataset: str = ""
         names = ", ".join(c.label for c in contenders) or "none"
         raise ConfigError(f"compare needs finished runs of at least two settings on {dataset} at {bits} bits; "
                           f"found {len(contenders)} ({names})")
+    check_same_queries(contenders)
     estimates = {c.label: stats.estimate(c.matrix(k)) for c in contenders}
     ranked = sorted(contenders, key=lambda c: -estimates[c.label].mean)
     raw = []

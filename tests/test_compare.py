@@ -116,3 +116,22 @@ def test_runs_keep_per_query_ap_and_old_folders_rebuild_it(tmp_path):
     stale = per_query_arrays({"map@5": np.zeros(3)}, "another-checksum", "x")
     folder.save_per_query(stale)  # made from other codes: rebuilt
     np.testing.assert_array_equal(per_query_of(folder.path).values["map@5"], kept.values["map@5"])
+
+
+def test_figures_draw_intervals_and_the_forest_plot(planted):
+    from ssvh_bench import plots
+    from ssvh_bench.leaderboard import load_runs
+    from ssvh_bench.stats import estimate
+
+    frame = load_runs(planted)
+    figure = plots.make_figure("map-k", frame, ks=[5, 20])
+    band = figure.axes[0].collections[0].get_paths()[0].vertices[:, 1]  # the first series' band
+    first = frame[frame["label"] == plots.label_order(frame)[0]]
+    found = estimate(np.stack([per_query_of(folder).ap(5) for folder in first["folder"]]))
+    assert np.isclose(band, found.low, atol=1e-12).any() and np.isclose(band, found.high, atol=1e-12).any()
+    paths = plots.plot("compare", results_dir=planted)
+    assert [p.name for p in paths] == ["compare.png", "compare.pdf"]
+    assert b"/FontFile2" in paths[1].read_bytes()  # TrueType (Type 42) fonts embedded
+    forest = plots.make_figure("compare", frame, ks=[5]).axes[0]
+    labels = [t.get_text() for t in forest.get_yticklabels()]
+    assert len(labels) == 3 and sum(label.endswith("− LSH") for label in labels) == 2
