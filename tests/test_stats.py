@@ -127,3 +127,15 @@ def test_per_query_ap_averages_to_the_reported_map():
         assert values.shape == (300,) and values.dtype == np.float64
         assert values.mean() == pytest.approx(found[key], abs=1e-12)
     assert "per_query" not in evaluate(codes, codes, labels, labels)
+
+
+def test_one_seed_t_and_randomization_tests_agree_on_many_queries():
+    """Above RANDOMIZATION_MAX_QUERIES one seed's test is the paired t test; at sizes where both run they agree."""
+    rng = np.random.default_rng(8)
+    a = rng.beta(2, 3, 3000)
+    b = np.clip(a + rng.normal(0.004, 0.1, 3000), 0, 1)
+    randomization = stats.difference(a, b)
+    assert randomization.test.startswith("paired randomization")
+    assert stats.t_p(randomization.estimate) == pytest.approx(randomization.p_value, abs=0.01)
+    many = stats.difference(np.tile(a, 2), np.tile(b, 2))
+    assert many.test == "paired t (queries only)" and many.p_value == stats.t_p(many.estimate)
