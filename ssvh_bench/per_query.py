@@ -33,8 +33,8 @@ class PerQuery:
         """AP@k per query (``oracle``: of the epoch chosen on test data, ``map@K_oracle``)."""
         key = f"map@{k}" + ("_oracle" if oracle else "")
         if key not in self.values:
-            available = ", ".join(sorted(self.values))
-            raise DataError(f"no per-query {key} for this run (it has {available or 'none'})")
+            available = ", ".join(sorted(self.values, key=lambda name: (name.endswith("_oracle"), len(name), name)))
+            raise DataError(f"the runs have no per-query {key}; available: {available or 'none'}")
         return self.values[key]
 
 
