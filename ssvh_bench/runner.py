@@ -182,7 +182,7 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
     save_codes(folder.codes, pack_codes(database_codes), splits.database_labels,
                None if query_codes is None else pack_codes(query_codes), splits.query_labels)
     metrics["codes_sha256"] = file_sha256(folder.codes)
-    if extra:
+    if "after_epoch" in extra:
         metrics.update(oracle_metrics(folder))
         per_query.update(extra["after_epoch"].oracle_per_query(metrics["oracle_epoch"]))
     queries = queries_fingerprint(None if query_codes is None else splits.query_labels, splits.database_labels)
