@@ -19,6 +19,8 @@ _LAZY = {
     "check_method": "conformance",
     "boolean_csr_from_arrays": "neighbours",
     "build_anchor_neighbourhood": "neighbours",
+    "compare": "api",
+    "Comparison": "comparison",
     "ConfigError": "errors",
     "ConformanceError": "errors",
     "DataError": "errors",

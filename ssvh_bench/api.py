@@ -1,5 +1,5 @@
-"""The public entry points: ``run`` (a grid of runs) and ``reproduce`` (a paper's target). The command line
-and Python call the same functions.
+"""The public entry points: ``run`` (a grid of runs), ``reproduce`` (a paper's target) and ``compare`` (verdicts
+between methods' finished runs). The command line and Python call the same functions.
 
 Both take the execution options as keywords named as the fields of ``RunOptions`` (``device``, ``threads``,
 ``eval_every``, ``data_on_device``, ``checkpoint_minutes``, ``force``, ``logger``) and ``LaunchOptions``
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import distributed
 from .config import make_specs
@@ -22,6 +22,9 @@ from .options import split_options
 from .run_folder import default_results_dir
 from .runner import RunEvent, RunResult
 from .targets import Target, get_target, target_specs, write_reports
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
 
 
 def run(
@@ -99,6 +102,26 @@ def reproduce(
     done = [o.spec.run_id for o in outcomes if o.status in ("finished", "skipped")]
     writes = done and distributed.is_writer()  # under torchrun, rank 0 alone writes
     return Reproduction(chosen, outcomes, write_reports(chosen, results_dir, done) if writes else [])
+
+
+def compare(
+    dataset: str = "synthetic",
+    bits: int = 64,
+    methods: str | Sequence[str] | None = None,
+    k: int = 5,
+    *,
+    target: float = 0.01,
+    results_dir: Path | str | None = None,
+) -> Comparison:
+    """Every pair of settings with finished runs of ``dataset`` at ``bits`` (only ``methods`` when given):
+    the difference in mAP@``k`` with its 95% interval over matched seeds and the same queries, its
+    Holm-corrected p-value, and how many seeds a difference of ``target`` needs (``verdict_lines`` words it).
+    """
+    from .comparison import compare as compare_runs
+
+    chosen = _as_list(methods) if methods is not None else None
+    return compare_runs(Path(results_dir) if results_dir is not None else default_results_dir(), dataset, bits,
+                        methods=chosen or None, k=k, target=target)
 
 
 def _as_list(value: Any) -> list[Any]:

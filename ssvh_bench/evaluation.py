@@ -62,22 +62,40 @@ def evaluate_codes(splits: DatasetSplits, database_codes: Any, query_codes: Any 
                     device=search_device(device), **protocol)
 
 
-def epoch_evaluator(method: Any, splits: DatasetSplits, every: int,
-                    device: str = "cpu") -> Callable[[int], dict[str, float]]:
+class EpochEvaluator:
     """``after_epoch`` for ``DeepMethod.fit``: mAP@5/20/100 of the current codes on the database split (and
     queries) and their code health after every ``every``-th epoch, the last one and before training (epoch
     -1); a diagnostic of how training goes (and when codes begin to collapse), never used to choose the final
-    codes."""
+    codes. It keeps the per-query AP of the epoch with the best mAP@5 (the first such epoch, as
+    ``oracle_metrics`` chooses), so the oracle gets an interval too."""
 
-    def after_epoch(epoch: int) -> dict[str, float]:
-        if epoch >= 0 and (epoch + 1) % every and epoch + 1 != method.epochs:
+    def __init__(self, method: Any, splits: DatasetSplits, every: int, device: str = "cpu") -> None:
+        self.method, self.splits, self.every, self.device = method, splits, every, device
+        self.best_epoch: int | None = None
+        self.best_per_query: dict[str, np.ndarray] = {}
+        self._best = -1.0
+
+    def __call__(self, epoch: int) -> dict[str, float]:
+        method, splits = self.method, self.splits
+        if epoch >= 0 and (epoch + 1) % self.every and epoch + 1 != method.epochs:
             return {}
         database, health = encode_database(method, splits.database, method.bits, deep=True)
         query = None if splits.query is None else method.encode(splits.query)
-        found = evaluate_codes(splits, database, query, device=device, ks=CURVE_KS)
+        found = evaluate_codes(splits, database, query, device=self.device, ks=CURVE_KS, per_query=True)
+        if found["map@5"] > self._best:
+            self._best, self.best_epoch = found["map@5"], epoch
+            self.best_per_query = {f"{key}_oracle": values for key, values in found["per_query"].items()}
         return {**{f"map@{k}": found[f"map@{k}"] for k in CURVE_KS}, **health_row(health)}
 
-    return after_epoch
+    def oracle_per_query(self, oracle_epoch: int) -> dict[str, np.ndarray]:
+        """Per-query ``map@K_oracle`` when this evaluator saw the oracle's epoch (counted from 1, as
+        ``oracle_metrics`` says), else nothing (a resumed run evaluated the earlier epochs in another process)."""
+        return self.best_per_query if self.best_epoch is not None and self.best_epoch + 1 == oracle_epoch else {}
+
+
+def epoch_evaluator(method: Any, splits: DatasetSplits, every: int, device: str = "cpu") -> EpochEvaluator:
+    """The ``after_epoch`` hook of ``--eval-every`` (see ``EpochEvaluator``)."""
+    return EpochEvaluator(method, splits, every, device)
 
 
 def oracle_metrics(folder: RunFolder) -> dict[str, Any]:

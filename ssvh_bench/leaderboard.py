@@ -13,8 +13,10 @@ from .display import method_label
 from .errors import SsvhBenchError
 from .health import HEALTH_COLUMNS, code_health, collapse, health_row
 from .io import canonical_json
+from .per_query import PerQuery, load_per_query
 from .registry import dataset_registry, method_registry
 from .run_folder import RunFolder
+from .stats import estimate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,9 +38,33 @@ def iter_finished_runs(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]
         yield folder.path, *finished
 
 
+def interval_columns(metric: str) -> tuple[str, str]:
+    """The columns of ``metric``'s 95% interval (``map@5`` -> ``map@5_ci_low``, ``map@5_ci_high``): over queries
+    in a run's row, over seeds and queries in a setting's row."""
+    return f"{metric}_ci_low", f"{metric}_ci_high"
+
+
+def per_query_of(folder: Path | str) -> PerQuery:
+    """A finished run's per-query AP (``ssvh_bench.per_query``), by its folder."""
+    run = RunFolder(Path(folder))
+    return load_per_query(run, run.read_metrics() or {})
+
+
+def run_intervals(per_query: PerQuery) -> dict[str, float]:
+    """95% interval over queries of each mAP@K the run has per-query values of."""
+    out: dict[str, float] = {}
+    for metric, values in per_query.values.items():
+        if len(values) < 2:  # a single query has no spread to estimate
+            continue
+        found = estimate(values)
+        out.update(zip(interval_columns(metric), (found.low, found.high)))
+    return out
+
+
 def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFrame:
-    """One row per finished run with stable column names (see the docs, "Leaderboard columns"). ``details``
-    adds what figures and the report need: ``method_params`` (dict), ``pr_curve`` (dict), ``folder`` and
+    """One row per finished run with stable column names (see the docs, "Leaderboard columns"), each mAP@K
+    followed by its 95% interval over queries, and the run's ``folder`` last (not written to the CSV).
+    ``details`` adds what figures and the report need: ``method_params`` (dict), ``pr_curve`` (dict) and
     ``label``."""
     import pandas as pd
 
@@ -57,21 +83,25 @@ def leaderboard_frame(results_dir: Path, *, details: bool = False) -> pd.DataFra
         health, collapsed = _health(folder, metrics, config["bits"])
         row.update({**health_row(health), "collapse": collapsed})
         row.update({"device": config.get("device"), "setting_id": config.get("setting_id", config["run_id"]),
-                    "run_id": config["run_id"]})
+                    "run_id": config["run_id"], "folder": folder})
+        row.update(run_intervals(load_per_query(RunFolder(folder), metrics)))
         if details:
             row.update({"method_params": config.get("method_params", {}), "pr_curve": metrics.get("pr_curve"),
-                        "folder": folder, "label": method_label(row["method"], row["overrides"])})
+                        "label": method_label(row["method"], row["overrides"])})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    metric_columns = sorted((c for c in frame.columns if "@" in c), key=_metric_order)
+    intervals = {column for c in frame.columns for column in interval_columns(c)}
+    metric_columns = []
+    for column in sorted((c for c in frame.columns if "@" in c and c not in intervals), key=_metric_order):
+        metric_columns += [column, *(c for c in interval_columns(column) if c in frame)]
     leading = ["dataset", "method", "bits", "seed", "overrides"]
     trailing = ["oracle_epoch"] if "oracle_epoch" in frame else []
     trailing += ["train_seconds", "encode_ms_per_video", "n_params"]
     trailing += [c for c in (*HEALTH_COLUMNS, "collapse") if c in frame]  # in_window: deep methods only
-    trailing += ["device", "setting_id", "run_id"]
-    trailing += ["method_params", "pr_curve", "folder", "label"] if details else []
+    trailing += ["device", "setting_id", "run_id", "folder"]
+    trailing += ["method_params", "pr_curve", "label"] if details else []
     return frame[leading + metric_columns + trailing].sort_values(["dataset", "bits", "method", "overrides", "seed"])
 
 

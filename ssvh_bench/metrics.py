@@ -60,6 +60,7 @@ def evaluate(
     progress: bool = False,
     device: str | None = None,
     threads: int = 1,
+    per_query: bool = False,
 ) -> dict[str, Any]:
     """Every metric of the protocol for one set of codes; see the module docstring for the semantics.
 
@@ -68,7 +69,8 @@ def evaluate(
     on a GPU). ``device`` ("cuda", "cuda:1", ...) runs the Hamming search there with torch
     (``hamming_device``), with results identical to the default popcount path on the CPU; "cpu" runs that
     torch path on the CPU (slower than the default; it exists to check the two agree). ``threads``: CPU
-    threads of the popcount path (blocks of queries at once; the same metrics with any number).
+    threads of the popcount path (blocks of queries at once; the same metrics with any number). ``per_query``
+    adds ``"per_query"``: each query's AP@K (float64 [queries]) per ``map@K`` key, whose means are the ``map@K``.
     """
     ks = _check_ks(ks)
     if normalizer not in NORMALIZERS:
@@ -92,7 +94,7 @@ def evaluate(
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
 
-    totals = _Totals(ks, query.bits, normalizer)
+    totals = _Totals(ks, query.bits, normalizer, per_query)
     starts = range(0, len(query), block_size)
     if progress:
         from tqdm.auto import tqdm
@@ -199,8 +201,9 @@ class _Relevance:
 class _Totals:
     """Sums over queries of every per-query metric, filled block by block."""
 
-    def __init__(self, ks: tuple[int, ...], bits: int, normalizer: str) -> None:
+    def __init__(self, ks: tuple[int, ...], bits: int, normalizer: str, per_query: bool = False) -> None:
         self.ks, self.bits, self.normalizer = ks, bits, normalizer
+        self.per_query: list[list[np.ndarray]] | None = [[] for _ in ks] if per_query else None
         self.k_max = max(ks)
         self.harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, self.k_max + 1))])
         self.sums = {name: np.zeros(len(ks)) for name in ("map", "map_tie_aware", "p", "r")}
@@ -214,6 +217,9 @@ class _Totals:
         """Add one block's ``block_sums`` (blocks added in query order give the same floats every time)."""
         for name in self.sums:
             self.sums[name] += sums[name]
+        if self.per_query is not None:
+            for i, k in enumerate(self.ks):
+                self.per_query[i].append(sums[f"ap@{k}"])
         self.precision += sums["precision"]
         self.recall += sums["recall"]
 
@@ -231,7 +237,10 @@ class _Totals:
         ranked, ranked_relevant = counts[:, :needed], relevant_counts[:, :needed]
         for i, k in enumerate(self.ks):
             hits_k = hits[:, k - 1]
-            sums["map"][i] = self._normalize(precision_sums[:, k - 1], hits_k, k).sum()
+            ap = self._normalize(precision_sums[:, k - 1], hits_k, k)
+            sums["map"][i] = ap.sum()
+            if self.per_query is not None:
+                sums[f"ap@{k}"] = ap
             sums["map_tie_aware"][i] = self._tie_aware_ap(ranked, ranked_relevant, k).sum()
             sums["p"][i] = hits_k.sum() / k
             sums["r"][i] = _ratio(hits_k, n_relevant).sum()
@@ -295,6 +304,8 @@ class _Totals:
         }
         out.update(n_queries=n_queries, n_database=n_database, bits=self.bits, normalizer=self.normalizer,
                    strict=strict)
+        if self.per_query is not None:
+            out["per_query"] = {f"map@{k}": np.concatenate(parts) for k, parts in zip(self.ks, self.per_query)}
         return out
 
 

@@ -4,8 +4,10 @@ Figures are built without pyplot (no global state, no GUI backend: saving render
 PDF backend for PDF), so importing this module never changes the user's matplotlib backend. matplotlib and
 pandas are imported inside the functions, so ``import ssvh_bench.cli`` stays fast.
 
-Every figure averages over seeds (mean line, ± std band where there are several seeds) and draws one panel per
-(dataset, bits) or per dataset. Panels of a figure share their axes, so they compare at a glance (the price:
+Every figure averages over seeds and draws one panel per (dataset, bits) or per dataset. Figures of mAP@K
+(``map-k``, ``map-bits``, ``ablation``) draw each mean's 95% interval as a band (over seeds and queries, over
+queries only for a single seed: ``ssvh_bench.stats``); other curves draw a ± std band where there are several
+seeds; ``compare`` is a forest plot of every pair's difference with its interval. Panels of a figure share their axes, so they compare at a glance (the price:
 a dataset with much lower mAP than another uses less of its panel's height). Methods carry their paper name
 and the same colour, marker and line style in every figure (``ssvh_bench.display``). PDFs embed TrueType
 (Type 42) fonts, which journals accept and which stay editable, instead of matplotlib's default Type 3.
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve", "health")
+PLOT_KINDS = ("map-k", "pr", "precision-k", "map-bits", "ablation", "efficiency", "curve", "health", "compare")
 FIGURES_FOLDER = "figures"
 RC_STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 8,
             "axes.grid": True, "grid.alpha": 0.3, "lines.linewidth": 1.4, "lines.markersize": 4.5,
@@ -109,6 +111,8 @@ def default_ks(kind: str) -> list[int]:
         return list(DEFAULT_KS)
     if kind == "ablation":
         return [5, 20, 40, 100]
+    if kind == "compare":
+        return [5]  # as ``ssvh-bench compare``
     return [20]
 
 
@@ -140,6 +144,8 @@ def make_figure(kind: str, frame: pd.DataFrame, *, ks: Sequence[int], param: str
             return plot_curve(frame, ks[0])
         if kind == "health":
             return plot_health(frame)
+        if kind == "compare":
+            return plot_compare(frame, ks[0])
         return plot_efficiency(frame, ks[0], x)
 
 
@@ -193,14 +199,32 @@ def _finish(figure: Figure, axes: list[Axes], order: Sequence[str]) -> Figure:
     return figure
 
 
-def _series(ax: Axes, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str,
-            style: dict[str, Any]) -> None:
-    """Mean line with a ± std band (the band only where several seeds give a std)."""
-    x, mean, std = np.asarray(x, float), np.asarray(mean, float), np.asarray(std, float)
+def _series(ax: Axes, x: Sequence[float], mean: Sequence[float], low: Sequence[float], high: Sequence[float],
+            label: str, style: dict[str, Any]) -> None:
+    """Mean line with a band from ``low`` to ``high`` (only where they are known)."""
+    x, mean = np.asarray(x, float), np.asarray(mean, float)
+    low, high = np.asarray(low, float), np.asarray(high, float)
     ax.plot(x, mean, label=label, **style)
-    if np.isfinite(std).any():
-        spread = np.nan_to_num(std)
-        ax.fill_between(x, mean - spread, mean + spread, color=style["color"], alpha=0.15, linewidth=0)
+    if np.isfinite(low).any():
+        ax.fill_between(x, np.where(np.isfinite(low), low, mean), np.where(np.isfinite(high), high, mean),
+                        color=style["color"], alpha=0.15, linewidth=0)
+
+
+def _std_series(ax: Axes, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str,
+                style: dict[str, Any]) -> None:
+    """Mean line with a ± std band (the band only where several seeds give a std)."""
+    mean, std = np.asarray(mean, float), np.asarray(std, float)
+    _series(ax, x, mean, mean - std, mean + std, label, style)
+
+
+def _intervals(runs: pd.DataFrame, ks: Sequence[int]) -> tuple[list[float], list[float], list[float]]:
+    """Mean mAP@K of one setting's runs and its 95% interval over seeds and queries, for each K."""
+    from .leaderboard import per_query_of
+    from .stats import estimate
+
+    found = [per_query_of(folder) for folder in runs.drop_duplicates("seed")["folder"]]
+    estimates = [estimate(np.stack([run.ap(k) for run in found])) for k in ks]
+    return [e.mean for e in estimates], [e.low for e in estimates], [e.high for e in estimates]
 
 
 def _require(frame: pd.DataFrame, what: str) -> None:
@@ -262,7 +286,10 @@ def plot_metric_at_k(frame: pd.DataFrame, metric: str = "map", ks: Sequence[int]
     styles = setting_styles(frame)
     for ax, (dataset, bits), _, series in panels:
         for label, runs in series:
-            _series(ax, ks, runs[columns].mean(), runs[columns].std(), label, styles[label])
+            if metric == "map":
+                _series(ax, ks, *_intervals(runs, ks), label, styles[label])
+            else:
+                _std_series(ax, ks, runs[columns].mean(), runs[columns].std(), label, styles[label])
         ax.set_title(f"{dataset}, {bits} bits")
     _label_axes(axes, "K", "mAP@K" if metric == "map" else "precision@K")
     return _finish(figure, axes, label_order(frame))
@@ -295,13 +322,14 @@ def plot_map_bits(frame: pd.DataFrame, k: int = 20) -> Figure:
     frame = frame[frame.groupby(["dataset", "label"])["bits"].transform("nunique") >= 2]
     if frame.empty:
         raise ConfigError("map-bits needs a setting run at two code lengths or more")
-    (column,) = metric_columns(frame, [k])
+    metric_columns(frame, [k])  # a K the runs lack is a ConfigError naming the ones they have
     figure, axes, panels = _method_panels(frame, ["dataset"])
     styles = setting_styles(frame)
     for ax, (dataset,), _, series in panels:
         for label, runs in series:
-            stats = runs.groupby("bits")[column].agg(["mean", "std"])
-            _series(ax, stats.index, stats["mean"], stats["std"], label, styles[label])
+            by_bits = sorted(runs.groupby("bits"), key=lambda item: item[0])
+            points = [_intervals(group, [k]) for _, group in by_bits]
+            _series(ax, [b for b, _ in by_bits], *([p[i][0] for p in points] for i in range(3)), label, styles[label])
         ax.set_title(dataset)
     ticks = sorted(int(b) for b in frame["bits"].unique())
     axes[0].set_xscale("log", base=2)
@@ -342,7 +370,7 @@ def plot_ablation(frame: pd.DataFrame, param: str, ks: Sequence[int] = (5, 20, 4
     frame = ablation_runs(frame, param)
     _require(frame, f"an ablation over {param!r} (no run setting has that method parameter at two values "
                     f"or more; sweep it first)")
-    columns = metric_columns(frame, ks)
+    metric_columns(frame, ks)
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in frame["value"])
     if not numeric:
         order = sorted({str(v) for v in frame["value"]})
@@ -354,18 +382,21 @@ def plot_ablation(frame: pd.DataFrame, param: str, ks: Sequence[int] = (5, 20, 4
     for ax, key in zip(axes, panels):
         panel = _rows(frame, keys, key)
         if by == "k":
-            stats = panel.groupby("value")[columns].agg(["mean", "std"])
-            lines = [(f"mAP@{k}", stats[(column, "mean")], stats[(column, "std")]) for k, column in zip(ks, columns)]
+            values = sorted(panel.groupby("value"), key=lambda item: item[0])
+            points = [_intervals(runs, ks) for _, runs in values]
+            lines = [(f"mAP@{k}", [v for v, _ in values], *([p[i][j] for p in points] for i in range(3)))
+                     for j, k in enumerate(ks)]
         else:
             lines = []
             for bits, runs in sorted(panel.groupby("bits"), key=lambda item: item[0]):
-                stats = runs.groupby("value")[columns[0]].agg(["mean", "std"])
-                if len(stats) >= 2:  # a code length swept at one value would be a lone point
-                    lines.append((f"{bits} bits", stats["mean"], stats["std"]))
-        for i, (name, mean, std) in enumerate(lines):
+                values = sorted(runs.groupby("value"), key=lambda item: item[0])
+                if len(values) >= 2:  # a code length swept at one value would be a lone point
+                    points = [_intervals(group, ks[:1]) for _, group in values]
+                    lines.append((f"{bits} bits", [v for v, _ in values], *([p[i][0] for p in points] for i in range(3))))
+        for i, (name, x_values, mean, low, high) in enumerate(lines):
             style = {"color": SEQUENCE_COLOURS[i % len(SEQUENCE_COLOURS)],
                      "marker": SEQUENCE_MARKERS[i % len(SEQUENCE_MARKERS)], "linestyle": "-"}
-            _series(ax, mean.index, mean, std, name, style)
+            _series(ax, x_values, mean, low, high, name, style)
             names.append(name)
         title = f"{display_name(key[1])}, {key[0]}" + (f", {key[3]} bits" if by == "k" else "")
         ax.set_title(title + (f"\n({key[2]})" if key[2] else ""))
@@ -405,8 +436,8 @@ def plot_curve(frame: pd.DataFrame, k: int = 20) -> Figure:
         for label, runs in series:
             joined = pd.concat([curves[run_id] for run_id in runs["run_id"]]).groupby("epochs")["map"]
             mean = joined.mean()
-            _series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
-                    styles[label])
+            _std_series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
+                        styles[label])
         ax.set_title(f"{dataset}, {bits} bits")
     _label_axes(axes, "epochs trained", f"mAP@{k} (database split)")
     return _finish(figure, axes, label_order(frame))
@@ -467,6 +498,42 @@ def plot_health(frame: pd.DataFrame) -> Figure:
     for ax in grid[-1]:
         ax.set_xlabel("epochs trained")
     return _finish(figure, grid.ravel().tolist(), order)
+
+
+def plot_compare(frame: pd.DataFrame, k: int = 5) -> Figure:
+    """Forest plot of ``ssvh-bench compare``: every pair's difference in mAP@k (better − worse) with its 95%
+    interval, one panel per (dataset, bits); resolved pairs (Holm-corrected) are filled, the others hollow."""
+    from matplotlib.figure import Figure
+
+    from .comparison import compare_contenders, contenders_from_frame
+    from .tables import metric_columns
+
+    _require(frame, "a comparison")
+    metric_columns(frame, [k])
+    panels = []
+    for dataset, bits in _panel_keys(frame, ["dataset", "bits"]):
+        runs = _rows(frame, ["dataset", "bits"], (dataset, bits)).drop_duplicates(["setting_id", "seed"])
+        panels.append(compare_contenders(contenders_from_frame(runs), k, dataset=dataset, bits=bits))
+    rows = max(len(c.pairs) for c in panels)
+    figure = Figure(figsize=(PANEL_SIZE[0] * 1.6 * len(panels), 1.0 + 0.2 * rows), layout="constrained")
+    for ax, comparison in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        pairs = comparison.pairs[::-1]  # the first pair on top
+        y = np.arange(len(pairs))
+        for row, pair in zip(y, pairs):
+            e = pair.difference.estimate
+            colour = SEQUENCE_COLOURS[0] if pair.resolved else "#777777"
+            ax.plot([e.low, e.high], [row, row], color=colour, linewidth=1.2)
+            ax.plot([e.mean], [row], marker="o", color=colour, markerfacecolor=colour if pair.resolved else "white")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_yticks(y, [f"{p.better} − {p.worse}" for p in pairs])
+        ax.grid(axis="y", visible=False)
+        covers = "; ".join(sorted({e.covers for e in comparison.estimates.values()}))
+        shared = f", {comparison.shared}" if comparison.shared else ""
+        ax.set_title(f"{comparison.dataset}, {comparison.bits} bits{shared}\n95% intervals over {covers}")
+        ax.set_xlabel(f"difference in mAP@{k}")
+    figure.suptitle("filled: resolved (Holm-corrected p < 0.05 over all pairs); hollow: not resolved; "
+                    "each interval is its pair's own (uncorrected)", fontsize=7)
+    return figure
 
 
 def plot_efficiency(frame: pd.DataFrame, k: int = 20, x: str = "train") -> Figure:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .display import method_rank, method_label
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .io import write_text
 from .tables import TABLE_KS
 
@@ -37,7 +37,8 @@ white-space:nowrap}th.pub{white-space:normal;max-width:6em;font-weight:600;color
 th:first-child,td:first-child,td.text,th.text{text-align:left}
 th{background:#f3f3f3;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" ▲"}th[aria-sort=descending]::after{content:" ▼"}
-td.best{font-weight:700}tr.collapsed td{background:#fde8e8}td.flag{color:#b00;font-weight:600}
+td.best{font-weight:700}td.tied{text-decoration:underline}.ci{color:#888;font-size:.8em}
+tr.collapsed td{background:#fde8e8}td.flag{color:#b00;font-weight:600}
 td.pub{color:#666;background:#fafafa}.delta{color:#888;font-size:.85em}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.note{color:#555;font-size:.9em}pre{background:#f6f6f6;padding:.6em;overflow:auto;
@@ -127,13 +128,17 @@ def _td(text: str, value: float | None = None, css: str = "") -> str:
 def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFrame | None) -> list[str]:
     """One sortable table per (dataset, bits): a row per setting, mAP@K columns, each followed by the
     published value where one exists for that table."""
-    from .tables import summary_frame
+    from .comparison import contenders_from_frame, not_distinguishable
+    from .tables import MARKS_NOTE, PUBLISHED_NOTE, summary_frame
 
     summary = summary_frame(frame, ks, published)
     parts = []
     for (dataset, bits), block in summary.groupby(["dataset", "bits"], sort=True):
         shown = [k for k in ks if block[f"map@{k}_published"].notna().any()]
         best = {k: round(block[f"map@{k}_mean"].max(), 3) for k in ks}
+        runs = frame[(frame["dataset"] == dataset) & (frame["bits"] == bits)].drop_duplicates(["setting_id", "seed"])
+        contenders = contenders_from_frame(runs)
+        tied = {k: not_distinguishable(contenders, k)[1] for k in ks}
         header = "<th>Method</th><th>Seeds</th>" + "".join(
             f"<th>mAP@{k}</th>" + (f"<th class='pub'>published mAP@{k}</th>" if k in shown else "") for k in ks)
         rows = []
@@ -143,17 +148,26 @@ def leaderboard_tables(frame: pd.DataFrame, ks: list[int], published: pd.DataFra
             for k in ks:
                 mean, std = values[f"map@{k}_mean"], values[f"map@{k}_std"]
                 text = "–" if math.isnan(mean) else _number(mean) + ("" if math.isnan(std) else f" ± {_number(std)}")
-                cells.append(_td(text, mean, "best" if round(mean, 3) == best[k] else ""))
+                text += (f" <span class='ci'>[{_number(values[f'map@{k}_ci_low'])}, "
+                         f"{_number(values[f'map@{k}_ci_high'])}]</span>")
+                mark = ("best" if round(mean, 3) == best[k] else
+                        "tied" if values["setting_id"] in tied[k] else "")
+                cells.append(_td(text, mean, mark))
                 if k in shown:
                     value, delta = values[f"map@{k}_published"], values[f"map@{k}_delta"]
+                    inside = values[f"map@{k}_published_inside"]
                     text = "" if math.isnan(value) else (
-                        f"{_number(value)} <span class='delta'>(Δ {delta:+.3f})</span>")
+                        f"{_number(value)} <span class='delta'>(Δ {delta:+.3f}) {'∈' if inside else '∉'} CI</span>")
                     cells.append(_td(text, value, "pub"))
             rows.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f"<h3>{html.escape(str(dataset))}, {int(bits)} bits</h3>\n"
                      f"<table class='sortable leaderboard' data-dataset='{html.escape(str(dataset))}' "
                      f"data-bits='{int(bits)}'><thead><tr>{header}</tr></thead><tbody>\n"
-                     + "\n".join(rows) + "\n</tbody></table>")
+                     + "\n".join(rows) + "\n</tbody></table>\n"
+                     f"<p class='note'>mean ± std over seeds [95% interval over "
+                     f"{html.escape(', '.join(sorted(set(block['ci_covers']))))}]. "
+                     f"{html.escape(MARKS_NOTE.replace('italic in Markdown, underlined in LaTeX and on the terminal', 'underlined'))}"
+                     f"{html.escape(PUBLISHED_NOTE) if shown else ''}</p>")
     return parts
 
 
@@ -227,13 +241,13 @@ def report_figures(frame: pd.DataFrame) -> list[tuple[str, str, Figure | None]]:
                                            f"; {len(ablation_runs(runs, options['param']))} run(s)")
         try:
             figures.append((title, caption, make_figure(kind, runs, ks=default_ks(kind), **options)))
-        except ConfigError as error:
+        except (ConfigError, DataError) as error:
             figures.append((title, f"not drawn: {error}", None))
     return figures
 
 
 FIGURE_CAPTIONS = {
-    "map-k": "mAP@K against K, mean over seeds",
+    "map-k": "mAP@K against K, mean over seeds with its 95% interval",
     "precision-k": "precision@K against K, mean over seeds",
     "pr": "precision against recall over Hamming radius 0..bits",
     "map-bits": "mAP@20 against code length",
@@ -242,6 +256,7 @@ FIGURE_CAPTIONS = {
     "curve": "mAP@20 on the database split against epochs trained (runs with --eval-every; a diagnostic)",
     "health": "code health of the database codes against epochs trained (runs with --eval-every): a collapse "
               "shows as constant bits or the top code share rising",
+    "compare": "difference in mAP@5 of every pair of settings with its 95% interval (ssvh-bench compare)",
 }
 
 

@@ -1,10 +1,11 @@
 """The run folder: every path in it, how each of its files is written and read, and whether the run finished.
 
 Layout: ``<results>/runs/<dataset>/<bits>/<method>/<run-id>/`` holding ``config.json`` (written when the run
-starts), ``history.csv`` and ``checkpoints/last.pt`` (deep methods, while training), ``codes.npz`` and finally
-``metrics.json``; ``error.json`` and ``error.log`` after a failure, ``run.lock`` while a process works on it,
-``submission.json`` when it was handed to Slurm, ``run.log`` (every progress line, ``ssvh_bench.run_log``) and,
-with ``--logger``, ``trackers.json`` (the trackers' run ids) and ``tensorboard/``. A run is finished exactly
+starts), ``history.csv`` and ``checkpoints/last.pt`` (deep methods, while training), ``codes.npz``,
+``per_query.npz`` (each query's AP@K, derived from the codes and rebuilt from them when missing or stale) and
+finally ``metrics.json``; ``error.json`` and ``error.log`` after a failure, ``run.lock`` while a process works on
+it, ``submission.json`` when it was handed to Slurm, ``run.log`` (every progress line, ``ssvh_bench.run_log``)
+and, with ``--logger``, ``trackers.json`` (the trackers' run ids) and ``tensorboard/``. A run is finished exactly
 when ``metrics.json`` and ``config.json`` parse and ``codes.npz`` matches the checksum that ``metrics.json``
 records. Every file is
 written to a temporary name and renamed, so a crash never leaves a file half-written or a run that looks
@@ -33,6 +34,7 @@ from .health import HEALTH_COLUMNS
 from .io import read_json, write_bytes, write_json, write_text
 
 CONFIG_FILE, METRICS_FILE, CODES_FILE, HISTORY_FILE = "config.json", "metrics.json", "codes.npz", "history.csv"
+PER_QUERY_FILE = "per_query.npz"
 ERROR_FILE, ERROR_LOG = "error.json", "error.log"
 LOCK_FILE, SUBMISSION_FILE = "run.lock", "submission.json"
 RUN_LOG, TRACKERS_FILE, TENSORBOARD_DIR = "run.log", "trackers.json", "tensorboard"
@@ -63,6 +65,7 @@ class RunFolder:
     config = property(lambda self: self.path / CONFIG_FILE)
     metrics = property(lambda self: self.path / METRICS_FILE)
     codes = property(lambda self: self.path / CODES_FILE)
+    per_query = property(lambda self: self.path / PER_QUERY_FILE)
     history = property(lambda self: self.path / HISTORY_FILE)
     checkpoint = property(lambda self: self.path / CHECKPOINT_DIR / CHECKPOINT_FILE)
     error = property(lambda self: self.path / ERROR_FILE)
@@ -138,6 +141,20 @@ class RunFolder:
 
     def load_codes(self) -> dict[str, Any]:
         return load_codes(self.codes)
+
+    def read_per_query(self) -> dict[str, Any] | None:
+        """``per_query.npz`` as written by ``save_per_query``; None when it is missing or unreadable (it is
+        derived from the codes, so a damaged one is rebuilt rather than reported)."""
+        try:
+            with np.load(self.per_query) as data:
+                return {name: data[name] for name in data.files}
+        except (FileNotFoundError, EOFError, OSError, ValueError, zipfile.BadZipFile):
+            return None
+
+    def save_per_query(self, arrays: dict[str, np.ndarray]) -> None:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        write_bytes(self.per_query, buffer.getvalue())
 
     # ---- writing ---------------------------------------------------------------------------------------------
     def record_failure(self, error: BaseException, log: str | None = None) -> str:

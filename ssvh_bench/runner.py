@@ -26,6 +26,7 @@ from .evaluation import encode_database, encode_split, encoding_time, epoch_eval
 from .health import collapse, health_line, health_row
 from .io import write_json
 from .options import RunOptions
+from .per_query import per_query_arrays, queries_fingerprint
 from .provenance import now, run_config
 from .registry import method_registry
 from .run_folder import RunFolder, default_results_dir, file_sha256, save_codes
@@ -225,7 +226,8 @@ def _train(spec: RunSpec, folder: RunFolder, options: RunOptions, method: Any, s
 
     log.info("%s: evaluating", spec.method)
     metrics = evaluate_codes(splits, database_codes, query_codes, device=device, progress=progress,
-                             threads=n_threads)
+                             threads=n_threads, per_query=True)
+    per_query = metrics.pop("per_query")
     metrics.update(train_seconds=train_seconds, encode_ms_per_video=encode_ms, encode_timed_videos=timed_videos,
                    n_params=method.n_parameters, health=health)
     collapsed = collapse(health, spec.bits)
@@ -236,6 +238,9 @@ def _train(spec: RunSpec, folder: RunFolder, options: RunOptions, method: Any, s
     metrics["codes_sha256"] = file_sha256(folder.codes)
     if "after_epoch" in extra:
         metrics.update(oracle_metrics(folder))
+        per_query.update(extra["after_epoch"].oracle_per_query(metrics["oracle_epoch"]))
+    queries = queries_fingerprint(None if query_codes is None else splits.query_labels, splits.database_labels)
+    folder.save_per_query(per_query_arrays(per_query, metrics["codes_sha256"], queries))
     write_json(folder.metrics, metrics)
     if trackers is not None:
         trackers.log_final(getattr(method, "epochs", 0) if deep else 0, metrics, health_row(health))

@@ -2,10 +2,15 @@
 
 Layout (what SSVH papers print): one row per method (with its overrides when the user changed parameters),
 under its paper name and in display order (``ssvh_bench.display``), column groups dataset x bits, one column
-per K. The best reproduced value of each column is bold. For a method with published numbers, a
-``<Method> (published)`` row follows its own rows; it has a value only where the method's run with default
-parameters has one too (published numbers were obtained with the defaults), and each such cell reads
-``published (Δ ours − published)``. The tidy CSV carries exactly the same published values.
+per K. In each column the best reproduced mean is bold, and every setting whose difference from it is not
+resolved (``comparison.not_distinguishable``: matched seeds and the same queries, Holm-corrected over the
+column) is marked too (italic in Markdown, underlined in LaTeX and on the terminal); ``convention`` says so
+under every table. For a method with published numbers, a ``<Method> (published)`` row follows its own rows;
+it has a value only where the method's run with default parameters has one too (published numbers were
+obtained with the defaults), and each such cell reads ``published (Δ ours − published)`` followed by whether
+the published value lies inside (∈) or outside (∉) the 95% interval of our mean. The tidy CSV carries the same
+published values, each mean's interval (``map@K_ci_low``, ``map@K_ci_high``, over ``ci_covers``) and
+``map@K_published_inside``.
 
 pandas is imported inside the functions, so importing this module (as the CLI does) stays cheap.
 """
@@ -28,6 +33,11 @@ if TYPE_CHECKING:
 
 TABLE_KS = (5, 20, 40, 100)
 TABLE_FORMATS = ("csv", "md", "tex")
+MARKS_NOTE = ("Bold: the best mean of the column; marked (italic in Markdown, underlined in LaTeX and on the "
+              "terminal): not distinguishable from it (the difference's 95% interval over matched seeds and the "
+              "same queries is not resolved, Holm-corrected over the column).")
+PUBLISHED_NOTE = (" ∈/∉ CI: the published value lies inside/outside the 95% interval of our mean (over seeds and "
+                  "queries; over queries only with one seed).")
 
 
 def parse_patterns(text: str | None) -> list[str]:
@@ -73,20 +83,30 @@ def summary_frame(frame: pd.DataFrame, ks: Sequence[int], published: pd.DataFram
     Published numbers attach to the rows without overrides (they were obtained with default parameters).
     Rows are in display order: dataset, bits, then methods as ``ssvh_bench.display`` orders them.
     """
-    from .leaderboard import aggregate
+    from .comparison import contenders_from_frame
+    from .leaderboard import aggregate, interval_columns
+    from .stats import estimate
 
     columns = metric_columns(frame, ks)
     table = aggregate(frame, columns)
     rank = table["method"].map(method_rank)
     table = table.assign(_rank=rank).sort_values(["dataset", "bits", "_rank", "overrides"]).drop(columns="_rank")
     table = table.reset_index(drop=True)
+    contenders = {c.setting_id: c for c in contenders_from_frame(frame.drop_duplicates(["setting_id", "seed"]))}
     for k in ks:
+        found = [estimate(contenders[setting].matrix(k)) for setting in table["setting_id"]]
+        low, high = interval_columns(f"map@{k}")
+        table[low], table[high] = [e.low for e in found], [e.high for e in found]
         values = [
             _published_value(published, row.method, row.dataset, row.bits, k) if row.overrides == "" else math.nan
             for row in table.itertuples()
         ]
         table[f"map@{k}_published"] = values
         table[f"map@{k}_delta"] = table[f"map@{k}_mean"] - table[f"map@{k}_published"]
+        table[f"map@{k}_published_inside"] = [None if math.isnan(v) else bool(e.low <= v <= e.high)
+                                              for v, e in zip(values, found)]
+    table["ci_covers"] = [contenders[s].matrix(ks[0]).shape[0] > 1 for s in table["setting_id"]]
+    table["ci_covers"] = table["ci_covers"].map({True: "seeds and queries", False: "queries only"})
     return table
 
 
@@ -105,6 +125,9 @@ class Cell:
     published: float = math.nan
     delta: float = math.nan
     best: bool = False
+    tied: bool = False  # not distinguishable from the column's best
+    inside: bool | None = None  # published row: the published value lies inside our mean's interval
+    setting_id: str = ""
 
 
 @dataclass
@@ -145,10 +168,13 @@ def paper_table(
             # Only beside a reproduced default run: a published number alone says nothing about this benchmark.
             ours = _reproduced_cell(default, d, b, k).mean
             value = math.nan if math.isnan(ours) else _published_value(published, method, d, b, k)
-            published_cells.append(Cell(published=value, delta=ours - value))
+            match = default[(default["dataset"] == d) & (default["bits"] == b)]
+            inside = None if math.isnan(value) else bool(match[f"map@{k}_published_inside"].iloc[0])
+            published_cells.append(Cell(published=value, delta=ours - value, inside=inside))
         if any(not math.isnan(c.published) for c in published_cells):
             rows.append(Row(f"{method_label(method, '')} (published)", True, "", published_cells))
     _mark_best(rows, len(columns), digits)
+    _mark_tied(frame, rows, columns)
     return PaperTable(columns, rows, digits)
 
 
@@ -157,7 +183,7 @@ def _reproduced_cell(setting: pd.DataFrame, dataset: str, bits: int, k: int) -> 
     if match.empty:
         return Cell()
     row = match.iloc[0]
-    return Cell(mean=float(row[f"map@{k}_mean"]), std=float(row[f"map@{k}_std"]))
+    return Cell(mean=float(row[f"map@{k}_mean"]), std=float(row[f"map@{k}_std"]), setting_id=row["setting_id"])
 
 
 def _mark_best(rows: list[Row], n_columns: int, digits: int) -> None:
@@ -173,6 +199,23 @@ def _mark_best(rows: list[Row], n_columns: int, digits: int) -> None:
             cell.best = not r.published and not math.isnan(cell.mean) and round(cell.mean, digits) == best
 
 
+def _mark_tied(frame: pd.DataFrame, rows: list[Row], columns: list[tuple[str, int, int]]) -> None:
+    """Mark every reproduced cell whose setting is not distinguishable from its column's best setting."""
+    from .comparison import contenders_from_frame, not_distinguishable
+
+    for index, (dataset, bits, k) in enumerate(columns):
+        runs = frame[(frame["dataset"] == dataset) & (frame["bits"] == bits)]
+        _, tied = not_distinguishable(contenders_from_frame(runs.drop_duplicates(["setting_id", "seed"])), k)
+        for row in rows:
+            cell = row.cells[index]
+            cell.tied = not row.published and not cell.best and cell.setting_id in tied
+
+
+def convention(table: PaperTable) -> str:
+    """What the marks of ``table`` mean, printed under it."""
+    return MARKS_NOTE + (PUBLISHED_NOTE if any(row.published for row in table.rows) else "")
+
+
 def _number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}"
 
@@ -181,7 +224,8 @@ def cell_text(row: Row, cell: Cell, digits: int) -> str:
     """Plain text of a cell: ``mean ± std`` (or ``mean``), ``published (Δ ±x)``, or ``-`` when empty."""
     if row.published:
         text = "-" if math.isnan(cell.published) else _number(cell.published, digits)
-        return text if math.isnan(cell.delta) else f"{text} (Δ {cell.delta:+.{digits}f})"
+        text = text if math.isnan(cell.delta) else f"{text} (Δ {cell.delta:+.{digits}f})"
+        return text if cell.inside is None else f"{text} {'∈' if cell.inside else '∉'} CI"
     if math.isnan(cell.mean):
         return "-"
     return _number(cell.mean, digits) + ("" if math.isnan(cell.std) else f" ± {_number(cell.std, digits)}")
@@ -196,9 +240,9 @@ def to_markdown(table: PaperTable) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * len(table.columns)]
     for row in table.rows:
         cells = [cell_text(row, c, table.digits) for c in row.cells]
-        cells = [f"**{text}**" if c.best else text for c, text in zip(row.cells, cells)]
+        cells = [f"**{text}**" if c.best else f"_{text}_" if c.tied else text for c, text in zip(row.cells, cells)]
         lines.append("| " + " | ".join([_markdown_escape(row.label), row.seeds, *cells]) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + convention(table) + "\n"
 
 
 def _markdown_escape(text: str) -> str:
@@ -239,16 +283,20 @@ def to_latex(table: PaperTable) -> str:
                 text = "--" if math.isnan(cell.published) else f"${_number(cell.published, d)}$"
                 if not math.isnan(cell.delta):
                     text += rf" {{\scriptsize($\Delta\,{cell.delta:+.{d}f}$)}}"
+                if cell.inside is not None:
+                    symbol = r"\in" if cell.inside else r"\notin"
+                    text += rf" {{\scriptsize${symbol}$\,CI}}"
             elif math.isnan(cell.mean):
                 text = "--"
             else:
                 body = _number(cell.mean, d) + ("" if math.isnan(cell.std) else rf" \pm {_number(cell.std, d)}")
-                text = rf"$\mathbf{{{body}}}$" if cell.best else f"${body}$"
+                text = (rf"$\mathbf{{{body}}}$" if cell.best else rf"\underline{{${body}$}}" if cell.tied
+                        else f"${body}$")
             cells.append(text)
         label = (r"\quad " if row.published else "") + latex_escape(row.label)
         lines.append(" & ".join([label, row.seeds, *cells]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    return "% " + convention(table) + "\n" + "\n".join(lines) + "\n"
 
 
 def write_tables(

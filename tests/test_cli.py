@@ -28,7 +28,8 @@ def test_run_writes_a_complete_run_folder(tmp_path, tiny_plugins):
     folders = run_folders(tmp_path)
     assert len(folders) == 2
     folder = folders[0]
-    assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "codes.npz", "run.log"}
+    assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "codes.npz", "per_query.npz",
+                                                  "run.log"}
     config = read_json(folder / "config.json")
     assert config["method"] == "first-coords" and config["bits"] == 16 and config["device"] == "cpu"
     assert config["method_params"] == {"offset": 0.0}

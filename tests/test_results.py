@@ -8,7 +8,7 @@ from ssvh_bench import pack_codes, leaderboard, run_folder, RunFolder
 from ssvh_bench.io import atomic_path, read_json, write_json
 from ssvh_bench.config import RunSpec
 
-from runs_on_disk import finish_run
+from runs_on_disk import QUERY_PATTERN, finish_run
 
 
 def test_atomic_write_keeps_old_file_when_writer_fails(tmp_path):
@@ -59,10 +59,14 @@ def test_leaderboard_rows_columns_and_aggregate(tmp_path):
     write_json(unfinished / run_folder.CONFIG_FILE, {})
     frame = leaderboard.leaderboard_frame(tmp_path)
     # code health: computed from the saved codes for runs that did not record it (no in_window: that needs the model)
-    assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides", "map@5", "map@10", "p@5",
-                                   "train_seconds", "encode_ms_per_video", "n_params", "constant_bits",
-                                   "distinct_codes", "top_code_share", "balance_deviation", "bit_correlation",
-                                   "collapse", "device", "setting_id", "run_id"]
+    assert list(frame.columns) == ["dataset", "method", "bits", "seed", "overrides",
+                                   "map@5", "map@5_ci_low", "map@5_ci_high", "map@10", "map@10_ci_low",
+                                   "map@10_ci_high", "p@5", "train_seconds", "encode_ms_per_video", "n_params",
+                                   "constant_bits", "distinct_codes", "top_code_share", "balance_deviation",
+                                   "bit_correlation", "collapse", "device", "setting_id", "run_id", "folder"]
+    itq0 = frame[(frame["method"] == "itq") & (frame["seed"] == 0)].iloc[0]  # 95% t interval over 200 queries
+    assert itq0["map@5_ci_low"] < 0.6 < itq0["map@5_ci_high"]
+    assert itq0["map@5_ci_high"] - 0.6 == pytest.approx(1.972 * np.std(QUERY_PATTERN, ddof=1) / np.sqrt(200), rel=1e-3)
     assert sorted(frame["method"]) == ["itq", "itq", "lsh"]
     table = leaderboard.aggregate(frame, ["map@5"]).set_index("method")
     assert table.loc["itq", "map@5_mean"] == pytest.approx(0.7)

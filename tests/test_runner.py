@@ -172,8 +172,12 @@ def test_eval_every_records_a_curve_and_the_oracle_without_changing_the_codes(tm
     assert "oracle_epoch" not in plain.metrics
     columns = list(leaderboard.leaderboard_frame(tmp_path / "curve").columns)
     at = columns.index("oracle_epoch")
-    assert columns[at - 3:at + 2] == ["map@5_oracle", "map@20_oracle", "map@100_oracle", "oracle_epoch",
-                                       "train_seconds"]  # after every honest number
+    assert columns[at - 9:at + 2] == [  # after every honest number, each with its interval over queries
+        "map@5_oracle", "map@5_oracle_ci_low", "map@5_oracle_ci_high", "map@20_oracle", "map@20_oracle_ci_low",
+        "map@20_oracle_ci_high", "map@100_oracle", "map@100_oracle_ci_low", "map@100_oracle_ci_high",
+        "oracle_epoch", "train_seconds"]
+    oracle = leaderboard.per_query_of(curved.folder).ap(5, oracle=True)  # the oracle epoch's per-query AP
+    assert oracle.mean() == pytest.approx(curved.metrics["map@5_oracle"], abs=1e-12)
     from ssvh_bench import plots
 
     figure = plots.make_figure("curve", leaderboard.load_runs(tmp_path / "curve"), ks=[5])

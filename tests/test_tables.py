@@ -64,7 +64,7 @@ def test_paper_table_layout_best_and_published_row(runs):
     assert lines[2] == "| ITQ | 1 | **0.300** | **0.075** | 0.400 | 0.100 |"
     assert lines[3] == "| ConMH | 2 | - | - | 0.550 ± 0.071 | 0.138 ± 0.018 |"
     assert lines[4] == "| ConMH (mask\\_ratio=0.5) | 1 | - | - | **0.700** | **0.175** |"
-    assert lines[5] == "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) | 0.371 (Δ -0.234) |"
+    assert lines[5] == "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) ∈ CI | 0.371 (Δ -0.234) ∉ CI |"
 
 
 def test_ties_at_printed_precision_are_all_bold(tmp_path):
@@ -77,6 +77,8 @@ def test_ties_at_printed_precision_are_all_bold(tmp_path):
 def test_latex_is_booktabs_with_groups_bold_and_escapes(runs):
     frame = select_runs(leaderboard.leaderboard_frame(runs), dataset="fcvid")
     latex = to_latex(paper_table(frame, [5, 20], PUBLISHED))
+    convention, latex = latex.split("\n", 1)  # the marks' convention, as a LaTeX comment above the tabular
+    assert convention.startswith("% Bold: the best mean") and "not distinguishable" in convention
     assert latex.startswith(r"\begin{tabular}{lcrrrr}" + "\n" + r"\toprule")
     assert r"\multicolumn{2}{c}{fcvid, 16 bits} & \multicolumn{2}{c}{fcvid, 64 bits} \\" in latex
     assert r"Method & Seeds & mAP@5 & mAP@20 & mAP@5 & mAP@20 \\" in latex
@@ -109,10 +111,10 @@ def test_leaderboard_command_writes_csv_md_tex_with_published(runs):
     assert table.loc[(table.method == "conmh") & table.overrides.isna(), "map@100_published"].item() == 0.267
     markdown = (runs / "leaderboard_table.md").read_text()
     # the shipped ConMH table also has 16 bits, but no 16-bit ConMH run stands beside it: not shown
-    assert "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) | 0.267 (Δ -0.240) |" in markdown
+    assert "| ConMH (published) |  | - | - | 0.524 (Δ +0.026) ∈ CI | 0.267 (Δ -0.240) ∉ CI |" in markdown
     # the tidy CSV carries the same published values as the Markdown, and none where Markdown shows none
     assert table["map@100_published"].notna().sum() == 1
-    assert (runs / "leaderboard_table.tex").read_text().startswith(r"\begin{tabular}")
+    assert (runs / "leaderboard_table.tex").read_text().split("\n")[1].startswith(r"\begin{tabular}")
     assert "leaderboard_table.md" in result.output
     assert "Δ vs published" in result.output
     assert all(len(line) <= 80 for line in result.output.splitlines() if not line.startswith("  /"))

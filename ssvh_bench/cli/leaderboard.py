@@ -9,7 +9,7 @@ import typer
 
 from ..config import parse_list
 from ..errors import SsvhBenchError
-from ..tables import TABLE_KS, PaperTable, cell_text, paper_table, select_runs, write_tables
+from ..tables import TABLE_KS, PaperTable, convention, cell_text, paper_table, select_runs, write_tables
 from .app import ResultsDir, app, console, user_errors
 from .filters import BitsFilter, DatasetFilter, MethodFilter
 
@@ -43,20 +43,22 @@ def leaderboard(
     from ..run_folder import default_results_dir
 
     results_dir = Path(results_dir or default_results_dir())
-    frame = leaderboard_frame(results_dir)
+    frame = leaderboard_frame(results_dir)  # the table's runs need their folders: per-query AP
     if frame.empty:
         raise SsvhBenchError(f"no finished runs under {results_dir / 'runs'}; start one with ssvh-bench run")
     check_writable(results_dir)
     path = results_dir / LEADERBOARD_FILE
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
+        frame.drop(columns="folder").to_csv(tmp, index=False, float_format="%.6g")
     selected = select_runs(frame, dataset=dataset, bits=bits, method=method)
     if selected.empty:
         raise SsvhBenchError(f"no finished run matches --dataset {dataset!r} --bits {bits!r} --method {method!r}")
     table_ks = parse_list(ks, option="--k") if ks else list(TABLE_KS)
     reference = load_published() if published else None
     paths = write_tables(selected, results_dir / TABLE_STEM, table_ks, reference, digits)
-    console.print(rich_table(paper_table(selected, table_ks, reference, digits)))
+    table = paper_table(selected, table_ks, reference, digits)
+    console.print(rich_table(table))
+    console.print(convention(table), highlight=False, markup=False)
     # One path per line: long paths never break in the middle of a sentence on an 80-column terminal.
     console.print(f"{len(frame)} run(s) listed in\n  {path}", highlight=False)
     console.print(f"table of {len(selected)} run(s) written to", highlight=False)
@@ -66,7 +68,7 @@ def leaderboard(
 
 def table_title(table: PaperTable) -> str:
     """At most 80 characters; names Δ only when a published row is shown."""
-    title = "mAP@K, mean ± std over seeds; bold: best per column"
+    title = "mAP@K, mean ± std over seeds\nbold: best per column; underlined: not distinguishable from it"
     if any(row.published for row in table.rows):
         title += "\ndim rows: published (Δ vs published = ours − published)"
     return title
@@ -90,7 +92,8 @@ def rich_table(table: "PaperTable") -> Table:
             if all(c is None or (c.mean != c.mean and c.published != c.published) for c in cells):
                 continue  # this method has no run (and so no published number) in this setting
             texts = ["" if c is None else cell_text(row, c, table.digits) for c in cells]
-            texts = [f"[bold]{t}[/]" if c is not None and c.best else t for c, t in zip(cells, texts)]
+            texts = [f"[bold]{t}[/]" if c is not None and c.best else f"[underline]{t}[/]" if c is not None and c.tied
+                     else t for c, t in zip(cells, texts)]
             out.add_row(dataset, str(bits), row.label, row.seeds, *texts, style="dim" if row.published else None)
         out.add_section()
     return out
