@@ -490,8 +490,8 @@ def plot_health(frame: pd.DataFrame) -> Figure:
             for label in (label for label in order if label in groups):
                 joined = pd.concat([curves[r] for r in groups[label]["run_id"]]).groupby("epochs")[name]
                 mean = joined.mean()
-                _series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
-                        styles[label])
+                _std_series(ax, mean.index.tolist(), mean.tolist(), joined.std().reindex(mean.index).tolist(), label,
+                            styles[label])
             ax.set_title(f"{title}\n{key[0]}, {key[1]} bits")
             ax.set_ylim(-0.03, 1.03)
         row[0].set_ylabel("share")
