@@ -9,7 +9,10 @@ Three commands:
 - ``run DIR --seed S --bits B [B ...] --stage2-init independent|stage1 [...]``: the suite's ``bth`` on those
   files (16 epochs per stage, batch 256, lr 3e-4, 100 anchors; stage 1 is shared through ``--cache-dir`` by every
   bit length and both stage-2 starts of one seed), one JSON line of scores per run;
-- ``score DIR CODES.npy``: the same scores for codes made elsewhere (the authors' code), database order.
+- ``score DIR CODES.npy``: the same scores for codes made elsewhere (the authors' code), database order;
+- ``start DIR --seed S --cache-dir C``: after a run of seed S stored its stage 1 in C, stage 2's anchor term
+  before its first step (eval mode, no mask, every training video) for each stage-2 start: how far the fresh
+  model's frame-mean hidden states lie from the stage-1 anchor centres they are pulled towards.
 
 Scores (database codes, the database is the query set): mAP@5, ``constant_bits`` (bits with one value for at
 least 99% of the videos), ``distinct`` codes, ``top_share`` (the share of videos holding the most common code),
@@ -31,6 +34,8 @@ import scipy.io
 import torch
 
 from ssvh_bench import dataset_registry, evaluate, method_registry
+from ssvh_bench.methods.bth import frame_mean_hidden
+from ssvh_bench.train import seed_everything
 
 SIZES = {"n_train": 2000, "n_database": 1000, "n_frames": 25, "feature_dim": 512, "n_classes": 20, "seed": 0}
 SETTINGS = {"epochs": 16, "stage1_epochs": 16, "batch_size": 256, "lr": 3e-4, "n_anchors": 100}
@@ -74,6 +79,19 @@ def run(folder: Path, seed: int, bits: list[int], inits: list[str], cache_dir: P
                               "seconds": round(time.perf_counter() - start)}), flush=True)
 
 
+def start(folder: Path, seed: int, cache_dir: Path) -> None:
+    train = dataset_registry.get("fcvid").create().load(folder).train
+    for init in ("independent", "stage1"):
+        method = method_registry.get("bth").create(**SETTINGS, stage2_init=init)
+        method.prepare(train, bits=64, seed=seed, device=torch.device("cpu"), cache_dir=cache_dir, progress=False)
+        seed_everything(method.init_seed(seed))  # as ``fit`` builds stage 2
+        model = method.build_model(train.n_frames, train.feature_dim, 64)
+        hidden = frame_mean_hidden(model, train, method.batch_size, torch.device("cpu"))
+        centres = method.neighbourhood.centres[method.neighbourhood.pseudo_labels]
+        print(json.dumps({"seed": seed, "stage2_init": init,
+                          "anchor_term_at_start": round(float(((hidden - centres) ** 2).mean()), 4)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -87,12 +105,18 @@ def main() -> None:
     scorer = commands.add_parser("score")
     scorer.add_argument("folder", type=Path)
     scorer.add_argument("codes", type=Path)
+    starter = commands.add_parser("start")
+    starter.add_argument("folder", type=Path)
+    starter.add_argument("--seed", type=int, required=True)
+    starter.add_argument("--cache-dir", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.command == "export":
         export(args.folder)
     elif args.command == "run":
         run(args.folder, args.seed, args.bits, args.stage2_init, args.cache_dir)
+    elif args.command == "start":
+        start(args.folder, args.seed, args.cache_dir)
     else:
         print(json.dumps(scores(np.load(args.codes), database_labels(args.folder))))
 
