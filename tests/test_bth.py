@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.methods import bth as bth_module
 from ssvh_bench.methods.bth import STAGE1_KIND
+from test_pinned_codes import BITS, fixed_videos
 
 # version 4's entry in tests/data/pinned_codes.json (stage 2 built under the run's seed, as stage 1)
 VERSION_4_PIN = "026c74d2fa1374e8879c1bd3419962f290dd77ec0a36def4adc0592f12ce0060"
@@ -223,10 +225,6 @@ def test_stage2_starts_independently_of_stage1_unless_asked(monkeypatch):
 
 def test_stage1_init_gives_version_4_codes():
     """``stage2_init="stage1"`` is version 4: its codes on the pinned-codes data are version 4's pin."""
-    import hashlib
-
-    from test_pinned_codes import BITS, fixed_videos
-
     data = fixed_videos()
     codes = tiny(stage2_init="stage1").fit(data, bits=BITS, seed=3).encode(data)
     digest = hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int8).tobytes()).hexdigest()

@@ -3,9 +3,8 @@
 It adds to the loop's hooks ``prepare(train, ...)`` (stage 1 of two-stage methods, cached under ``cache_dir``),
 ``build_model(n_frames, feature_dim, bits)`` (built right after the RNGs are seeded with ``init_seed(seed)``:
 the run's seed unless the method derives another) and ``encode_batch(model, features)`` (codes [B, bits] in
-{-1, 0, +1}); ``fit`` runs the loop in the run folder
-(``history.csv``, ``checkpoints/last.pt``), ``encode`` codes videos batch by batch, and weights load from the
-loop's or the authors' checkpoints.
+{-1, 0, +1}); ``fit`` runs the loop in the run folder (``history.csv``, ``checkpoints/last.pt``), ``encode``
+codes videos batch by batch, and weights load from the loop's or the authors' checkpoints.
 """
 
 from __future__ import annotations
