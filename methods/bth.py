@@ -7,9 +7,13 @@ serves a whole sweep over bits. Each training video's frame-mean hidden state is
 and turned into anchor-graph similar / dissimilar tags (``build_anchor_neighbourhood``).
 
 Stage 2 (the shared loop): a fresh encoder of the same shape with a hash layer gives a ±1 code per frame; a
-linear layer restores the frames from the codes. Each video is paired with a similar neighbour (target +1)
-or a dissimilar video (target -1), and its frame-mean hidden state is pulled towards the centre of its
-first anchor in the stage-1 feature space.
+linear layer restores the frames from the codes. Its initial weights are drawn independently of stage 1's
+(``stage2_init="independent"``, the default), as in the released code, whose stages are separate scripts that
+seed nothing. ``stage2_init="stage1"`` builds it under the run's seed, as stage 1 is built, so that it starts
+from stage 1's initial weights: not the authors' method but a change that prevents the collapse of the codes
+measured at 2,000 training videos (benchmarks/fidelity/bth.md, "Stage 2's initial weights"). Each video is
+paired with a similar neighbour (target +1) or a dissimilar video (target -1), and its frame-mean hidden state
+is pulled towards the centre of its first anchor in the stage-1 feature space.
 
 Masking follows BERT: each frame is selected with probability ``mask_prob``; a selected frame is zeroed
 (80%), replaced by a random frame of the batch (10%) or kept (10%). The authors mask their input in place,
@@ -42,6 +46,8 @@ STAGE1_KIND = "bth-stage1"
 STAGE1_CHECKPOINT = "last.pt"
 N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
 RECONSTRUCTION_TARGETS = ("masked", "original")
+STAGE2_INITS = ("independent", "stage1")
+STAGE2_INIT_STREAM = 2  # stage 2's initial weights: a stream of their own, derived from the run's seed
 
 
 class Encoder(nn.Module):
@@ -160,8 +166,10 @@ class BTH(DeepMethod):
 
     # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
     # default (binariser gradient, anchor weight, stage 1 from 64-bit codes, masked target, block numerics and
-    # output dropout, pair sampling); 4: the last partial batch is trained on, as the authors' loader does
-    version = 4
+    # output dropout, pair sampling); 4: the last partial batch is trained on, as the authors' loader does;
+    # 5: stage 2's initial weights drawn independently of stage 1's, as the authors' separate scripts do
+    # (``stage2_init="stage1"`` gives version 4's codes)
+    version = 5
     drop_last = False
 
     family = "two_stage"
@@ -184,7 +192,7 @@ class BTH(DeepMethod):
                    "reconstruction_weight": "non_negative", "similarity_weight": "non_negative",
                    "mask_prob": "open_unit", "dropout": "unit", "similar_prob": "unit"}
     param_resolvers = {"kmeans_backend": "resolve_kmeans_backend"}
-    param_choices = {"kmeans_backend": KMEANS_BACKENDS}
+    param_choices = {"kmeans_backend": KMEANS_BACKENDS, "stage2_init": STAGE2_INITS}
 
     def __init__(self, hidden_dim: int = 256, ffn_dim: int = 1024, layers: int = 1, heads: int = 1,
                  dropout: float = 0.1, mask_prob: float = 0.15, epochs: int = 56, stage1_epochs: int = 56,
@@ -193,7 +201,7 @@ class BTH(DeepMethod):
                  anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
                  kmeans_backend: str = "auto", amp: bool = True,
                  stage1_bits: int = 64, reconstruction_target: str = "masked",
-                 pair_sampling: str = "released") -> None:
+                 pair_sampling: str = "released", stage2_init: str = "independent") -> None:
         self.store_params(locals())
 
     @property
@@ -218,6 +226,8 @@ class BTH(DeepMethod):
                               f"got {self.reconstruction_target!r}")
         if self.pair_sampling not in PAIR_SAMPLING:
             raise ConfigError(f"bth: pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}")
+        if self.stage2_init not in STAGE2_INITS:
+            raise ConfigError(f"bth: stage2_init must be one of {STAGE2_INITS}, got {self.stage2_init!r}")
         key = self.stage1_key(train, seed, device)
         cache = ArtefactCache(cache_dir)
         # an interrupted stage-1 training resumes from its checkpoint in this folder; removed once stored
@@ -249,6 +259,11 @@ class BTH(DeepMethod):
         self._anchor_centres = torch.from_numpy(np.ascontiguousarray(centres)).to(device)
 
     # ---- stage 2 ---------------------------------------------------------------------------------------------
+    def init_seed(self, seed):
+        if self.stage2_init == "stage1":
+            return seed  # stage 1 is built under the run's seed too: stage 2 starts from its initial weights
+        return int(np.random.SeedSequence([seed, STAGE2_INIT_STREAM]).generate_state(1)[0])
+
     def build_model(self, n_frames, feature_dim, bits):
         return BTHNetwork(feature_dim, n_frames, bits, self.encoder_shape)
 

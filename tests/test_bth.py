@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -13,6 +14,10 @@ from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.methods import bth as bth_module
 from ssvh_bench.methods.bth import STAGE1_KIND
+from test_pinned_codes import BITS, fixed_videos
+
+# version 4's entry in tests/data/pinned_codes.json (stage 2 built under the run's seed, as stage 1)
+VERSION_4_PIN = "026c74d2fa1374e8879c1bd3419962f290dd77ec0a36def4adc0592f12ce0060"
 
 
 def tiny(**params):
@@ -193,6 +198,39 @@ def test_stage1_is_built_once_for_a_sweep_over_bits(tmp_path, monkeypatch):
     assert third.encode(data).shape == (30, 16)
 
 
+def initial_weights_of_both_stages(monkeypatch, **params) -> list[dict[str, torch.Tensor]]:
+    """The initial weights of every network one fit builds: stage 1's, then stage 2's (16 bits in both)."""
+    built = []
+    real = bth_module.BTHNetwork.__init__
+
+    def recording(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        built.append({k: v.detach().clone() for k, v in self.state_dict().items()})
+
+    monkeypatch.setattr(bth_module.BTHNetwork, "__init__", recording)
+    tiny(stage1_bits=16, **params).fit(videos(), bits=16, seed=5)
+    return built
+
+
+def test_stage2_starts_independently_of_stage1_unless_asked(monkeypatch):
+    stage1, stage2 = initial_weights_of_both_stages(monkeypatch)
+    assert stage1.keys() == stage2.keys()
+    matrices = [k for k in stage1 if stage1[k].dim() == 2]  # the randomly drawn weights (norms start at 1)
+    assert len(matrices) == 7 and not any(torch.equal(stage1[k], stage2[k]) for k in matrices)
+    coupled_stage1, coupled_stage2 = initial_weights_of_both_stages(monkeypatch, stage2_init="stage1")
+    for key in stage1:
+        torch.testing.assert_close(coupled_stage2[key], coupled_stage1[key], rtol=0, atol=0)
+        torch.testing.assert_close(coupled_stage1[key], stage1[key], rtol=0, atol=0)  # stage 1 does not change
+
+
+def test_stage1_init_gives_version_4_codes():
+    """``stage2_init="stage1"`` is version 4: its codes on the pinned-codes data are version 4's pin."""
+    data = fixed_videos()
+    codes = tiny(stage2_init="stage1").fit(data, bits=BITS, seed=3).encode(data)
+    digest = hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int8).tobytes()).hexdigest()
+    assert digest == VERSION_4_PIN
+
+
 def test_learning_rate_schedule_and_dataset_defaults():
     method = tiny(lr=3e-4)
     assert [method.learning_rate(e) for e in (0, 19, 20, 40, 55)] == pytest.approx([3e-4, 3e-4, 2.7e-4, 2.43e-4, 2.43e-4])
@@ -213,6 +251,10 @@ def test_bad_mask_probability_is_a_config_error():
         tiny(reconstruction_target="clean").fit(videos(), bits=16, seed=0)
     with pytest.raises(ConfigError, match="pair_sampling must be one of"):
         tiny(pair_sampling="any").fit(videos(), bits=16, seed=0)
+    with pytest.raises(ConfigError, match="unknown stage2_init 'same'"):
+        tiny(stage2_init="same").check_params()
+    with pytest.raises(ConfigError, match="stage2_init must be one of"):
+        tiny(stage2_init="same").fit(videos(), bits=16, seed=0)
 
 
 @pytest.mark.slow

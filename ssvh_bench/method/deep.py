@@ -1,10 +1,10 @@
 """``DeepMethod``: a hashing method trained by the shared loop (``ssvh_bench.train``).
 
 It adds to the loop's hooks ``prepare(train, ...)`` (stage 1 of two-stage methods, cached under ``cache_dir``),
-``build_model(n_frames, feature_dim, bits)`` (built right after the RNGs are seeded with the run's seed) and
-``encode_batch(model, features)`` (codes [B, bits] in {-1, 0, +1}); ``fit`` runs the loop in the run folder
-(``history.csv``, ``checkpoints/last.pt``), ``encode`` codes videos batch by batch, and weights load from the
-loop's or the authors' checkpoints.
+``build_model(n_frames, feature_dim, bits)`` (built right after the RNGs are seeded with ``init_seed(seed)``:
+the run's seed unless the method derives another) and ``encode_batch(model, features)`` (codes [B, bits] in
+{-1, 0, +1}); ``fit`` runs the loop in the run folder (``history.csv``, ``checkpoints/last.pt``), ``encode``
+codes videos batch by batch, and weights load from the loop's or the authors' checkpoints.
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ class DeepMethod(TrainingHooks, HashingMethod):
     @abstractmethod
     def encode_batch(self, model: nn.Module, features: torch.Tensor) -> torch.Tensor: ...
 
+    def init_seed(self, seed: int) -> int:
+        """The seed the RNGs get right before ``build_model``: the run's seed. A method that builds another model
+        under the run's seed first (a stage 1) returns a seed derived from it, so that the two models' initial
+        weights are independent draws, as they are in a reference that runs its stages as separate scripts."""
+        return seed
+
     # ---- the method contract -----------------------------------------------------------------------------
     def fit(self, train, *, bits, seed, device="cpu", progress=False, workdir=None, cache_dir=None,
             after_epoch: AfterEpoch | None = None, on_row: OnRow | None = None,
@@ -69,7 +75,7 @@ class DeepMethod(TrainingHooks, HashingMethod):
         self.prepare(train, bits=self.bits, seed=seed, device=self.device, cache_dir=cache_dir, progress=progress)
         # Seed again: whether ``prepare`` built its stage 1 or loaded it from the cache must not change the
         # model's initial weights.
-        seed_everything(seed)
+        seed_everything(self.init_seed(seed))
         self._build(train.n_frames, train.feature_dim)
         settings = {"method": type(self).__name__, "params": self.get_params(), "bits": self.bits, "seed": seed,
                     "train_shape": list(train.shape)}
