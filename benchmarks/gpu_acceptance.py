@@ -98,7 +98,7 @@ def method_params(name: str, size: Size, **changes: Any) -> dict[str, Any]:
     """The method's FCVID settings (its tiny test variant under ``--smoke``) for one short epoch."""
     entry = method_registry.get(name)
     params = dict(entry.test_params if size.smoke else entry.dataset_defaults.get("fcvid", {}))
-    params.update({"epochs": 1, "checkpoint_every": 100, **changes})
+    params.update({"epochs": 1, **changes})
     if "batch_size" in params:
         params["batch_size"] = min(params["batch_size"], 32 if size.smoke else 512)
     return params

@@ -103,7 +103,7 @@ def test_a_run_held_by_a_live_process_is_skipped_as_running_and_a_dead_ones_lock
     (folder / ".metrics.json.abc.tmp").write_text("{")
     outcome = ssvh_bench.run("itq", "synthetic", bits=16, dataset_params=TINY, results_dir=tmp_path)[0]
     assert outcome.status == "finished"
-    assert sorted(p.name for p in folder.iterdir()) == ["codes.npz", "config.json", "metrics.json", "per_query.npz"]
+    assert sorted(p.name for p in folder.iterdir()) == ["codes.npz", "config.json", "metrics.json", "per_query.npz", "run.log"]
 
 
 def _build_counted(cache_dir: str, log: str, start) -> None:

@@ -9,13 +9,13 @@ import struct
 import pytest
 
 import ssvh_bench
-from ssvh_bench import tracking
+from ssvh_bench import tracking, train
 from ssvh_bench.errors import ConfigError
 from ssvh_bench.run_folder import RunFolder
 
 from conftest import TINY, dataset_options, invoke
 
-CONMH = {"epochs": 4, "checkpoint_every": 2, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
+CONMH = {"epochs": 4, "batch_size": 16, "encoder_dim": 16, "decoder_dim": 8}
 STEPS = [0, 1, 2, 3, 4]  # step 0: the untrained model (--eval-every); step N: after epoch N
 
 
@@ -28,7 +28,7 @@ def local_stores(monkeypatch):
 
 def conmh_run(results_dir, **options):
     return ssvh_bench.run("conmh", "synthetic", bits=16, params=CONMH, dataset_params=TINY, results_dir=results_dir,
-                          eval_every=1, **options)[0]
+                          eval_every=1, checkpoint_minutes=0, **options)[0]
 
 
 def tensorboard_steps(folder: RunFolder) -> dict[str, list[int]]:
@@ -65,7 +65,10 @@ def kill_in_epoch(monkeypatch, epoch: int) -> None:
 @pytest.mark.slow
 def test_tensorboard_and_mlflow_follow_a_run_and_a_resumed_run_logs_no_step_twice(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
-        kill_in_epoch(patch, 3)  # epochs 0-2 trained and logged; the checkpoint holds 2
+        kill_in_epoch(patch, 3)  # epochs 0-2 trained and logged; the checkpoint holds 2 (the third is not saved)
+        save = train.save_training_checkpoint
+        patch.setattr(train, "save_training_checkpoint",
+                      lambda path, state: None if state["epochs_done"] == 3 else save(path, state))
         killed = conmh_run(tmp_path, logger="tensorboard,mlflow")
     assert killed.status == "failed"
     folder = RunFolder(killed.folder)
