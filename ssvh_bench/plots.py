@@ -515,7 +515,10 @@ def plot_compare(frame: pd.DataFrame, k: int = 5) -> Figure:
         runs = _rows(frame, ["dataset", "bits"], (dataset, bits)).drop_duplicates(["setting_id", "seed"])
         panels.append(compare_contenders(contenders_from_frame(runs), k, dataset=dataset, bits=bits))
     rows = max(len(c.pairs) for c in panels)
-    figure = Figure(figsize=(PANEL_SIZE[0] * 1.6 * len(panels), 1.0 + 0.2 * rows), layout="constrained")
+    # the pair names sit left of each panel: widen the panel by their length so the axes keep their width
+    names = max(len(f"{p.better} − {p.worse}") for c in panels for p in c.pairs)
+    width = PANEL_SIZE[0] * 1.6 + 0.055 * names
+    figure = Figure(figsize=(width * len(panels), 1.0 + 0.2 * rows), layout="constrained")
     for ax, comparison in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         pairs = comparison.pairs[::-1]  # the first pair on top
         y = np.arange(len(pairs))
@@ -531,7 +534,7 @@ def plot_compare(frame: pd.DataFrame, k: int = 5) -> Figure:
         shared = f", {comparison.shared}" if comparison.shared else ""
         ax.set_title(f"{comparison.dataset}, {comparison.bits} bits{shared}\n95% intervals over {covers}")
         ax.set_xlabel(f"difference in mAP@{k}")
-    figure.suptitle("filled: resolved (Holm-corrected p < 0.05 over all pairs); hollow: not resolved; "
+    figure.suptitle("filled: resolved (Holm-corrected p < 0.05 over all pairs); hollow: not resolved;\n"
                     "each interval is its pair's own (uncorrected)", fontsize=7)
     return figure
 
