@@ -33,10 +33,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
 # one core and a little memory per run, so runs share the node side by side (--slurm-mem decides the packing)
 SLURM = ["--launcher", "slurm", "--slurm-cpus-per-run", "1", "--slurm-mem", "1G"]
 TEN_MINUTES = ["--slurm-time", "10"]
-# a ConMH run long enough (a few seconds of training) to be signalled and cancelled in the middle
-CONMH = ["--set", "variant=mini", "--set", "epochs=120", "--set", "batch_size=16", "--set", "encoder_dim=16",
+# a ConMH run long enough to be signalled and cancelled in the middle on an idle machine too: about 75 s of
+# training on one idle core (Slurm checks time limits about every 30 s, and KillWait is 10 s)
+CONMH = ["--set", "variant=mini", "--set", "epochs=900", "--set", "batch_size=16", "--set", "encoder_dim=16",
          "--set", "decoder_dim=8"]
-WAIT_S = 240
+WAIT_S = 900
 
 
 def _run(results_dir: Path, method: str, *extra: object):
@@ -139,7 +140,7 @@ def test_a_deep_run_warned_of_its_time_limit_saves_is_requeued_and_ends_with_the
     assert _comparable(folder) == _comparable(conmh_inline)
     log = Path(json.loads(folder.submission.read_text())["stdout"]).read_text()
     assert "checkpoint saved; requeuing the job" in log and "Requeued job" in log
-    assert "epoch 120/120" in log  # the requeued job's lines follow the first's in the same log
+    assert "epoch 900/900" in log  # the requeued job's lines follow the first's in the same log
 
 
 def test_a_deep_run_killed_by_its_time_limit_is_requeued_until_it_ends_with_the_inline_codes(tmp_path, conmh_inline):
