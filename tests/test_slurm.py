@@ -93,6 +93,16 @@ def _epochs_done(folder: RunFolder) -> int:
     return len(folder.read_history() or [])
 
 
+def _conmh_training_on_slurm(results_dir: Path, checkpoint_minutes: str) -> tuple[RunFolder, str]:
+    """Submit the ConMH run and wait until its job has trained 3 epochs; its folder and job id."""
+    submitted = _run(results_dir, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", checkpoint_minutes)
+    assert submitted.exit_code == 0, submitted.output
+    (folder,) = _folders(results_dir)
+    job = _job_of(folder)
+    _wait(lambda: _epochs_done(folder) >= 3, "3 epochs of training")
+    return folder, job
+
+
 @pytest.fixture(scope="module")
 def conmh_inline(tmp_path_factory) -> RunFolder:
     """The uninterrupted inline ConMH run the Slurm runs must reproduce."""
@@ -126,11 +136,7 @@ def test_a_shallow_grid_runs_as_a_job_array_and_a_rerun_skips_it(tmp_path):
 
 def test_a_deep_run_warned_of_its_time_limit_saves_is_requeued_and_ends_with_the_inline_codes(tmp_path,
                                                                                                conmh_inline):
-    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", "10")
-    assert submitted.exit_code == 0, submitted.output
-    (folder,) = _folders(tmp_path)
-    job = _job_of(folder)
-    _wait(lambda: _epochs_done(folder) >= 3, "3 epochs of training")
+    folder, job = _conmh_training_on_slurm(tmp_path, "10")
     # what Slurm sends ahead of a time limit (submitit asks for SIGUSR2 90 s before it) and on preemption
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     _wait(lambda: folder.checkpoint.is_file(), "the checkpoint saved on the signal", timeout=60)
@@ -160,11 +166,7 @@ def test_a_deep_run_killed_by_its_time_limit_is_requeued_until_it_ends_with_the_
 
 def test_a_cancelled_run_is_failed_with_its_reason_and_a_rerun_resumes_it_to_the_inline_codes(tmp_path,
                                                                                                 conmh_inline):
-    submitted = _run(tmp_path, "conmh", *CONMH, *SLURM, *TEN_MINUTES, "--checkpoint-minutes", "0")
-    assert submitted.exit_code == 0, submitted.output
-    (folder,) = _folders(tmp_path)
-    job = _job_of(folder)
-    _wait(lambda: _epochs_done(folder) >= 3, "3 epochs of training")
+    folder, job = _conmh_training_on_slurm(tmp_path, "0")
     subprocess.run(["scancel", job], check=True)  # the run goes on for the cluster's KillWait, then is killed
     _wait(lambda: _job_gone(job) or folder.is_finished(), "the cancelled job to end")
     if folder.is_finished():
