@@ -1,7 +1,7 @@
 """BTH with stage 2 started independently of stage 1 or from stage 1's initial weights, at 2,000 training videos
 (benchmarks/fidelity/bth.md, "Stage 2's initial weights").
 
-Three commands:
+Four commands:
 
 - ``export DIR``: the suite's synthetic data at the issue's scale (2,000 training and 1,000 database videos,
   25 frames x 512 features, 20 classes, generator seed 0) written as FCVID's files (``fcv_train_feats.h5``,
@@ -9,7 +9,13 @@ Three commands:
 - ``run DIR --seed S --bits B [B ...] --stage2-init independent|stage1 [...]``: the suite's ``bth`` on those
   files (16 epochs per stage, batch 256, lr 3e-4, 100 anchors; stage 1 is shared through ``--cache-dir`` by every
   bit length and both stage-2 starts of one seed), one JSON line of scores per run;
-- ``score DIR CODES.npy``: the same scores for codes made elsewhere (the authors' code), database order;
+- ``score DIR CODES.npy [--seed S --bits B --stage2-init I]``: the same scores for codes made elsewhere (the
+  authors' code), database order; with the run's description, one JSON line of the same shape as ``run``'s
+  (side ``authors``);
+- ``table FILE [FILE ...]``: the Markdown tables of the docs from those JSON lines (other lines are skipped):
+  per bit length, each start and side with its mean, spread and collapse rate, the suite against the authors'
+  code (Welch's interval for the difference of means, Fisher's exact test for the collapse rates), and every
+  run;
 - ``start DIR --seed S --cache-dir C``: after a run of seed S stored its stage 1 in C, stage 2's anchor term
   before its first step (eval mode, no mask, every training video) for each stage-2 start: how far the fresh
   model's frame-mean hidden states lie from the stage-1 anchor centres they are pulled towards.
@@ -25,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import scipy.io
+import scipy.stats
 import torch
 
 from ssvh_bench import dataset_registry, evaluate, method_registry
@@ -79,6 +87,76 @@ def run(folder: Path, seed: int, bits: list[int], inits: list[str], cache_dir: P
                               "seconds": round(time.perf_counter() - start)}), flush=True)
 
 
+STARTS = {"independent": "independent (released; default)", "stage1": "stage 1's (`stage2_init=stage1`)"}
+
+
+def read_rows(files: list[Path]) -> list[dict]:
+    rows = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            if line.startswith("{") and '"side"' in line:
+                row = json.loads(line)
+                rows[row["side"], row["bits"], row["stage2_init"], row["seed"]] = row  # a rerun replaces its row
+    return list(rows.values())
+
+
+def _runs(rows: list[dict], side: str, bits: int, init: str) -> list[dict]:
+    return sorted((r for r in rows if (r["side"], r["bits"], r["stage2_init"]) == (side, bits, init)),
+                  key=lambda r: r["seed"])
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def _welch(suite: list[float], authors: list[float]) -> str:
+    if min(len(suite), len(authors)) < 2:
+        return "-"
+    test = scipy.stats.ttest_ind(suite, authors, equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    return f"{statistics.mean(suite) - statistics.mean(authors):+.3f} [{low:+.3f}, {high:+.3f}], p={test.pvalue:.2f}"
+
+
+def table(files: list[Path]) -> str:
+    rows = read_rows(files)
+    out = ["| bits | stage 2 start | side | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | collapsed |",
+           "|---|---|---|---|---|---|---|---|"]
+    versus = ["| bits | stage 2 start | suite - authors' code, mAP@5 (Welch 95% interval) | collapse rates, Fisher's exact p |",
+              "|---|---|---|---|"]
+    for bits in sorted({r["bits"] for r in rows}, reverse=True):
+        for init, name in STARTS.items():
+            found = {side: _runs(rows, side, bits, init) for side in ("authors", "suite")}
+            for side, runs in found.items():
+                if not runs:
+                    continue
+                maps = [r["map@5"] for r in runs]
+                sd = f" ± {statistics.stdev(maps):.3f}" if len(maps) > 1 else ""
+                label = "authors' code" if side == "authors" else "suite"
+                out.append(f"| {bits} | {name} | {label} | {len(runs)} | "
+                           f"{statistics.mean(maps):.3f}{sd} | {_spread(maps, '{:.3f}')} | "
+                           f"{_spread([r['constant_bits'] for r in runs], '{}')} | "
+                           f"{sum(r['collapsed'] for r in runs)} of {len(runs)} |")
+            if found["authors"] and found["suite"]:
+                rates = [[sum(r["collapsed"] for r in runs), sum(not r["collapsed"] for r in runs)]
+                         for runs in (found["suite"], found["authors"])]
+                versus.append(f"| {bits} | {name} | {_welch(*([r['map@5'] for r in found[s]] for s in ('suite', 'authors')))} | "
+                              f"{rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of {sum(rates[1])}, "
+                              f"p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
+    runs = ["| bits | seed | authors', independent | suite, independent | authors', stage 1's | suite, stage 1's |",
+            "|---|---|---|---|---|---|"]
+    by_key = {(r["side"], r["bits"], r["stage2_init"], r["seed"]): r for r in rows}
+    for bits, seed in sorted({(r["bits"], r["seed"]) for r in rows}, key=lambda k: (-k[0], k[1])):
+        cells = []
+        for init in STARTS:
+            for side in ("authors", "suite"):
+                r = by_key.get((side, bits, init, seed))
+                cells.append("-" if r is None else
+                             f"{r['map@5']:.3f}/{r['constant_bits']}{' †' if r['collapsed'] else ''}")
+        runs.append(f"| {bits} | {seed} | " + " | ".join(cells) + " |")
+    return "\n\n".join("\n".join(t) for t in (out, versus, runs))
+
+
 def start(folder: Path, seed: int, cache_dir: Path) -> None:
     train = dataset_registry.get("fcvid").create().load(folder).train
     for init in ("independent", "stage1"):
@@ -105,6 +183,10 @@ def main() -> None:
     scorer = commands.add_parser("score")
     scorer.add_argument("folder", type=Path)
     scorer.add_argument("codes", type=Path)
+    scorer.add_argument("--seed", type=int)
+    scorer.add_argument("--bits", type=int)
+    scorer.add_argument("--stage2-init", choices=list(STARTS))
+    commands.add_parser("table").add_argument("files", type=Path, nargs="+")
     starter = commands.add_parser("start")
     starter.add_argument("folder", type=Path)
     starter.add_argument("--seed", type=int, required=True)
@@ -117,8 +199,12 @@ def main() -> None:
         run(args.folder, args.seed, args.bits, args.stage2_init, args.cache_dir)
     elif args.command == "start":
         start(args.folder, args.seed, args.cache_dir)
+    elif args.command == "table":
+        print(table(args.files))
     else:
-        print(json.dumps(scores(np.load(args.codes), database_labels(args.folder))))
+        described = {} if args.seed is None else {"side": "authors", "seed": args.seed, "bits": args.bits,
+                                                  "stage2_init": args.stage2_init}
+        print(json.dumps({**described, **scores(np.load(args.codes), database_labels(args.folder))}))
 
 
 if __name__ == "__main__":
