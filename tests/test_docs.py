@@ -116,3 +116,16 @@ def test_the_reproducing_page_lists_every_target():
     text = (DOCS / "reproducing.md").read_text()
     listed = re.findall(r"^\| `([a-z0-9-]+)` \|", text, re.M)
     assert listed == list(TARGETS)
+
+
+SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::(\d*):(\d*))?"$', re.M)
+
+
+def test_every_included_file_is_included_to_its_end():
+    """A line-range include (``--8<-- "file:3:"``) must be open at its end: a section added to the end of an
+    included evidence file would otherwise silently drop off the site."""
+    includes = [(page, *found) for page in sorted(DOCS.rglob("*.md")) for found in SNIPPET.findall(page.read_text())]
+    assert len(includes) >= 4
+    for page, path, start, end in includes:
+        assert (ROOT / path).is_file(), f"{page.name} includes a missing file {path}"
+        assert not end, f"{page.name} includes {path} only up to line {end} of {len((ROOT / path).read_text().splitlines())}"
