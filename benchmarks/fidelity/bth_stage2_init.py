@@ -110,20 +110,20 @@ def _spread(values: list[float], fmt: str) -> str:
     return low if low == high else f"{low}-{high}"
 
 
-def _welch(suite: list[float], authors: list[float]) -> str:
+def _welch(suite: list[float], authors: list[float], fmt: str) -> str:
     if min(len(suite), len(authors)) < 2:
         return "-"
     test = scipy.stats.ttest_ind(suite, authors, equal_var=False)
-    low, high = test.confidence_interval(0.95)
-    return f"{statistics.mean(suite) - statistics.mean(authors):+.3f} [{low:+.3f}, {high:+.3f}], p={test.pvalue:.2f}"
+    low, high = (fmt.format(end) for end in test.confidence_interval(0.95))
+    return f"{fmt.format(statistics.mean(suite) - statistics.mean(authors))} [{low}, {high}], p={test.pvalue:.2f}"
 
 
 def table(files: list[Path]) -> str:
     rows = read_rows(files)
     out = ["| bits | stage 2 start | side | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | collapsed |",
            "|---|---|---|---|---|---|---|---|"]
-    versus = ["| bits | stage 2 start | suite - authors' code, mAP@5 (Welch 95% interval) | collapse rates, Fisher's exact p |",
-              "|---|---|---|---|"]
+    versus = ["| bits | stage 2 start | suite - authors' code: mAP@5 (Welch 95% interval) | constant bits (Welch 95% interval) "
+              "| collapse rates, Fisher's exact p |", "|---|---|---|---|---|"]
     for bits in sorted({r["bits"] for r in rows}, reverse=True):
         for init, name in STARTS.items():
             found = {side: _runs(rows, side, bits, init) for side in ("authors", "suite")}
@@ -140,7 +140,9 @@ def table(files: list[Path]) -> str:
             if found["authors"] and found["suite"]:
                 rates = [[sum(r["collapsed"] for r in runs), sum(not r["collapsed"] for r in runs)]
                          for runs in (found["suite"], found["authors"])]
-                versus.append(f"| {bits} | {name} | {_welch(*([r['map@5'] for r in found[s]] for s in ('suite', 'authors')))} | "
+                compared = [_welch(*([r[key] for r in found[side]] for side in ("suite", "authors")), fmt)
+                            for key, fmt in (("map@5", "{:+.3f}"), ("constant_bits", "{:+.1f}"))]
+                versus.append(f"| {bits} | {name} | {' | '.join(compared)} | "
                               f"{rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of {sum(rates[1])}, "
                               f"p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
     runs = ["| bits | seed | authors', independent | suite, independent | authors', stage 1's | suite, stage 1's |",
