@@ -49,6 +49,8 @@ class FolderDataset(Dataset):
         self.key = key
         self.label_key = label_key
         self.like = like
+        # folder -> its splits: making specs reads them for ``resolve`` and again for ``fingerprint``
+        self._loaded: dict[Path, DatasetSplits] = {}
         if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 0:
             raise ConfigError(f"folder: n_frames must be an integer >= 0 (0: the files' frame count), got {n_frames!r}")
 
@@ -76,7 +78,9 @@ class FolderDataset(Dataset):
         n_train = len(splits.train)
         like = ("yfcc" if n_train > LARGE_TRAIN else "synthetic" if n_train < PUBLISHED_TRAIN
                 else "fcvid" if splits.query_is_database else "activitynet")
-        return FolderDataset(self.path, self.n_frames, self.key, self.label_key, like)
+        resolved = FolderDataset(self.path, self.n_frames, self.key, self.label_key, like)
+        resolved._loaded = self._loaded  # the same files: read once
+        return resolved
 
     def fingerprint(self, data_root: Path | None = None) -> str | None:
         """Shapes, 16 evenly spaced videos of each split and every label: the same contents in another format
@@ -92,6 +96,11 @@ class FolderDataset(Dataset):
 
     def load(self, data_root: Path | None = None) -> DatasetSplits:
         folder = self.folder(data_root)
+        if folder not in self._loaded:
+            self._loaded[folder] = self._read(folder)
+        return self._loaded[folder]
+
+    def _read(self, folder: Path) -> DatasetSplits:
         raw = {split: self._features(folder, split) for split in SPLITS}
         for split in ("train", "database"):
             if raw[split] is None:

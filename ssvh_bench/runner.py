@@ -141,8 +141,9 @@ def _train_and_evaluate(spec: RunSpec, folder: RunFolder, options: RunOptions, *
         folder.clear()
     folder.clear_failure()
     config = {**run_config(spec, device, datasets.data_root), "threads": n_threads}
-    if current_job_id() is not None:  # the Slurm job that trains it (``status`` names it)
-        config["slurm_job_id"] = current_job_id()
+    job_id = current_job_id()
+    if job_id is not None:  # the Slurm job that trains it (``status`` names it)
+        config["slurm_job_id"] = job_id
     if deep:
         config["data_on_device"] = plan.dtype or "no"  # float32 / float16 storage on the device, or no
     try:
