@@ -42,6 +42,7 @@ import scipy.stats
 import torch
 
 from ssvh_bench import dataset_registry, evaluate, method_registry
+from ssvh_bench.health import code_health, collapse
 from ssvh_bench.methods.bth import frame_mean_hidden
 from ssvh_bench.train import seed_everything
 
@@ -62,12 +63,12 @@ def export(folder: Path) -> None:
 def scores(codes: np.ndarray, labels: np.ndarray) -> dict:
     codes = np.asarray(codes, dtype=np.int8)
     found = evaluate(codes, codes, labels, labels, ks=(5,), query_is_database=True)
-    constant = int((np.abs(codes.astype(np.float64).mean(axis=0)) >= CONSTANT).sum())
-    _, counts = np.unique(codes, axis=0, return_counts=True)
-    top_share = float(counts.max() / len(codes))
-    return {"map@5": round(found["map@5"], 4), "constant_bits": constant, "distinct": len(counts),
-            "top_share": round(top_share, 3),
-            "collapsed": bool(constant > codes.shape[1] / 2 or top_share > 0.10)}
+    health = code_health(codes)
+    # near-constant bits (the count), where code health counts bits constant over every video
+    health["constant_bits"] = int((np.abs(codes.astype(np.float64).mean(axis=0)) >= CONSTANT).sum())
+    return {"map@5": round(found["map@5"], 4), "constant_bits": health["constant_bits"],
+            "distinct": health["distinct_codes"], "top_share": round(health["top_code_share"], 3),
+            "collapsed": bool(collapse(health, codes.shape[1]))}
 
 
 def database_labels(folder: Path) -> np.ndarray:
