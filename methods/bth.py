@@ -10,8 +10,9 @@ Stage 2 (the shared loop): a fresh encoder of the same shape with a hash layer g
 linear layer restores the frames from the codes. Its initial weights are drawn independently of stage 1's
 (``stage2_init="independent"``, the default), as in the released code, whose stages are separate scripts that
 seed nothing. ``stage2_init="stage1"`` builds it under the run's seed, as stage 1 is built, so that it starts
-from stage 1's initial weights: not the authors' method but a change that prevents the collapse of the codes
-measured at 2,000 training videos (benchmarks/fidelity/bth.md, "Stage 2's initial weights"). Each video is
+from stage 1's initial weights: not the authors' method but a change that prevented the collapse of the codes
+on the issue's data at 2,000 training videos and makes it shallower on the suite's, on both the authors' code
+and this one (benchmarks/fidelity/bth_stage2_init.md). Each video is
 paired with a similar neighbour (target +1) or a dissimilar video (target -1), and its frame-mean hidden state
 is pulled towards the centre of its first anchor in the stage-1 feature space.
 
