@@ -1,11 +1,13 @@
 """BTH with stage 2 started independently of stage 1 or from stage 1's initial weights, at 2,000 training videos
-(benchmarks/fidelity/bth.md, "Stage 2's initial weights").
+(benchmarks/fidelity/bth_stage2_init.md).
 
-Four commands:
+Five commands:
 
-- ``export DIR``: the suite's synthetic data at the issue's scale (2,000 training and 1,000 database videos,
-  25 frames x 512 features, 20 classes, generator seed 0) written as FCVID's files (``fcv_train_feats.h5``,
-  ``fcv_test_feats.h5``, ``fcv_test_labels.mat``), for both the suite and the authors' code to read;
+- ``export DIR [--difficulty D | --clusters SPREAD]``: data at the issue's scale (2,000 training and 1,000
+  database videos, 25 frames x 512 features, 20 classes, seed 0) written as FCVID's files
+  (``fcv_train_feats.h5``, ``fcv_test_feats.h5``, ``fcv_test_labels.mat``), for both the suite and the authors'
+  code to read: the suite's ``synthetic`` generator (at ``difficulty`` D), or with ``--clusters`` non-negative
+  Gaussian classes whose per-video spread is SPREAD times the class centres' scale (see ``clusters``);
 - ``run DIR --seed S --bits B [B ...] --stage2-init independent|stage1 [...]``: the suite's ``bth`` on those
   files (16 epochs per stage, batch 256, lr 3e-4, 100 anchors; stage 1 is shared through ``--cache-dir`` by every
   bit length and both stage-2 starts of one seed), one JSON line of scores per run;
@@ -51,13 +53,36 @@ SETTINGS = {"epochs": 16, "stage1_epochs": 16, "batch_size": 256, "lr": 3e-4, "n
 CONSTANT = 0.98  # |mean code| of a bit held by at least 99% of the videos
 
 
-def export(folder: Path) -> None:
-    splits = dataset_registry.get("synthetic").create(**SIZES).load()
+def clusters(spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gaussian classes made non-negative as CNN features are: a frame is ``relu`` of its class centre plus a
+    per-video offset (``spread`` times the centres' scale) plus per-frame noise of the centres' scale; balanced
+    classes, one label each."""
+    rng = np.random.default_rng(SIZES["seed"])
+    c, t, d = SIZES["n_classes"], SIZES["n_frames"], SIZES["feature_dim"]
+    centres = rng.standard_normal((c, d))
+
+    def videos(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.permutation(np.arange(n) % c)
+        means = centres[labels] + spread * rng.standard_normal((n, d))
+        frames = np.maximum(means[:, None, :] + rng.standard_normal((n, t, d)), 0)
+        return frames.astype(np.float32), np.eye(c)[labels]
+
+    (train, _), (database, labels) = videos(SIZES["n_train"]), videos(SIZES["n_database"])
+    return train, database, labels
+
+
+def export(folder: Path, difficulty: float = 1.0, spread: float | None = None) -> None:
+    if spread is None:
+        splits = dataset_registry.get("synthetic").create(**SIZES, difficulty=difficulty).load()
+        train, database = (videos.read(slice(None)) for videos in (splits.train, splits.database))
+        labels = splits.database_labels
+    else:
+        train, database, labels = clusters(spread)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, videos in (("fcv_train_feats.h5", splits.train), ("fcv_test_feats.h5", splits.database)):
+    for name, videos in (("fcv_train_feats.h5", train), ("fcv_test_feats.h5", database)):
         with h5py.File(folder / name, "w") as f:
-            f["feats"] = videos.read(slice(None)).astype(np.float32)
-    scipy.io.savemat(folder / "fcv_test_labels.mat", {"labels": splits.database_labels.astype(np.float64)})
+            f["feats"] = np.asarray(videos, dtype=np.float32)
+    scipy.io.savemat(folder / "fcv_test_labels.mat", {"labels": np.asarray(labels, dtype=np.float64)})
 
 
 def scores(codes: np.ndarray, labels: np.ndarray) -> dict:
@@ -88,7 +113,7 @@ def run(folder: Path, seed: int, bits: list[int], inits: list[str], cache_dir: P
                               "seconds": round(time.perf_counter() - start)}), flush=True)
 
 
-STARTS = {"independent": "independent (released; default)", "stage1": "stage 1's (`stage2_init=stage1`)"}
+STARTS = {"independent": "independent (default)", "stage1": "`stage1`"}
 
 
 def read_rows(files: list[Path]) -> list[dict]:
@@ -116,7 +141,8 @@ def _welch(suite: list[float], authors: list[float], fmt: str) -> str:
         return "-"
     test = scipy.stats.ttest_ind(suite, authors, equal_var=False)
     low, high = (fmt.format(end) for end in test.confidence_interval(0.95))
-    return f"{fmt.format(statistics.mean(suite) - statistics.mean(authors))} [{low}, {high}], p={test.pvalue:.2f}"
+    p = "p<0.01" if test.pvalue < 0.01 else f"p={test.pvalue:.2f}"
+    return f"{fmt.format(statistics.mean(suite) - statistics.mean(authors))} [{low}, {high}], {p}"
 
 
 def table(files: list[Path]) -> str:
@@ -133,7 +159,7 @@ def table(files: list[Path]) -> str:
                     continue
                 maps = [r["map@5"] for r in runs]
                 sd = f" ± {statistics.stdev(maps):.3f}" if len(maps) > 1 else ""
-                label = "authors' code" if side == "authors" else "suite"
+                label = "authors'" if side == "authors" else "suite"
                 out.append(f"| {bits} | {name} | {label} | {len(runs)} | "
                            f"{statistics.mean(maps):.3f}{sd} | {_spread(maps, '{:.3f}')} | "
                            f"{_spread([r['constant_bits'] for r in runs], '{}')} | "
@@ -146,7 +172,7 @@ def table(files: list[Path]) -> str:
                 versus.append(f"| {bits} | {name} | {' | '.join(compared)} | "
                               f"{rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of {sum(rates[1])}, "
                               f"p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
-    runs = ["| bits | seed | authors', independent | suite, independent | authors', stage 1's | suite, stage 1's |",
+    runs = ["| bits | seed | authors', independent | suite, independent | authors', `stage1` | suite, `stage1` |",
             "|---|---|---|---|---|---|"]
     by_key = {(r["side"], r["bits"], r["stage2_init"], r["seed"]): r for r in rows}
     for bits, seed in sorted({(r["bits"], r["seed"]) for r in rows}, key=lambda k: (-k[0], k[1])):
@@ -176,7 +202,10 @@ def start(folder: Path, seed: int, cache_dir: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("export").add_argument("folder", type=Path)
+    exporter = commands.add_parser("export")
+    exporter.add_argument("folder", type=Path)
+    exporter.add_argument("--difficulty", type=float, default=1.0)
+    exporter.add_argument("--clusters", type=float, default=None, metavar="SPREAD")
     runner = commands.add_parser("run")
     runner.add_argument("folder", type=Path)
     runner.add_argument("--seed", type=int, required=True)
@@ -197,7 +226,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.command == "export":
-        export(args.folder)
+        export(args.folder, args.difficulty, args.clusters)
     elif args.command == "run":
         run(args.folder, args.seed, args.bits, args.stage2_init, args.cache_dir)
     elif args.command == "start":
