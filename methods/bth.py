@@ -17,9 +17,14 @@ paired with a similar neighbour (target +1) or a dissimilar video (target -1), a
 is pulled towards the centre of its first anchor in the stage-1 feature space.
 
 Masking follows BERT: each frame is selected with probability ``mask_prob``; a selected frame is zeroed
-(80%), replaced by a random frame of the batch (10%) or kept (10%). The authors mask their input in place,
-so their reconstruction target is the masked clip itself: ``reconstruction_target="masked"`` (the default)
-reproduces that, ``"original"`` restores the unmasked clip as the paper intends. Both stages use it.
+(80%), replaced by a random frame (10%) or kept (10%). The authors mask their input in place, so their
+reconstruction target is the masked clip itself: ``reconstruction_target="masked"`` (the default) reproduces
+that, ``"original"`` restores the unmasked clip as the paper intends. Both stages use it. In place also means
+in the loader's copy of the training set, which lasts an epoch: in stage 2 a video read again in the same
+epoch (as another's partner) carries its earlier masks, and a replacement frame is any training frame as the
+copy stands. ``masking="in_place"`` (the default) reproduces that; ``"fresh"`` masks a fresh copy of each
+batch, replacing from the batch (version 5). Stage 1 reads each video once per epoch, so nothing piles up
+there; it masks fresh copies.
 
 Positions: a fixed sinusoidal table, as in the BERT-pytorch code the authors build on; the blocks are
 pre-LayerNorm with that code's LayerNorm (unbiased std, eps on the std), tanh-GELU and dropout, including
@@ -37,17 +42,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (KMEANS_BACKENDS, PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
-                        TrainingHooks, VideoFeatures, build_anchor_neighbourhood, register_method,
-                        resolve_kmeans_backend, train_model)
-from ssvh_bench.nn import (TransformerBlock, anchor_loss, bert_mask, hash_binarize, pairwise_similarity_loss,
-                           sinusoid_table)
+from ssvh_bench import (KMEANS_BACKENDS, PAIR_SAMPLING, ArtefactCache, Batch, ConfigError, DeepMethod,
+                        PseudoNeighbourhood, Related, TrainingHooks, VideoFeatures, build_anchor_neighbourhood,
+                        register_method, resolve_kmeans_backend, train_model)
+from ssvh_bench.nn import (InPlaceMasks, TransformerBlock, anchor_loss, bert_mask, frames_shown, hash_binarize,
+                           pairwise_similarity_loss, sinusoid_table)
 
 STAGE1_KIND = "bth-stage1"
 STAGE1_CHECKPOINT = "last.pt"
 N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
 RECONSTRUCTION_TARGETS = ("masked", "original")
 STAGE2_INITS = ("independent", "stage1")
+MASKINGS = ("in_place", "fresh")
 STAGE2_INIT_STREAM = 2  # stage 2's initial weights: a stream of their own, derived from the run's seed
 
 
@@ -169,8 +175,9 @@ class BTH(DeepMethod):
     # default (binariser gradient, anchor weight, stage 1 from 64-bit codes, masked target, block numerics and
     # output dropout, pair sampling); 4: the last partial batch is trained on, as the authors' loader does;
     # 5: stage 2's initial weights drawn independently of stage 1's, as the authors' separate scripts do
-    # (``stage2_init="stage1"`` gives version 4's codes)
-    version = 5
+    # (``stage2_init="stage1"`` gives version 4's codes); 6: stage 2 masks in place, the masks lasting an epoch,
+    # as the authors' loader does (``masking="fresh"`` gives version 5's codes)
+    version = 6
     drop_last = False
 
     family = "two_stage"
@@ -186,6 +193,8 @@ class BTH(DeepMethod):
 
     neighbourhood: PseudoNeighbourhood | None = None
     _anchor_centres: torch.Tensor | None = None  # [N, hidden_dim]: each training video's first anchor
+    _masks: InPlaceMasks | None = None  # stage 2's copy of the training set (``masking="in_place"``)
+    _train: VideoFeatures | None = None
 
     display = {"name": "BTH", "published": "2021-06", "colour": "#CC79A7", "marker": "^"}
     param_rules = {"ffn_dim": "positive", "heads": "positive", "hidden_dim": "positive", "layers": "positive",
@@ -193,7 +202,7 @@ class BTH(DeepMethod):
                    "reconstruction_weight": "non_negative", "similarity_weight": "non_negative",
                    "mask_prob": "open_unit", "dropout": "unit", "similar_prob": "unit"}
     param_resolvers = {"kmeans_backend": "resolve_kmeans_backend"}
-    param_choices = {"kmeans_backend": KMEANS_BACKENDS, "stage2_init": STAGE2_INITS}
+    param_choices = {"kmeans_backend": KMEANS_BACKENDS, "stage2_init": STAGE2_INITS, "masking": MASKINGS}
 
     def __init__(self, hidden_dim: int = 256, ffn_dim: int = 1024, layers: int = 1, heads: int = 1,
                  dropout: float = 0.1, mask_prob: float = 0.15, epochs: int = 56, stage1_epochs: int = 56,
@@ -202,7 +211,8 @@ class BTH(DeepMethod):
                  anchor_weight: float = 0.8, similar_prob: float = 0.5, n_anchors: int = 2000,
                  kmeans_backend: str = "auto", amp: bool = True,
                  stage1_bits: int = 64, reconstruction_target: str = "masked",
-                 pair_sampling: str = "released", stage2_init: str = "independent") -> None:
+                 pair_sampling: str = "released", stage2_init: str = "independent",
+                 masking: str = "in_place") -> None:
         self.store_params(locals())
 
     @property
@@ -229,6 +239,8 @@ class BTH(DeepMethod):
             raise ConfigError(f"bth: pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}")
         if self.stage2_init not in STAGE2_INITS:
             raise ConfigError(f"bth: stage2_init must be one of {STAGE2_INITS}, got {self.stage2_init!r}")
+        if self.masking not in MASKINGS:
+            raise ConfigError(f"bth: masking must be one of {MASKINGS}, got {self.masking!r}")
         key = self.stage1_key(train, seed, device)
         cache = ArtefactCache(cache_dir)
         # an interrupted stage-1 training resumes from its checkpoint in this folder; removed once stored
@@ -268,6 +280,12 @@ class BTH(DeepMethod):
     def build_model(self, n_frames, feature_dim, bits):
         return BTHNetwork(feature_dim, n_frames, bits, self.encoder_shape)
 
+    def on_epoch_start(self, model, epoch, train):
+        # the authors' loader masks a copy of the training set held by a worker forked afresh each epoch
+        if self.masking == "in_place":
+            self._train = train
+            self._masks = InPlaceMasks(len(train), train.n_frames, self.mask_prob)
+
     def related_indices(self, indices, epoch, generator):
         assert self.neighbourhood is not None
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -279,7 +297,7 @@ class BTH(DeepMethod):
         assert self._anchor_centres is not None
         n_videos = len(batch.indices)
         originals = torch.cat((batch.features, batch.related))
-        masked, _ = bert_mask(originals, self.mask_prob, generator, blocks=2)  # videos, then their partners
+        masked = self.mask(batch, originals, generator)
         restored, codes, hidden = model(masked)
         reconstruction = reconstruction_loss(restored, originals, masked, self.reconstruction_target)
         mean_codes = codes.float().mean(dim=1)
@@ -291,6 +309,15 @@ class BTH(DeepMethod):
         loss = (self.reconstruction_weight * reconstruction + self.similarity_weight * similarity
                 + self.anchor_weight * anchor)
         return {"loss": loss, "reconstruction": reconstruction, "similarity": similarity, "anchor": anchor}
+
+    def mask(self, batch: Batch, originals: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The masked videos, then their partners [2B, T, F] (``originals`` stacks their unmasked frames)."""
+        if self.masking == "fresh":
+            return bert_mask(originals, self.mask_prob, generator, blocks=2)[0]
+        assert self._masks is not None and self._train is not None
+        videos = torch.cat((batch.indices, batch.related_indices)).cpu().numpy()
+        shown = self._masks.mask(videos.reshape(2, -1).T, generator)  # per pair: the video, then its partner
+        return frames_shown(shown.transpose(1, 0, 2).reshape(len(videos), -1), videos, originals, self._train.read)
 
     def encode_batch(self, model, features):
         # the protocol's codes: per-frame codes averaged over frames, then sign (an exact 0 stays 0)

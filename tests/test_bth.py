@@ -16,8 +16,10 @@ from ssvh_bench.methods import bth as bth_module
 from ssvh_bench.methods.bth import STAGE1_KIND
 from test_pinned_codes import BITS, fixed_videos
 
-# version 4's entry in tests/data/pinned_codes.json (stage 2 built under the run's seed, as stage 1)
+# earlier versions' entries in tests/data/pinned_codes.json: 4 (stage 2 built under the run's seed, as stage 1)
+# and 5 (stage 2 built independently; each batch masked afresh)
 VERSION_4_PIN = "026c74d2fa1374e8879c1bd3419962f290dd77ec0a36def4adc0592f12ce0060"
+VERSION_5_PIN = "0ccd77b0e9d94117f8f5d7ffbd986d9844027215ea1ba24b8addef60e8fe8a7b"
 
 
 def tiny(**params):
@@ -45,6 +47,7 @@ def ready_for_stage2(method, data, bits=16):
     # the anchor term compares hidden states with centres: give the centres the model's width
     neighbourhood.centres = np.random.default_rng(0).normal(size=(len(neighbourhood.centres), method.hidden_dim))
     method.use_neighbourhood(neighbourhood, torch.device("cpu"))
+    method.on_epoch_start(model, 0, data)
     return model
 
 
@@ -91,7 +94,8 @@ def test_stage2_reconstruction_target(target):
     data.reads.clear()
     batch = read_batch(method, data, np.arange(6), epoch=0, generator=torch.Generator().manual_seed(4))
     losses = method.training_losses(model, batch, 0, torch.Generator().manual_seed(3))
-    assert len(data.reads) == 2  # the batch, then its partners in one batched read
+    # the batch, then its partners in one batched read (then any video a replacement frame comes from)
+    assert data.reads[0].tolist() == list(range(6)) and len(data.reads[1]) == 6
     originals = torch.cat((batch.features, torch.from_numpy(videos().read(data.reads[1]))))
     assert seen["input"].shape == originals.shape == (12, 5, 12)  # the batch and one partner per video
     assert not torch.equal(seen["input"], originals)  # the model saw masked clips
@@ -99,6 +103,29 @@ def test_stage2_reconstruction_target(target):
     expected = seen["input"] if target == "masked" else originals
     assert losses["reconstruction"].item() == pytest.approx((expected**2).mean().item())
     assert (seen["input"] ** 2).mean().item() != pytest.approx((originals**2).mean().item())
+
+
+def test_stage2_masks_pile_up_within_an_epoch_and_start_afresh_each_epoch():
+    method = tiny(mask_prob=0.3)
+    data = videos()
+    ready_for_stage2(method, data)
+    batch = read_batch(method, data, np.arange(12), epoch=0, generator=torch.Generator().manual_seed(4))
+    originals = torch.cat((batch.features, batch.related))
+
+    def zeroed_share(seed):
+        shown = method.mask(batch, originals, torch.Generator().manual_seed(seed))
+        return shown, (shown == 0).all(dim=2).float().mean().item()
+
+    first, first_share = zeroed_share(0)
+    _, again_share = zeroed_share(0)  # the same draws on a copy that already carries the first masks
+    assert 0.15 < first_share < 0.4 and again_share > first_share + 0.1
+    method.on_epoch_start(None, 1, data)
+    fresh, _ = zeroed_share(0)
+    torch.testing.assert_close(fresh, first, rtol=0, atol=0)
+    # the partner equal to its video (pair tags include the diagonal) carries both reads' masks
+    self_pairs = (batch.indices == batch.related_indices).nonzero().flatten()
+    for row in self_pairs.tolist():
+        torch.testing.assert_close(first[row], first[12 + row], rtol=0, atol=0)
 
 
 def test_anchor_term_is_the_authors_sum_over_both_halves_divided_by_b():
@@ -223,12 +250,14 @@ def test_stage2_starts_independently_of_stage1_unless_asked(monkeypatch):
         torch.testing.assert_close(coupled_stage1[key], stage1[key], rtol=0, atol=0)  # stage 1 does not change
 
 
-def test_stage1_init_gives_version_4_codes():
-    """``stage2_init="stage1"`` is version 4: its codes on the pinned-codes data are version 4's pin."""
+@pytest.mark.parametrize("params, pin", [({"masking": "fresh"}, VERSION_5_PIN),
+                                         ({"masking": "fresh", "stage2_init": "stage1"}, VERSION_4_PIN)])
+def test_named_parameters_give_earlier_versions_codes(params, pin):
+    """``masking="fresh"`` is version 5; with ``stage2_init="stage1"`` too, version 4 (their pinned codes)."""
     data = fixed_videos()
-    codes = tiny(stage2_init="stage1").fit(data, bits=BITS, seed=3).encode(data)
+    codes = tiny(**params).fit(data, bits=BITS, seed=3).encode(data)
     digest = hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int8).tobytes()).hexdigest()
-    assert digest == VERSION_4_PIN
+    assert digest == pin
 
 
 def test_learning_rate_schedule_and_dataset_defaults():
@@ -255,6 +284,10 @@ def test_bad_mask_probability_is_a_config_error():
         tiny(stage2_init="same").check_params()
     with pytest.raises(ConfigError, match="stage2_init must be one of"):
         tiny(stage2_init="same").fit(videos(), bits=16, seed=0)
+    with pytest.raises(ConfigError, match="unknown masking 'copy'"):
+        tiny(masking="copy").check_params()
+    with pytest.raises(ConfigError, match="masking must be one of"):
+        tiny(masking="copy").fit(videos(), bits=16, seed=0)
 
 
 @pytest.mark.slow

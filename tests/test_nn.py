@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from ssvh_bench.nn import (KEPT, REPLACED, UNTOUCHED, ZEROED, Mlp, TransformerBlock, anchor_loss, bert_mask,
-                           debiased_contrastive_loss, hash_binarize, pairwise_similarity_loss, quantization_loss,
-                           sign_ste, sinusoid_table)
+from ssvh_bench.nn import (KEPT, REPLACED, UNTOUCHED, ZEROED, ZEROED_SOURCE, InPlaceMasks, Mlp, TransformerBlock,
+                           anchor_loss, bert_mask, debiased_contrastive_loss, frames_shown, hash_binarize,
+                           pairwise_similarity_loss, quantization_loss, sign_ste, sinusoid_table)
 
 
 def test_hash_binarize_values_and_gradient_mask():
@@ -170,6 +171,73 @@ def test_bert_masking_proportions_and_what_each_kind_does():
     assert (replaced == replaced[:, :1]).all()  # a whole frame of the batch, not a mix
     # sources are spread over the batch, not the frame's own position
     assert (replaced[:, 0] != original[kind == REPLACED][:, 0]).float().mean() > 0.99
+
+
+def by_hand(rows):
+    """Draws for ``InPlaceMasks.apply`` on 2 items of 2 reads of 4 frames: ``rows`` maps (item, read, frame) to
+    "zero", "keep" or the (video, frame) copied into it; every other frame is not selected."""
+    shape = (2, 2, 4)
+    selected, action = np.zeros(shape, bool), np.zeros(shape)
+    source_video, source_frame = np.zeros(shape, int), np.zeros(shape, int)
+    for where, what in rows.items():
+        selected[where] = True
+        action[where] = {"zero": 0.5, "keep": 0.95}.get(what, 0.85)
+        if what not in ("zero", "keep"):
+            source_video[where], source_frame[where] = what
+    return selected, action, source_video, source_frame
+
+
+def test_in_place_masks_by_hand():
+    Z = ZEROED_SOURCE
+    masks = InPlaceMasks(n_videos=3, n_frames=4, mask_prob=0.15)  # frame (n, t) is source 4n + t
+    shown = masks.apply(np.array([[0, 1], [1, 2]]), *by_hand({
+        (0, 0, 1): "zero", (0, 0, 3): (1, 2),  # item 0 reads video 0: (1, 2) is still original, source 6
+        (0, 1, 2): "zero", (0, 1, 3): "keep",  # then video 1
+        (1, 0, 0): (0, 1),  # item 1 reads video 1 again: a copy of the zeroed (0, 1)
+        (1, 1, 1): (0, 3),  # then video 2: (0, 3) shows what it copied, source 6
+    }))
+    np.testing.assert_array_equal(shown, [[[0, Z, 2, 6], [4, 5, Z, 7]],
+                                          [[Z, 5, Z, 7], [8, 6, 10, 11]]])  # video 1 carries item 0's mask
+    masks.reset()
+    np.testing.assert_array_equal(masks.source, np.arange(12).reshape(3, 4))
+
+
+def test_in_place_masks_a_video_read_twice_in_one_item_shows_both_masks():
+    Z = ZEROED_SOURCE
+    masks = InPlaceMasks(n_videos=3, n_frames=4, mask_prob=0.15)
+    shown = masks.apply(np.array([[2, 2], [0, 0]]), *by_hand({(0, 0, 0): "zero", (0, 1, 3): "zero"}))
+    np.testing.assert_array_equal(shown[0], [[Z, 9, 10, Z], [Z, 9, 10, Z]])
+    np.testing.assert_array_equal(shown[1], [[0, 1, 2, 3], [0, 1, 2, 3]])
+
+
+def test_in_place_masks_proportions_and_pile_up_by_simulation():
+    n_videos, n_frames = 4000, 25
+    masks = InPlaceMasks(n_videos, n_frames, mask_prob=0.15)
+    once = masks.mask(np.arange(n_videos)[:, None], torch.Generator().manual_seed(0))[:, 0]
+    zeroed = (once == ZEROED_SOURCE).mean()
+    assert zeroed == pytest.approx(0.15 * 0.8, abs=0.005)  # 100k frames: std 0.001
+    moved = (once != ZEROED_SOURCE) & (once != np.arange(n_videos * n_frames).reshape(n_videos, n_frames))
+    # replaced by another frame: 1.5% of frames, a few of which copy a frame zeroed earlier in the epoch
+    assert moved.mean() == pytest.approx(0.15 * 0.1 * (1 - 0.12 / 2), abs=0.002)
+    twice = masks.mask(np.arange(n_videos)[:, None], torch.Generator().manual_seed(1))  # same epoch
+    assert (twice == ZEROED_SOURCE).mean() == pytest.approx(1 - (1 - 0.12) ** 2, abs=0.006)
+
+
+def test_frames_shown_reads_the_videos_the_batch_lacks():
+    n_videos, n_frames = 5, 3
+    every = np.arange(n_videos * n_frames * 2, dtype=np.float32).reshape(n_videos, n_frames, 2)
+    reads = []
+
+    def read(indices):
+        reads.append(indices.tolist())
+        return every[indices]
+
+    batch_videos = np.array([3, 1, 3])  # repeats are fine
+    sources = np.array([[9, ZEROED_SOURCE, 4], [0, 14, 3]])  # (3, 0), zero, (1, 1); (0, 0), (4, 2), (1, 0)
+    shown = frames_shown(sources, batch_videos, torch.from_numpy(every[batch_videos]), read)
+    assert reads == [[0, 4]]
+    expected = np.stack([[every[3, 0], np.zeros(2), every[1, 1]], [every[0, 0], every[4, 2], every[1, 0]]])
+    np.testing.assert_array_equal(shown.numpy(), expected)
 
 
 def test_mask_is_drawn_from_the_generator():

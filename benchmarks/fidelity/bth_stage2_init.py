@@ -45,7 +45,7 @@ import torch
 
 from ssvh_bench import dataset_registry, evaluate, method_registry
 from ssvh_bench.health import code_health, collapse
-from ssvh_bench.methods.bth import frame_mean_hidden
+from ssvh_bench.methods.bth import MASKINGS, frame_mean_hidden
 from ssvh_bench.train import seed_everything
 
 SIZES = {"n_train": 2000, "n_database": 1000, "n_frames": 25, "feature_dim": 512, "n_classes": 20, "seed": 0}
@@ -100,16 +100,16 @@ def database_labels(folder: Path) -> np.ndarray:
     return scipy.io.loadmat(folder / "fcv_test_labels.mat")["labels"]
 
 
-def run(folder: Path, seed: int, bits: list[int], inits: list[str], cache_dir: Path | None) -> None:
+def run(folder: Path, seed: int, bits: list[int], inits: list[str], masking: str, cache_dir: Path | None) -> None:
     splits = dataset_registry.get("fcvid").create().load(folder)
     for init in inits:
         for b in bits:
             start = time.perf_counter()
-            method = method_registry.get("bth").create(**SETTINGS, stage2_init=init)
+            method = method_registry.get("bth").create(**SETTINGS, stage2_init=init, masking=masking)
             method.fit(splits.train, bits=b, seed=seed, cache_dir=cache_dir)
             codes = method.encode(splits.database)
-            print(json.dumps({"side": "suite", "seed": seed, "bits": b, "stage2_init": init,
-                              **scores(codes, splits.database_labels),
+            print(json.dumps({"side": "suite", "version": method.version, "seed": seed, "bits": b,
+                              "stage2_init": init, "masking": masking, **scores(codes, splits.database_labels),
                               "seconds": round(time.perf_counter() - start)}), flush=True)
 
 
@@ -212,6 +212,7 @@ def main() -> None:
     runner.add_argument("--seed", type=int, required=True)
     runner.add_argument("--bits", type=int, nargs="+", default=[64])
     runner.add_argument("--stage2-init", nargs="+", default=["independent", "stage1"])
+    runner.add_argument("--masking", choices=MASKINGS, default="in_place")
     runner.add_argument("--cache-dir", type=Path, default=None)
     scorer = commands.add_parser("score")
     scorer.add_argument("folder", type=Path)
@@ -229,7 +230,7 @@ def main() -> None:
     if args.command == "export":
         export(args.folder, args.difficulty, args.clusters)
     elif args.command == "run":
-        run(args.folder, args.seed, args.bits, args.stage2_init, args.cache_dir)
+        run(args.folder, args.seed, args.bits, args.stage2_init, args.masking, args.cache_dir)
     elif args.command == "start":
         start(args.folder, args.seed, args.cache_dir)
     elif args.command == "table":

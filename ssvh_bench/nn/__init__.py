@@ -7,8 +7,8 @@ from .contrastive import debiased_contrastive_loss
 from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
 from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
-from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, bert_mask, check_visible_frames, n_visible_frames,
-                      sample_views, two_view_reconstruction)
+from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, ZEROED_SOURCE, InPlaceMasks, bert_mask,
+                      check_visible_frames, frames_shown, n_visible_frames, sample_views, two_view_reconstruction)
 from .positional import sinusoid_table
 from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
                           MaskedAutoencoderShape, MaskedDecoder, Mlp, StdLayerNorm, TransformerBlock,
@@ -21,12 +21,14 @@ __all__ = [
     "REPLACED",
     "UNTOUCHED",
     "ZEROED",
+    "ZEROED_SOURCE",
     "Attention",
     "BatchNormLSTM",
     "BidirectionalMambaBlock",
     "DropPath",
     "FrameEncoder",
     "HashBinarizer",
+    "InPlaceMasks",
     "MaskedAutoencoderShape",
     "MaskedDecoder",
     "Mamba",
@@ -37,6 +39,7 @@ __all__ = [
     "anchor_loss",
     "bert_mask",
     "debiased_contrastive_loss",
+    "frames_shown",
     "hash_binarize",
     "check_visible_frames",
     "n_visible_frames",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -42,6 +43,82 @@ def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator
     replaced = kind == REPLACED
     masked[replaced] = distributed.gather_blocks(frames, blocks)[source_video[replaced], source_frame[replaced]]
     return masked, kind
+
+
+ZEROED_SOURCE = -1  # ``InPlaceMasks.source`` of a zeroed frame
+
+
+class InPlaceMasks:
+    """BERT masking as the released BTH loader does it: written into the loader's copy of the training set.
+
+    A video read again before ``reset`` carries its earlier masks, and a replacement frame is any frame of the
+    copy as it stands (itself zeroed or replaced, possibly). The released loader keeps the copy in its one worker
+    process, forked afresh each epoch: call ``reset`` at each epoch start.
+
+    The copy is held as ``source`` [N, T]: for each frame, the index ``n * T + t`` of the original frame it now
+    shows, or ``ZEROED_SOURCE``. ``mask`` masks a batch of dataset items, each reading ``G`` videos in order
+    (BTH: the video, then its partner; the partner may be the video itself), and returns what each item's
+    videos show once the item is read.
+    """
+
+    def __init__(self, n_videos: int, n_frames: int, mask_prob: float) -> None:
+        self.n_videos, self.n_frames, self.mask_prob = n_videos, n_frames, mask_prob
+        self.reset()
+
+    def reset(self) -> None:
+        """Every frame its original again (the loader's fresh copy)."""
+        self.source = np.arange(self.n_videos * self.n_frames, dtype=np.int64).reshape(self.n_videos, self.n_frames)
+
+    def mask(self, items: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        """Mask the videos ``items`` [B, G] (per item, in order) with draws from ``generator``; the sources
+        [B, G, T] each item's videos show after the item is read.
+
+        Draws, in this order: the selection, the action, the source video and the source frame, each
+        [B, G, T] (under torchrun for the global batch, of which this rank keeps its rows)."""
+        n_items, per_item = items.shape
+        n_global, rows = distributed.batch_rows(n_items)
+        shape = (n_global, per_item, self.n_frames)
+        device = generator.device
+        selected = torch.rand(shape, generator=generator, device=device)[rows] < self.mask_prob
+        action = torch.rand(shape, generator=generator, device=device)[rows]
+        source_video = torch.randint(0, self.n_videos, shape, generator=generator, device=device)[rows]
+        source_frame = torch.randint(0, self.n_frames, shape, generator=generator, device=device)[rows]
+        return self.apply(items, *(t.cpu().numpy() for t in (selected, action, source_video, source_frame)))
+
+    def apply(self, items: np.ndarray, selected: np.ndarray, action: np.ndarray, source_video: np.ndarray,
+              source_frame: np.ndarray) -> np.ndarray:
+        """``mask`` with the draws given ([B, G, T] each): frame by frame, as the loader's loop runs."""
+        shown = np.empty((*items.shape, self.n_frames), dtype=np.int64)
+        for i, videos in enumerate(items):
+            for g, video in enumerate(videos):
+                for t in np.flatnonzero(selected[i, g]):
+                    if action[i, g, t] < ZEROED_SHARE:
+                        self.source[video, t] = ZEROED_SOURCE
+                    elif action[i, g, t] < ZEROED_SHARE + REPLACED_SHARE:
+                        self.source[video, t] = self.source[source_video[i, g, t], source_frame[i, g, t]]
+            shown[i] = self.source[videos]  # read once the item's videos are masked, as the loader returns it
+        return shown
+
+
+def frames_shown(sources: np.ndarray, videos: np.ndarray, frames: torch.Tensor,
+                 read: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
+    """The frames [R, T, F] that ``sources`` [R, T] (``InPlaceMasks``) point to, zero where zeroed.
+
+    ``frames`` [P, T, F] are the original frames of ``videos`` [P] (e.g. the batch's); any other video a
+    source points to is read with ``read(sorted indices)`` and moved to ``frames``' device."""
+    n_frames = frames.shape[1]
+    needed = np.unique(sources[sources != ZEROED_SOURCE] // n_frames)
+    missing = np.setdiff1d(needed, videos)
+    pool_videos = np.concatenate((videos, missing))
+    pool = frames if not len(missing) else torch.cat(
+        (frames, torch.from_numpy(np.ascontiguousarray(read(missing))).to(frames.device, frames.dtype)))
+    order = np.argsort(pool_videos, kind="stable")
+    zeroed = sources == ZEROED_SOURCE
+    kept = np.where(zeroed, 0, sources)
+    row = order[np.searchsorted(pool_videos[order], kept // n_frames)]
+    flat = torch.from_numpy(row * n_frames + kept % n_frames).to(frames.device)
+    shown = pool.reshape(-1, frames.shape[2])[flat]
+    return shown.masked_fill(torch.from_numpy(zeroed).to(frames.device)[..., None], 0)
 
 
 def n_visible_frames(n_frames: int, mask_ratio: float) -> int:
