@@ -96,3 +96,14 @@ def test_display_and_run_ids_of_deep_methods_are_read_without_torch():
             "make_specs(['conmh', 'bth'], 'synthetic', [64], [0], {}, {}); print('torch' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
+
+
+def test_every_package_folder_is_installed():
+    """A folder missing from pyproject's ``packages`` works in an editable install and is absent from a wheel."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {prefix: ROOT / folder for prefix, folder in setuptools["package-dir"].items()}
+    found = {module_name(init.parent / "__init__.py") for init in ENGINE.rglob("__init__.py")}
+    found |= {prefix for prefix, folder in folders.items() if (folder / "__init__.py").exists()}
+    assert found == set(setuptools["packages"])
