@@ -45,15 +45,14 @@ from torch import nn
 from ssvh_bench import (KMEANS_BACKENDS, PAIR_SAMPLING, ArtefactCache, Batch, ConfigError, DeepMethod,
                         PseudoNeighbourhood, Related, TrainingHooks, VideoFeatures, build_anchor_neighbourhood,
                         register_method, resolve_kmeans_backend, train_model)
-from ssvh_bench.nn import (InPlaceMasks, TransformerBlock, anchor_loss, bert_mask, frames_shown, hash_binarize,
-                           pairwise_similarity_loss, sinusoid_table)
+from ssvh_bench.nn import (MASKINGS, InPlaceMasks, TransformerBlock, anchor_loss, bert_mask, frames_shown,
+                           hash_binarize, pairwise_similarity_loss, sinusoid_table)
 
 STAGE1_KIND = "bth-stage1"
 STAGE1_CHECKPOINT = "last.pt"
 N_NEAREST_ANCHORS = 3  # what the reference keeps per video; the first is the anchor the loss pulls towards
 RECONSTRUCTION_TARGETS = ("masked", "original")
 STAGE2_INITS = ("independent", "stage1")
-MASKINGS = ("in_place", "fresh")
 STAGE2_INIT_STREAM = 2  # stage 2's initial weights: a stream of their own, derived from the run's seed
 
 

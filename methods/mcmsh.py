@@ -40,10 +40,11 @@ are tagged similar). The video and its partner are seen through BERT-style frame
   squared Euclidean distance of continuous codes (4x the Hamming distance for binary ones).
 
 Like the authors' code, each step runs five forward passes (video, partner, positive, two negatives), so
-BatchNorm normalises each view by its own batch statistics. Deliberate differences (README, MCMSH):
-- The authors mask frames in place in their loader's copy of the training set, so a video met twice in an
-  epoch carries the earlier masking (state corruption); we mask a fresh copy. Their random replacement frame
-  comes from anywhere in the training set; ours from a random video of the same batch.
+BatchNorm normalises each view by its own batch statistics. The authors mask frames in place in their loader's
+copy of the training set, which lasts an epoch: a video met again in the epoch (masked, or as a positive or
+negative) carries the earlier masks, and a replacement frame comes from anywhere in that copy.
+``masking="in_place"`` (the default) reproduces that; ``"fresh"`` masks a fresh copy of each batch, replacing
+from the batch (version 4).
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
-                        build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
-from ssvh_bench.nn import Mlp, anchor_loss, bert_mask, pairwise_similarity_loss, quantization_loss
+from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, Batch, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
+                        VideoFeatures, build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
+from ssvh_bench.nn import (MASKINGS, InPlaceMasks, Mlp, anchor_loss, bert_mask, frames_shown, pairwise_similarity_loss,
+                           quantization_loss)
 
 RANGES = ("long", "middle", "short")
 MIDDLE_POOL = 3  # the middle range pools the context axis into bins of about this many positions
@@ -187,8 +189,9 @@ class MCMSH(DeepMethod):
 
     # 2: partners and masks drawn through the shared blocks (other random streams); 3: the authors' code by
     # default (pseudo-labels and anchor graph on raw features, five forward passes, zero-gradient
-    # quantization, pair sampling); 4: the last partial batch is trained on, as the authors' loader does
-    version = 4
+    # quantization, pair sampling); 4: the last partial batch is trained on, as the authors' loader does; 5: masks
+    # in place, lasting an epoch, as the authors' loader does (``masking="fresh"`` gives version 4's codes)
+    version = 5
     drop_last = False
 
     family = "two_stage"
@@ -206,11 +209,15 @@ class MCMSH(DeepMethod):
 
     display = {"name": "MCMSH", "published": "2022-10", "colour": "#0072B2", "marker": "P"}
     param_rules = {"hidden_dim": "positive", "n_anchors": "positive", "n_nearest": "positive", "dropout": "unit"}
+    param_choices = {"quantization": QUANTIZATION, "pair_sampling": PAIR_SAMPLING, "masking": MASKINGS}
+    _masks: InPlaceMasks | None = None  # the loader's copy of the training set (``masking="in_place"``)
+    _train: VideoFeatures | None = None
 
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
                  lr_decay_every: int = 20, min_lr: float = 1e-4,
-                 amp: bool = True, quantization: str = "released", pair_sampling: str = "released") -> None:
+                 amp: bool = True, quantization: str = "released", pair_sampling: str = "released",
+                 masking: str = "in_place") -> None:
         self.store_params(locals())
 
     # ---- stage 1 -----------------------------------------------------------------------------------------
@@ -227,6 +234,8 @@ class MCMSH(DeepMethod):
             raise ConfigError(f"mcmsh: quantization must be one of {QUANTIZATION}, got {self.quantization!r}")
         if self.pair_sampling not in PAIR_SAMPLING:
             raise ConfigError(f"mcmsh: pair_sampling must be one of {PAIR_SAMPLING}, got {self.pair_sampling!r}")
+        if self.masking not in MASKINGS:
+            raise ConfigError(f"mcmsh: masking must be one of {MASKINGS}, got {self.masking!r}")
         if self.n_anchors < self.hidden_dim:
             raise ConfigError(f"mcmsh: the PCA of the anchors to hidden_dim={self.hidden_dim} dimensions needs "
                               f"n_anchors >= hidden_dim, got n_anchors={self.n_anchors}")
@@ -264,11 +273,30 @@ class MCMSH(DeepMethod):
         # read as one block: partners, positives, first negatives, second negatives
         return Related(np.concatenate([relations[name] for name in RELATED_ORDER]), {"target": relations["target"]})
 
+    def on_epoch_start(self, model, epoch, train):
+        # the authors' loader masks a copy of the training set held by a worker forked afresh each epoch
+        if self.masking == "in_place":
+            self._train = train
+            self._masks = InPlaceMasks(len(train), train.n_frames, MASK_PROBABILITY)
+
+    def views(self, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The masked videos, their masked partners, the positives and both negatives, [B, T, F] each."""
+        n_videos = len(batch.indices)
+        if self.masking == "fresh":
+            partner_frames = batch.related[:n_videos]
+            return (bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
+                    bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], *batch.related[n_videos:].split(n_videos))
+        assert self._masks is not None and self._train is not None
+        videos = torch.cat((batch.indices, batch.related_indices)).cpu().numpy()
+        # per video, as the loader's item: mask the video, then its partner; then read all five as they stand
+        shown = self._masks.mask(videos.reshape(1 + len(RELATED_ORDER), n_videos).T, generator, n_masked=2)
+        frames = frames_shown(shown.transpose(1, 0, 2).reshape(len(videos), -1), videos,
+                              torch.cat((batch.features, batch.related)), self._train.read)
+        return frames.split(n_videos)
+
     def training_losses(self, model, batch, epoch, generator):
         n_videos = len(batch.indices)
-        partner_frames = batch.related[:n_videos]
-        views = (bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
-                 bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], *batch.related[n_videos:].split(n_videos))
+        views = self.views(batch, generator)
         # one pass per view, as the authors: BatchNorm normalises each view by its own batch statistics
         outputs = [model(frames, alpha=math.sqrt(epoch + 1)) for frames in views]
         video, partner, positive, negative1, negative2 = (codes.float() for codes, _ in outputs)

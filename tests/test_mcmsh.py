@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -13,6 +15,10 @@ from ssvh_bench.cli import app
 from ssvh_bench.config import resolve_params
 from ssvh_bench.methods import mcmsh as mcmsh_module
 from ssvh_bench.methods.mcmsh import LOSS_WEIGHTS, MCMSH, ContextGate, quadruplet_loss
+from test_pinned_codes import BITS, fixed_videos
+
+# version 4's entry in tests/data/pinned_codes.json (each batch masked on a fresh copy)
+VERSION_4_PIN = "c1501b668a7c6e9c141751e04166bd91d0aebb54cc4323a02b196b516ef30847"
 
 
 def tiny(**params) -> MCMSH:
@@ -197,7 +203,40 @@ def test_cli_run_on_tiny_synthetic_data_is_above_chance(tmp_path):
     assert metrics["map@20"] > chance["map@20"] + 0.05
 
 
+def test_fresh_masking_gives_version_4_codes():
+    data = fixed_videos()
+    codes = tiny(masking="fresh").fit(data, bits=BITS, seed=3).encode(data)
+    assert hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int8).tobytes()).hexdigest() == VERSION_4_PIN
+
+
+def test_masks_pile_up_within_an_epoch_and_the_unmasked_views_show_them():
+    videos = two_groups()
+    method = tiny().fit(videos, bits=16, seed=0)
+    batch = read_batch(method, videos, np.arange(12), epoch=0, generator=torch.Generator().manual_seed(1))
+    # video 0 is its own positive (the tags include the diagonal)
+    related_indices, related = batch.related_indices.clone(), batch.related.clone()
+    related_indices[12], related[12] = 0, batch.features[0]
+    batch = dataclasses.replace(batch, related_indices=related_indices, related=related)
+    method.on_epoch_start(method.model, 0, videos)
+
+    def zeroed_frames(views):  # per view: the share of all-zero frames
+        return [(view == 0).all(dim=2).float().mean().item() for view in views]
+
+    first = method.views(batch, torch.Generator().manual_seed(0))
+    again = method.views(batch, torch.Generator().manual_seed(0))  # the copy already carries the first masks
+    assert 0.02 < min(zeroed_frames(first[:2])) and max(zeroed_frames(first[:2])) < 0.3
+    assert sum(zeroed_frames(again)) > sum(zeroed_frames(first)) + 0.1
+    # positives, negatives: not masked themselves, so what they show was masked in this epoch's earlier reads
+    assert (first[0][0] == 0).all(dim=1).any()
+    torch.testing.assert_close(first[2][0], first[0][0], rtol=0, atol=0)
+    method.on_epoch_start(method.model, 1, videos)
+    for fresh, old in zip(method.views(batch, torch.Generator().manual_seed(0)), first):
+        torch.testing.assert_close(fresh, old, rtol=0, atol=0)
+
+
 def test_too_few_anchors_for_the_pca_is_a_config_error():
+    with pytest.raises(ConfigError, match="masking must be one of"):
+        tiny(masking="copy").fit(two_groups(), bits=16, seed=0)
     with pytest.raises(ConfigError, match="needs n_anchors >= hidden_dim, got n_anchors=8"):
         tiny(n_anchors=8).fit(two_groups(), bits=16, seed=0)
 

@@ -210,6 +210,16 @@ def test_in_place_masks_a_video_read_twice_in_one_item_shows_both_masks():
     np.testing.assert_array_equal(shown[1], [[0, 1, 2, 3], [0, 1, 2, 3]])
 
 
+def test_in_place_masks_reads_the_unmasked_videos_as_the_copy_stands():
+    Z = ZEROED_SOURCE
+    masks = InPlaceMasks(n_videos=2, n_frames=3, mask_prob=0.15)
+    selected = np.array([[[True, False, False]], [[False, False, True]]])  # one masked video per item
+    shown = masks.apply(np.array([[1, 0], [0, 1]]), selected, np.full((2, 1, 3), 0.5), np.zeros((2, 1, 3), int),
+                        np.zeros((2, 1, 3), int))
+    # item 0 zeroes frame 0 of video 1 and reads video 0 whole; item 1 zeroes frame 2 of video 0 and reads video 1
+    np.testing.assert_array_equal(shown, [[[Z, 4, 5], [0, 1, 2]], [[0, 1, Z], [Z, 4, 5]]])
+
+
 def test_in_place_masks_proportions_and_pile_up_by_simulation():
     n_videos, n_frames = 4000, 25
     masks = InPlaceMasks(n_videos, n_frames, mask_prob=0.15)

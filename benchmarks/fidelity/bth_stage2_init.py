@@ -45,7 +45,8 @@ import torch
 
 from ssvh_bench import dataset_registry, evaluate, method_registry
 from ssvh_bench.health import code_health, collapse
-from ssvh_bench.methods.bth import MASKINGS, frame_mean_hidden
+from ssvh_bench.methods.bth import frame_mean_hidden
+from ssvh_bench.nn import MASKINGS
 from ssvh_bench.train import seed_everything
 
 SIZES = {"n_train": 2000, "n_database": 1000, "n_frames": 25, "feature_dim": 512, "n_classes": 20, "seed": 0}
@@ -114,20 +115,27 @@ def run(folder: Path, seed: int, bits: list[int], inits: list[str], masking: str
 
 
 STARTS = {"independent": "independent (default)", "stage1": "`stage1`"}
+# who ran, with which masking: the authors' code as released masks in place; with a copy per read it masks afresh
+CODES = {("authors", "in_place"): "authors'", ("authors", "fresh"): "authors', copy per read",
+         ("suite", "in_place"): "suite", ("suite", "fresh"): "suite, `masking=fresh`"}
 
 
 def read_rows(files: list[Path]) -> list[dict]:
+    """The JSON lines of ``run`` and ``score``; a row without ``masking`` is the authors' code as released or the
+    suite's version 5, which masked afresh."""
     rows = {}
     for file in files:
         for line in file.read_text().splitlines():
             if line.startswith("{") and '"side"' in line:
                 row = json.loads(line)
-                rows[row["side"], row["bits"], row["stage2_init"], row["seed"]] = row  # a rerun replaces its row
+                row.setdefault("masking", "in_place" if row["side"] == "authors" else "fresh")
+                # a rerun replaces its row
+                rows[row["side"], row["bits"], row["stage2_init"], row["masking"], row["seed"]] = row
     return list(rows.values())
 
 
-def _runs(rows: list[dict], side: str, bits: int, init: str) -> list[dict]:
-    return sorted((r for r in rows if (r["side"], r["bits"], r["stage2_init"]) == (side, bits, init)),
+def _runs(rows: list[dict], code: tuple[str, str], bits: int, init: str) -> list[dict]:
+    return sorted((r for r in rows if ((r["side"], r["masking"]), r["bits"], r["stage2_init"]) == (code, bits, init)),
                   key=lambda r: r["seed"])
 
 
@@ -147,41 +155,46 @@ def _welch(suite: list[float], authors: list[float], fmt: str) -> str:
 
 def table(files: list[Path]) -> str:
     rows = read_rows(files)
-    out = ["| bits | stage 2 start | side | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | collapsed |",
+    out = ["| bits | stage 2 start | code | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | collapsed |",
            "|---|---|---|---|---|---|---|---|"]
-    versus = ["| bits | stage 2 start | suite - authors' code: mAP@5 (Welch 95% interval) | constant bits (Welch 95% interval) "
-              "| collapse rates, Fisher's exact p |", "|---|---|---|---|---|"]
+    versus = ["| bits | stage 2 start | suite - authors' code | mAP@5 (Welch 95% interval) | constant bits (Welch 95% "
+              "interval) | collapse rates, Fisher's exact p |", "|---|---|---|---|---|---|"]
     for bits in sorted({r["bits"] for r in rows}, reverse=True):
         for init, name in STARTS.items():
-            found = {side: _runs(rows, side, bits, init) for side in ("authors", "suite")}
-            for side, runs in found.items():
+            found = {code: _runs(rows, code, bits, init) for code in CODES}
+            for code, runs in found.items():
                 if not runs:
                     continue
                 maps = [r["map@5"] for r in runs]
                 sd = f" ± {statistics.stdev(maps):.3f}" if len(maps) > 1 else ""
-                label = "authors'" if side == "authors" else "suite"
-                out.append(f"| {bits} | {name} | {label} | {len(runs)} | "
+                out.append(f"| {bits} | {name} | {CODES[code]} | {len(runs)} | "
                            f"{statistics.mean(maps):.3f}{sd} | {_spread(maps, '{:.3f}')} | "
                            f"{_spread([r['constant_bits'] for r in runs], '{}')} | "
                            f"{sum(r['collapsed'] for r in runs)} of {len(runs)} |")
-            if found["authors"] and found["suite"]:
-                rates = [[sum(r["collapsed"] for r in runs), sum(not r["collapsed"] for r in runs)]
-                         for runs in (found["suite"], found["authors"])]
-                compared = [_welch(*([r[key] for r in found[side]] for side in ("suite", "authors")), fmt)
-                            for key, fmt in (("map@5", "{:+.3f}"), ("constant_bits", "{:+.1f}"))]
-                versus.append(f"| {bits} | {name} | {' | '.join(compared)} | "
-                              f"{rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of {sum(rates[1])}, "
-                              f"p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
-    runs = ["| bits | seed | authors', independent | suite, independent | authors', `stage1` | suite, `stage1` |",
-            "|---|---|---|---|---|---|"]
-    by_key = {(r["side"], r["bits"], r["stage2_init"], r["seed"]): r for r in rows}
+            for ours in ("in_place", "fresh"):
+                for theirs in ("in_place", "fresh"):
+                    suite, authors = found["suite", ours], found["authors", theirs]
+                    if not (suite and authors):
+                        continue
+                    rates = [[sum(r["collapsed"] for r in runs), sum(not r["collapsed"] for r in runs)]
+                             for runs in (suite, authors)]
+                    compared = [_welch(*([r[key] for r in runs] for runs in (suite, authors)), fmt)
+                                for key, fmt in (("map@5", "{:+.3f}"), ("constant_bits", "{:+.1f}"))]
+                    versus.append(f"| {bits} | {name} | {CODES['suite', ours]} - {CODES['authors', theirs]} | "
+                                  f"{' | '.join(compared)} | {rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of "
+                                  f"{sum(rates[1])}, p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
+    present = [(init, code) for init in STARTS for code in CODES
+               if any((r["stage2_init"], (r["side"], r["masking"])) == (init, code) for r in rows)]
+    runs = ["| bits | seed | " + " | ".join(f"{CODES[code]}, {'independent' if init == 'independent' else '`stage1`'}"
+                                            for init, code in present) + " |",
+            "|---|---|" + "---|" * len(present)]
+    by_key = {(r["side"], r["masking"], r["bits"], r["stage2_init"], r["seed"]): r for r in rows}
     for bits, seed in sorted({(r["bits"], r["seed"]) for r in rows}, key=lambda k: (-k[0], k[1])):
         cells = []
-        for init in STARTS:
-            for side in ("authors", "suite"):
-                r = by_key.get((side, bits, init, seed))
-                cells.append("-" if r is None else
-                             f"{r['map@5']:.3f}/{r['constant_bits']}{' †' if r['collapsed'] else ''}")
+        for init, code in present:
+            r = by_key.get((*code, bits, init, seed))
+            cells.append("-" if r is None else
+                         f"{r['map@5']:.3f}/{r['constant_bits']}{' †' if r['collapsed'] else ''}")
         runs.append(f"| {bits} | {seed} | " + " | ".join(cells) + " |")
     return "\n\n".join("\n".join(t) for t in (out, versus, runs))
 
@@ -220,6 +233,8 @@ def main() -> None:
     scorer.add_argument("--seed", type=int)
     scorer.add_argument("--bits", type=int)
     scorer.add_argument("--stage2-init", choices=list(STARTS))
+    scorer.add_argument("--masking", choices=MASKINGS, default="in_place",
+                        help="fresh: the authors' code with a copy per read")
     commands.add_parser("table").add_argument("files", type=Path, nargs="+")
     starter = commands.add_parser("start")
     starter.add_argument("folder", type=Path)
@@ -237,7 +252,7 @@ def main() -> None:
         print(table(args.files))
     else:
         described = {} if args.seed is None else {"side": "authors", "seed": args.seed, "bits": args.bits,
-                                                  "stage2_init": args.stage2_init}
+                                                  "stage2_init": args.stage2_init, "masking": args.masking}
         print(json.dumps({**described, **scores(np.load(args.codes), database_labels(args.folder))}))
 
 

@@ -7,7 +7,7 @@ from .contrastive import debiased_contrastive_loss
 from .drop_path import DropPath
 from .losses import anchor_loss, pairwise_similarity_loss, quantization_loss
 from .mamba import BidirectionalMambaBlock, Mamba, selective_scan
-from .masking import (KEPT, REPLACED, UNTOUCHED, ZEROED, ZEROED_SOURCE, InPlaceMasks, bert_mask,
+from .masking import (KEPT, MASKINGS, REPLACED, UNTOUCHED, ZEROED, ZEROED_SOURCE, InPlaceMasks, bert_mask,
                       check_visible_frames, frames_shown, n_visible_frames, sample_views, two_view_reconstruction)
 from .positional import sinusoid_table
 from .transformer import (LAYER_NORM_EPS, MASKED_AUTOENCODER_VARIANTS, Attention, FrameEncoder,
@@ -18,6 +18,7 @@ __all__ = [
     "KEPT",
     "LAYER_NORM_EPS",
     "MASKED_AUTOENCODER_VARIANTS",
+    "MASKINGS",
     "REPLACED",
     "UNTOUCHED",
     "ZEROED",

@@ -46,19 +46,22 @@ def bert_mask(frames: torch.Tensor, mask_prob: float, generator: torch.Generator
 
 
 ZEROED_SOURCE = -1  # ``InPlaceMasks.source`` of a zeroed frame
+# a method's ``masking``: in the loader's copy of the training set, as released (``InPlaceMasks``), or a fresh
+# copy of each batch (``bert_mask``)
+MASKINGS = ("in_place", "fresh")
 
 
 class InPlaceMasks:
-    """BERT masking as the released BTH loader does it: written into the loader's copy of the training set.
+    """BERT masking as the released BTH and MCMSH loaders do it: written into the loader's copy of the training set.
 
     A video read again before ``reset`` carries its earlier masks, and a replacement frame is any frame of the
-    copy as it stands (itself zeroed or replaced, possibly). The released loader keeps the copy in its one worker
-    process, forked afresh each epoch: call ``reset`` at each epoch start.
+    copy as it stands (itself zeroed or replaced, possibly). The released loaders keep the copy in their one
+    worker process, forked afresh each epoch: call ``reset`` at each epoch start.
 
     The copy is held as ``source`` [N, T]: for each frame, the index ``n * T + t`` of the original frame it now
-    shows, or ``ZEROED_SOURCE``. ``mask`` masks a batch of dataset items, each reading ``G`` videos in order
-    (BTH: the video, then its partner; the partner may be the video itself), and returns what each item's
-    videos show once the item is read.
+    shows, or ``ZEROED_SOURCE``. ``mask`` reads a batch of dataset items, each masking its first videos in order
+    (BTH: the video, then its partner, which may be the video itself) and then reading all of its videos as
+    they stand (MCMSH also reads a positive and two negatives unmasked).
     """
 
     def __init__(self, n_videos: int, n_frames: int, mask_prob: float) -> None:
@@ -69,15 +72,16 @@ class InPlaceMasks:
         """Every frame its original again (the loader's fresh copy)."""
         self.source = np.arange(self.n_videos * self.n_frames, dtype=np.int64).reshape(self.n_videos, self.n_frames)
 
-    def mask(self, items: np.ndarray, generator: torch.Generator) -> np.ndarray:
-        """Mask the videos ``items`` [B, G] (per item, in order) with draws from ``generator``; the sources
-        [B, G, T] each item's videos show after the item is read.
+    def mask(self, items: np.ndarray, generator: torch.Generator, n_masked: int | None = None) -> np.ndarray:
+        """Read the items' videos ``items`` [B, R], masking the first ``n_masked`` (default all) of each item
+        in order, with draws from ``generator``; the sources [B, R, T] each item's videos show once it is read.
 
         Draws, in this order: the selection, the action, the source video and the source frame, each
-        [B, G, T] (under torchrun for the global batch, of which this rank keeps its rows)."""
-        n_items, per_item = items.shape
+        [B, n_masked, T] (under torchrun for the global batch, of which this rank keeps its rows)."""
+        n_items, n_read = items.shape
+        n_masked = n_read if n_masked is None else n_masked
         n_global, rows = distributed.batch_rows(n_items)
-        shape = (n_global, per_item, self.n_frames)
+        shape = (n_global, n_masked, self.n_frames)
         device = generator.device
         selected = torch.rand(shape, generator=generator, device=device)[rows] < self.mask_prob
         action = torch.rand(shape, generator=generator, device=device)[rows]
@@ -87,16 +91,16 @@ class InPlaceMasks:
 
     def apply(self, items: np.ndarray, selected: np.ndarray, action: np.ndarray, source_video: np.ndarray,
               source_frame: np.ndarray) -> np.ndarray:
-        """``mask`` with the draws given ([B, G, T] each): frame by frame, as the loader's loop runs."""
+        """``mask`` with the draws given ([B, n_masked, T] each): frame by frame, as the loaders' loop runs."""
         shown = np.empty((*items.shape, self.n_frames), dtype=np.int64)
         for i, videos in enumerate(items):
-            for g, video in enumerate(videos):
+            for g, video in enumerate(videos[: selected.shape[1]]):
                 for t in np.flatnonzero(selected[i, g]):
                     if action[i, g, t] < ZEROED_SHARE:
                         self.source[video, t] = ZEROED_SOURCE
                     elif action[i, g, t] < ZEROED_SHARE + REPLACED_SHARE:
                         self.source[video, t] = self.source[source_video[i, g, t], source_frame[i, g, t]]
-            shown[i] = self.source[videos]  # read once the item's videos are masked, as the loader returns it
+            shown[i] = self.source[videos]  # read once the item's videos are masked, as the loaders return them
         return shown
 
 
