@@ -45,8 +45,8 @@ from torch import nn
 from ssvh_bench import (KMEANS_BACKENDS, PAIR_SAMPLING, ArtefactCache, Batch, ConfigError, DeepMethod,
                         PseudoNeighbourhood, Related, TrainingHooks, VideoFeatures, build_anchor_neighbourhood,
                         register_method, resolve_kmeans_backend, train_model)
-from ssvh_bench.nn import (MASKINGS, InPlaceMasks, TransformerBlock, anchor_loss, bert_mask, frames_shown,
-                           hash_binarize, pairwise_similarity_loss, sinusoid_table)
+from ssvh_bench.nn import (MASKINGS, InPlaceMasks, TransformerBlock, anchor_loss, bert_mask, hash_binarize,
+                           pairwise_similarity_loss, sinusoid_table)
 
 STAGE1_KIND = "bth-stage1"
 STAGE1_CHECKPOINT = "last.pt"
@@ -193,7 +193,6 @@ class BTH(DeepMethod):
     neighbourhood: PseudoNeighbourhood | None = None
     _anchor_centres: torch.Tensor | None = None  # [N, hidden_dim]: each training video's first anchor
     _masks: InPlaceMasks | None = None  # stage 2's copy of the training set (``masking="in_place"``)
-    _train: VideoFeatures | None = None
 
     display = {"name": "BTH", "published": "2021-06", "colour": "#CC79A7", "marker": "^"}
     param_rules = {"ffn_dim": "positive", "heads": "positive", "hidden_dim": "positive", "layers": "positive",
@@ -282,8 +281,7 @@ class BTH(DeepMethod):
     def on_epoch_start(self, model, epoch, train):
         # the authors' loader masks a copy of the training set held by a worker forked afresh each epoch
         if self.masking == "in_place":
-            self._train = train
-            self._masks = InPlaceMasks(len(train), train.n_frames, self.mask_prob)
+            self._masks = InPlaceMasks(len(train), train.n_frames, self.mask_prob, train.read)
 
     def related_indices(self, indices, epoch, generator):
         assert self.neighbourhood is not None
@@ -313,10 +311,9 @@ class BTH(DeepMethod):
         """The masked videos, then their partners [2B, T, F] (``originals`` stacks their unmasked frames)."""
         if self.masking == "fresh":
             return bert_mask(originals, self.mask_prob, generator, blocks=2)[0]
-        assert self._masks is not None and self._train is not None
-        videos = torch.cat((batch.indices, batch.related_indices)).cpu().numpy()
-        shown = self._masks.mask(videos.reshape(2, -1).T, generator)  # per pair: the video, then its partner
-        return frames_shown(shown.transpose(1, 0, 2).reshape(len(videos), -1), videos, originals, self._train.read)
+        assert self._masks is not None
+        # per pair, as the loader's item: the video, then its partner
+        return self._masks.masked_frames(torch.cat((batch.indices, batch.related_indices)), originals, 2, generator)
 
     def encode_batch(self, model, features):
         # the protocol's codes: per-frame codes averaged over frames, then sign (an exact 0 stays 0)

@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssvh_bench import (PAIR_SAMPLING, ArtefactCache, Batch, ConfigError, DeepMethod, PseudoNeighbourhood, Related,
-                        VideoFeatures, build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
-from ssvh_bench.nn import (MASKINGS, InPlaceMasks, Mlp, anchor_loss, bert_mask, frames_shown, pairwise_similarity_loss,
+                        build_anchor_neighbourhood, register_method, resolve_kmeans_backend)
+from ssvh_bench.nn import (MASKINGS, InPlaceMasks, Mlp, anchor_loss, bert_mask, pairwise_similarity_loss,
                            quantization_loss)
 
 RANGES = ("long", "middle", "short")
@@ -211,7 +211,6 @@ class MCMSH(DeepMethod):
     param_rules = {"hidden_dim": "positive", "n_anchors": "positive", "n_nearest": "positive", "dropout": "unit"}
     param_choices = {"quantization": QUANTIZATION, "pair_sampling": PAIR_SAMPLING, "masking": MASKINGS}
     _masks: InPlaceMasks | None = None  # the loader's copy of the training set (``masking="in_place"``)
-    _train: VideoFeatures | None = None
 
     def __init__(self, hidden_dim: int = 256, n_anchors: int = 2000, n_nearest: int = 3, dropout: float = 0.5,
                  epochs: int = 56, batch_size: int = 256, lr: float = 3e-4, lr_decay: float = 0.9,
@@ -276,8 +275,7 @@ class MCMSH(DeepMethod):
     def on_epoch_start(self, model, epoch, train):
         # the authors' loader masks a copy of the training set held by a worker forked afresh each epoch
         if self.masking == "in_place":
-            self._train = train
-            self._masks = InPlaceMasks(len(train), train.n_frames, MASK_PROBABILITY)
+            self._masks = InPlaceMasks(len(train), train.n_frames, MASK_PROBABILITY, train.read)
 
     def views(self, batch: Batch, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         """The masked videos, their masked partners, the positives and both negatives, [B, T, F] each."""
@@ -286,12 +284,11 @@ class MCMSH(DeepMethod):
             partner_frames = batch.related[:n_videos]
             return (bert_mask(batch.features, MASK_PROBABILITY, generator)[0],
                     bert_mask(partner_frames, MASK_PROBABILITY, generator)[0], *batch.related[n_videos:].split(n_videos))
-        assert self._masks is not None and self._train is not None
-        videos = torch.cat((batch.indices, batch.related_indices)).cpu().numpy()
+        assert self._masks is not None
         # per video, as the loader's item: mask the video, then its partner; then read all five as they stand
-        shown = self._masks.mask(videos.reshape(1 + len(RELATED_ORDER), n_videos).T, generator, n_masked=2)
-        frames = frames_shown(shown.transpose(1, 0, 2).reshape(len(videos), -1), videos,
-                              torch.cat((batch.features, batch.related)), self._train.read)
+        frames = self._masks.masked_frames(torch.cat((batch.indices, batch.related_indices)),
+                                           torch.cat((batch.features, batch.related)), 1 + len(RELATED_ORDER),
+                                           generator, n_masked=2)
         return frames.split(n_videos)
 
     def training_losses(self, model, batch, epoch, generator):

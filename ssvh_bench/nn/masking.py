@@ -61,11 +61,14 @@ class InPlaceMasks:
     The copy is held as ``source`` [N, T]: for each frame, the index ``n * T + t`` of the original frame it now
     shows, or ``ZEROED_SOURCE``. ``mask`` reads a batch of dataset items, each masking its first videos in order
     (BTH: the video, then its partner, which may be the video itself) and then reading all of its videos as
-    they stand (MCMSH also reads a positive and two negatives unmasked).
+    they stand (MCMSH also reads a positive and two negatives unmasked); ``masked_frames`` does it for a
+    training batch and returns the frames. ``read(sorted video indices)`` gives the training set's original
+    frames (``VideoFeatures.read``).
     """
 
-    def __init__(self, n_videos: int, n_frames: int, mask_prob: float) -> None:
-        self.n_videos, self.n_frames, self.mask_prob = n_videos, n_frames, mask_prob
+    def __init__(self, n_videos: int, n_frames: int, mask_prob: float,
+                 read: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.n_videos, self.n_frames, self.mask_prob, self.read = n_videos, n_frames, mask_prob, read
         self.reset()
 
     def reset(self) -> None:
@@ -88,6 +91,16 @@ class InPlaceMasks:
         source_video = torch.randint(0, self.n_videos, shape, generator=generator, device=device)[rows]
         source_frame = torch.randint(0, self.n_frames, shape, generator=generator, device=device)[rows]
         return self.apply(items, *(t.cpu().numpy() for t in (selected, action, source_video, source_frame)))
+
+    def masked_frames(self, videos: torch.Tensor, frames: torch.Tensor, reads: int, generator: torch.Generator,
+                      n_masked: int | None = None) -> torch.Tensor:
+        """A training batch's frames as the loader returns them: ``videos`` [reads * B] stacks ``reads`` blocks
+        of B (each item's first video, then its second...) and ``frames`` [reads * B, T, F] their original frames;
+        ``mask`` reads them item by item; the frames [reads * B, T, F] they show, in the same order."""
+        assert self.read is not None, "InPlaceMasks needs read to show frames"
+        indices = videos.cpu().numpy()
+        shown = self.mask(indices.reshape(reads, -1).T, generator, n_masked)  # [B, reads, T]
+        return frames_shown(shown.transpose(1, 0, 2).reshape(len(indices), -1), indices, frames, self.read)
 
     def apply(self, items: np.ndarray, selected: np.ndarray, action: np.ndarray, source_video: np.ndarray,
               source_frame: np.ndarray) -> np.ndarray:
