@@ -144,13 +144,18 @@ def _spread(values: list[float], fmt: str) -> str:
     return low if low == high else f"{low}-{high}"
 
 
+def _signed(value: float, fmt: str) -> str:
+    text = fmt.format(value)
+    return fmt.format(0.0) if float(text) == 0 else text  # no "-0.000"
+
+
 def _welch(suite: list[float], authors: list[float], fmt: str) -> str:
     if min(len(suite), len(authors)) < 2:
         return "-"
     test = scipy.stats.ttest_ind(suite, authors, equal_var=False)
-    low, high = (fmt.format(end) for end in test.confidence_interval(0.95))
+    low, high = (_signed(end, fmt) for end in test.confidence_interval(0.95))
     p = "p<0.01" if test.pvalue < 0.01 else f"p={test.pvalue:.2f}"
-    return f"{fmt.format(statistics.mean(suite) - statistics.mean(authors))} [{low}, {high}], {p}"
+    return f"{_signed(statistics.mean(suite) - statistics.mean(authors), fmt)} [{low}, {high}], {p}"
 
 
 def table(files: list[Path]) -> str:
@@ -171,11 +176,10 @@ def table(files: list[Path]) -> str:
                            f"{statistics.mean(maps):.3f}{sd} | {_spread(maps, '{:.3f}')} | "
                            f"{_spread([r['constant_bits'] for r in runs], '{}')} | "
                            f"{sum(r['collapsed'] for r in runs)} of {len(runs)} |")
-            for ours in ("in_place", "fresh"):
-                for theirs in ("in_place", "fresh"):
-                    suite, authors = found["suite", ours], found["authors", theirs]
-                    if not (suite and authors):
-                        continue
+            # like for like, and version 5 (fresh) against the released code
+            for ours, theirs in (("in_place", "in_place"), ("fresh", "fresh"), ("fresh", "in_place")):
+                suite, authors = found["suite", ours], found["authors", theirs]
+                if suite and authors:
                     rates = [[sum(r["collapsed"] for r in runs), sum(not r["collapsed"] for r in runs)]
                              for runs in (suite, authors)]
                     compared = [_welch(*([r[key] for r in runs] for runs in (suite, authors)), fmt)
@@ -183,20 +187,26 @@ def table(files: list[Path]) -> str:
                     versus.append(f"| {bits} | {name} | {CODES['suite', ours]} - {CODES['authors', theirs]} | "
                                   f"{' | '.join(compared)} | {rates[0][0]} of {sum(rates[0])} vs {rates[1][0]} of "
                                   f"{sum(rates[1])}, p={scipy.stats.fisher_exact(rates).pvalue:.2f} |")
-    present = [(init, code) for init in STARTS for code in CODES
-               if any((r["stage2_init"], (r["side"], r["masking"])) == (init, code) for r in rows)]
-    runs = ["| bits | seed | " + " | ".join(f"{CODES[code]}, {'independent' if init == 'independent' else '`stage1`'}"
-                                            for init, code in present) + " |",
-            "|---|---|" + "---|" * len(present)]
     by_key = {(r["side"], r["masking"], r["bits"], r["stage2_init"], r["seed"]): r for r in rows}
-    for bits, seed in sorted({(r["bits"], r["seed"]) for r in rows}, key=lambda k: (-k[0], k[1])):
-        cells = []
-        for init, code in present:
-            r = by_key.get((*code, bits, init, seed))
-            cells.append("-" if r is None else
-                         f"{r['map@5']:.3f}/{r['constant_bits']}{' †' if r['collapsed'] else ''}")
-        runs.append(f"| {bits} | {seed} | " + " | ".join(cells) + " |")
-    return "\n\n".join("\n".join(t) for t in (out, versus, runs))
+    runs = []  # one table of every run per stage-2 start
+    for init in STARTS:
+        present = [code for code in CODES if any((r["stage2_init"], (r["side"], r["masking"])) == (init, code)
+                                                 for r in rows)]
+        if not present:
+            continue
+        short = "independent" if init == "independent" else "`stage1`"
+        table_rows = [f"| bits | seed, {short} start | " + " | ".join(CODES[code] for code in present) + " |",
+                      "|---|---|" + "---|" * len(present)]
+        for bits, seed in sorted({(r["bits"], r["seed"]) for r in rows if r["stage2_init"] == init},
+                                 key=lambda k: (-k[0], k[1])):
+            cells = []
+            for code in present:
+                r = by_key.get((*code, bits, init, seed))
+                cells.append("-" if r is None else
+                             f"{r['map@5']:.3f}/{r['constant_bits']}{' †' if r['collapsed'] else ''}")
+            table_rows.append(f"| {bits} | {seed} | " + " | ".join(cells) + " |")
+        runs.append(table_rows)
+    return "\n\n".join("\n".join(t) for t in (out, versus, *runs))
 
 
 def start(folder: Path, seed: int, cache_dir: Path) -> None:
