@@ -80,26 +80,30 @@ class InPlaceMasks:
         in order, with draws from ``generator``; the sources [B, R, T] each item's videos show once it is read.
 
         Draws, in this order: the selection, the action, the source video and the source frame, each
-        [B, n_masked, T] (under torchrun for the global batch, of which this rank keeps its rows)."""
-        n_items, n_read = items.shape
-        n_masked = n_read if n_masked is None else n_masked
-        n_global, rows = distributed.batch_rows(n_items)
-        shape = (n_global, n_masked, self.n_frames)
+        [B, n_masked, T]."""
+        n_masked = items.shape[1] if n_masked is None else n_masked
+        shape = (len(items), n_masked, self.n_frames)
         device = generator.device
-        selected = torch.rand(shape, generator=generator, device=device)[rows] < self.mask_prob
-        action = torch.rand(shape, generator=generator, device=device)[rows]
-        source_video = torch.randint(0, self.n_videos, shape, generator=generator, device=device)[rows]
-        source_frame = torch.randint(0, self.n_frames, shape, generator=generator, device=device)[rows]
+        selected = torch.rand(shape, generator=generator, device=device) < self.mask_prob
+        action = torch.rand(shape, generator=generator, device=device)
+        source_video = torch.randint(0, self.n_videos, shape, generator=generator, device=device)
+        source_frame = torch.randint(0, self.n_frames, shape, generator=generator, device=device)
         return self.apply(items, *(t.cpu().numpy() for t in (selected, action, source_video, source_frame)))
 
     def masked_frames(self, videos: torch.Tensor, frames: torch.Tensor, reads: int, generator: torch.Generator,
                       n_masked: int | None = None) -> torch.Tensor:
         """A training batch's frames as the loader returns them: ``videos`` [reads * B] stacks ``reads`` blocks
         of B (each item's first video, then its second...) and ``frames`` [reads * B, T, F] their original frames;
-        ``mask`` reads them item by item; the frames [reads * B, T, F] they show, in the same order."""
+        ``mask`` reads them item by item; the frames [reads * B, T, F] they show, in the same order.
+
+        Under torchrun every rank masks the whole global batch in its order, in a copy of its own, so that each
+        rank's copy stays the one-process run's, and keeps its rows."""
         assert self.read is not None, "InPlaceMasks needs read to show frames"
+        n_local = len(videos) // reads
+        every = distributed.gather_blocks(videos, reads).cpu().numpy()  # the global batch, block by block
+        shown = self.mask(every.reshape(reads, -1).T, generator, n_masked)  # [B global, reads, T]
+        shown = shown[distributed.batch_rows(n_local)[1]]
         indices = videos.cpu().numpy()
-        shown = self.mask(indices.reshape(reads, -1).T, generator, n_masked)  # [B, reads, T]
         return frames_shown(shown.transpose(1, 0, 2).reshape(len(indices), -1), indices, frames, self.read)
 
     def apply(self, items: np.ndarray, selected: np.ndarray, action: np.ndarray, source_video: np.ndarray,
