@@ -15,9 +15,9 @@ Five commands:
   authors' code), database order; with the run's description, one JSON line of the same shape as ``run``'s
   (side ``authors``);
 - ``table FILE [FILE ...]``: the Markdown tables of the docs from those JSON lines (other lines are skipped):
-  per bit length, each start and side with its mean, spread and collapse rate, the suite against the authors'
-  code (Welch's interval for the difference of means, Fisher's exact test for the collapse rates), and every
-  run;
+  per bit length, each start and side with its mean, spread, code health and collapse rate, the suite against
+  the authors' code (Welch's interval for the difference of means, Fisher's exact test for the collapse rates),
+  and every run;
 - ``start DIR --seed S --cache-dir C``: after a run of seed S stored its stage 1 in C, stage 2's anchor term
   before its first step (eval mode, no mask, every training video) for each stage-2 start: how far the fresh
   model's frame-mean hidden states lie from the stage-1 anchor centres they are pulled towards.
@@ -160,8 +160,8 @@ def _welch(suite: list[float], authors: list[float], fmt: str) -> str:
 
 def table(files: list[Path]) -> str:
     rows = read_rows(files)
-    out = ["| bits | stage 2 start | code | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | collapsed |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = ["| bits | stage 2 start | code | runs | mAP@5 mean ± sd | mAP@5 range | constant bits | distinct codes | "
+           "top share | collapsed |", "|---|---|---|---|---|---|---|---|---|---|"]
     versus = ["| bits | stage 2 start | suite - authors' code | mAP@5 (Welch 95% interval) | constant bits (Welch 95% "
               "interval) | collapse rates, Fisher's exact p |", "|---|---|---|---|---|---|"]
     for bits in sorted({r["bits"] for r in rows}, reverse=True):
@@ -175,6 +175,8 @@ def table(files: list[Path]) -> str:
                 out.append(f"| {bits} | {name} | {CODES[code]} | {len(runs)} | "
                            f"{statistics.mean(maps):.3f}{sd} | {_spread(maps, '{:.3f}')} | "
                            f"{_spread([r['constant_bits'] for r in runs], '{}')} | "
+                           f"{_spread([r['distinct'] for r in runs], '{}')} | "
+                           f"{_spread([r['top_share'] for r in runs], '{:.2f}')} | "
                            f"{sum(r['collapsed'] for r in runs)} of {len(runs)} |")
             # like for like, and version 5 (fresh) against the released code
             for ours, theirs in (("in_place", "in_place"), ("fresh", "fresh"), ("fresh", "in_place")):
